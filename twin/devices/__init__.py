@@ -1,0 +1,1 @@
+"""Line devices, one module per kind."""

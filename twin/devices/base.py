@@ -1,0 +1,182 @@
+"""What every device shares: declared signals and commands, argument checking, the build context.
+
+Devices receive the world and the part pool through the context instead of owning them; a
+device never knows about sockets. Commands are declared as data (names, argument types,
+units, limits) so that the line can validate them before any state changes and so that a
+remote client can be told exactly what is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, ClassVar
+
+import msgspec
+import numpy as np
+
+from twin.events import EventLog
+from twin.parts import PartPool
+from twin.sim.world import World
+
+
+class CommandError(ValueError):
+    """A command that is not obeyed. `code` is a stable machine-readable reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Arg(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    type: str  # "float", "int", "bool", "str", "vec3", "floats"
+    unit: str = ""
+    choices: tuple[str, ...] | None = None  # for "str"
+    min: float | None = None
+    max: float | None = None
+    length: int | None = None  # for "floats"
+    optional: bool = False
+    doc: str = ""
+
+
+class CommandSpec(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    args: tuple[Arg, ...] = ()
+    doc: str = ""
+
+
+class SignalSpec(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    type: str  # "float", "int", "bool", "str", "floats", "int|null"
+    unit: str = ""
+    doc: str = ""
+
+
+def _number(cmd: str, arg: Arg, value: Any, integer: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        want = "an integer" if integer else "a number"
+        raise CommandError("bad_type", f"{cmd}: '{arg.name}' must be {want}, got {value!r}")
+    if integer and not isinstance(value, int):
+        raise CommandError("bad_type", f"{cmd}: '{arg.name}' must be an integer, got {value!r}")
+    if not math.isfinite(value):
+        raise CommandError("not_finite", f"{cmd}: '{arg.name}' must be finite, got {value!r}")
+    unit = f" {arg.unit}" if arg.unit else ""
+    if arg.min is not None and value < arg.min:
+        raise CommandError(
+            "out_of_range", f"{cmd}: '{arg.name}' = {value}{unit} is below the minimum {arg.min}{unit}"
+        )
+    if arg.max is not None and value > arg.max:
+        raise CommandError(
+            "out_of_range", f"{cmd}: '{arg.name}' = {value}{unit} is above the maximum {arg.max}{unit}"
+        )
+    return value
+
+
+def validate_args(spec: CommandSpec, args: Any) -> dict[str, Any]:
+    """Check `args` against the spec; return a clean dict or raise CommandError."""
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise CommandError("bad_type", f"{spec.name}: args must be a map, got {type(args).__name__}")
+    known = {a.name for a in spec.args}
+    extra = sorted(str(k) for k in args if k not in known)
+    if extra:
+        raise CommandError(
+            "unknown_arg", f"{spec.name}: unknown argument(s) {extra} (accepted: {sorted(known)})"
+        )
+    clean: dict[str, Any] = {}
+    for arg in spec.args:
+        if arg.name not in args:
+            if arg.optional:
+                continue
+            raise CommandError("missing_arg", f"{spec.name}: missing argument '{arg.name}'")
+        value = args[arg.name]
+        if arg.type == "float":
+            clean[arg.name] = float(_number(spec.name, arg, value))
+        elif arg.type == "int":
+            clean[arg.name] = int(_number(spec.name, arg, value, integer=True))
+        elif arg.type == "bool":
+            if not isinstance(value, bool):
+                raise CommandError("bad_type", f"{spec.name}: '{arg.name}' must be true or false, got {value!r}")
+            clean[arg.name] = value
+        elif arg.type == "str":
+            if not isinstance(value, str) or (arg.choices is not None and value not in arg.choices):
+                raise CommandError(
+                    "bad_value", f"{spec.name}: '{arg.name}' must be one of {list(arg.choices or [])}, got {value!r}"
+                )
+            clean[arg.name] = value
+        elif arg.type in ("vec3", "floats"):
+            n = 3 if arg.type == "vec3" else arg.length
+            if not isinstance(value, (list, tuple)) or (n is not None and len(value) != n):
+                raise CommandError(
+                    "bad_type", f"{spec.name}: '{arg.name}' must be a list of {n} numbers, got {value!r}"
+                )
+            clean[arg.name] = [float(_number(spec.name, arg, v)) for v in value]
+        else:  # pragma: no cover - a spec bug, not user input
+            raise AssertionError(arg.type)
+    return clean
+
+
+class BuildContext:
+    """What a device may use while building and updating: physics, parts, events, randomness."""
+
+    def __init__(self, world: World, pool: PartPool, events: EventLog, seed: int) -> None:
+        self.world = world
+        self.pool = pool
+        self.events = events
+        self.seed = seed
+        self.devices: dict[str, Device] = {}
+
+    def rng(self, device_id: str) -> np.random.Generator:
+        """A generator private to one device, so adding a device does not reshuffle the others."""
+        key = [ord(ch) for ch in device_id]
+        return np.random.default_rng([self.seed, *key])
+
+
+class Device:
+    """Base for line devices. Subclasses declare `kind`, `commands`, `signal_specs`."""
+
+    kind: ClassVar[str] = ""
+    commands: ClassVar[tuple[CommandSpec, ...]] = ()
+    signal_specs: ClassVar[tuple[SignalSpec, ...]] = ()
+
+    def __init__(self, cfg: Any, ctx: BuildContext) -> None:
+        self.cfg = cfg
+        self.id: str = cfg.id
+        self.ctx = ctx
+        self.emit: Callable[..., None] = lambda kind, **data: ctx.events.emit(kind, self.id, **data)
+
+    def command_spec(self, name: str) -> CommandSpec:
+        for spec in self.commands:
+            if spec.name == name:
+                return spec
+        raise CommandError(
+            "unknown_command",
+            f"device '{self.id}' ({self.kind}) has no command '{name}' "
+            f"(accepted: {[c.name for c in self.commands]})",
+        )
+
+    def apply(self, command: str, args: dict[str, Any]) -> None:
+        """Carry out a validated command; raise CommandError (with no state change) to refuse."""
+        getattr(self, "cmd_" + command)(**args)
+
+    def before_step(self) -> None:
+        """Set actuator targets for the coming physics step."""
+
+    def after_step(self) -> None:
+        """Read sensors (the world has already cast its rays) and advance device logic."""
+
+    def signals(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def safe_state(self, reason: str) -> None:
+        """Go to the safe state: stop motion, hold position."""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "signals": [msgspec.to_builtins(s) for s in self.signal_specs],
+            "commands": [msgspec.to_builtins(c) for c in self.commands],
+        }

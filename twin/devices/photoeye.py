@@ -1,0 +1,45 @@
+"""Photo-eye: a through-beam across a belt; blocked while a part interrupts it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twin.config import PhotoEyeConfig
+from twin.devices.base import BuildContext, Device, SignalSpec
+from twin.devices.conveyor import conveyor_of
+
+_INSET = 0.004  # m: emitter and receiver sit just inside the guide rails
+
+
+class PhotoEye(Device):
+    kind = "photoeye"
+    signal_specs = (
+        SignalSpec(name="blocked", type="bool", doc="beam interrupted"),
+        SignalSpec(name="part", type="int|null", doc="id of the part in the beam"),
+        SignalSpec(name="count", type="int", doc="rising edges seen"),
+    )
+
+    def __init__(self, cfg: PhotoEyeConfig, ctx: BuildContext) -> None:
+        super().__init__(cfg, ctx)
+        belt = conveyor_of(ctx, cfg.id, cfg.conveyor)
+        half = belt.cfg.width / 2 - _INSET
+        self.start = belt.point(cfg.offset, -half, cfg.beam_height)
+        self.end = belt.point(cfg.offset, half, cfg.beam_height)
+        self.ray = ctx.world.rays.add(self.start, self.end)
+        self.blocked = False
+        self.part: int | None = None
+        self.count = 0
+
+    def after_step(self) -> None:
+        body = int(self.ctx.world.rays.hit_body[self.ray])
+        part = self.ctx.pool.part_at_body(body) if body >= 0 else None
+        blocked = body >= 0
+        if blocked and not self.blocked:
+            self.count += 1
+            self.emit("eye_blocked", part=part)
+        elif self.blocked and not blocked:
+            self.emit("eye_cleared", part=self.part)
+        self.blocked, self.part = blocked, part
+
+    def signals(self) -> dict[str, Any]:
+        return {"blocked": self.blocked, "part": self.part, "count": self.count}

@@ -1,0 +1,109 @@
+"""Source: puts parts on a belt at an interval (seeded jitter and type mix), if there is room."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from twin.config import SourceConfig
+from twin.devices.base import Arg, BuildContext, CommandError, CommandSpec, Device, SignalSpec
+from twin.devices.conveyor import conveyor_of
+
+_DROP = 0.002  # m: parts appear just above the belt and settle onto it
+
+
+class Source(Device):
+    kind = "source"
+    signal_specs = (
+        SignalSpec(name="enabled", type="bool"),
+        SignalSpec(name="spawned", type="int", doc="parts emitted so far"),
+        SignalSpec(name="blocked", type="bool", doc="a part is due but the drop zone is occupied"),
+        SignalSpec(name="next_at", type="float", unit="s", doc="sim time the next part is due"),
+        SignalSpec(name="last_part", type="int|null"),
+    )
+
+    def __init__(self, cfg: SourceConfig, ctx: BuildContext) -> None:
+        super().__init__(cfg, ctx)
+        self.belt = conveyor_of(ctx, cfg.id, cfg.conveyor)
+        types = [m.type for m in cfg.parts]
+        self.commands = (
+            CommandSpec(name="enable", doc="emit parts at the configured interval"),
+            CommandSpec(name="disable", doc="stop emitting parts"),
+            CommandSpec(
+                name="spawn",
+                args=(Arg(name="type", type="str", choices=tuple(types), optional=True),),
+                doc="emit one part now (random type from the mix if not given)",
+            ),
+        )
+        self.types = types
+        weights = np.array([m.weight for m in cfg.parts], dtype=float)
+        self.weights = weights / weights.sum()
+        self.rng = ctx.rng(cfg.id)
+        self.enabled = cfg.enabled
+        self.spawned = 0
+        self.blocked = False
+        self.next_at = cfg.first_at
+        self.last_part: int | None = None
+        self._requested: list[str | None] = []
+        largest = max(max(ctx.pool.types[t].size[:2]) for t in types)
+        half = largest / 2 + 0.01
+        corners = [
+            self.belt.point(cfg.offset + dx, dy, up)
+            for dx in (-half, half)
+            for dy in (-half, half)
+            for up in (0.004, 0.15)
+        ]
+        self.zone_min = [min(p[i] for p in corners) for i in range(3)]
+        self.zone_max = [max(p[i] for p in corners) for i in range(3)]
+
+    def cmd_enable(self) -> None:
+        self.enabled = True
+
+    def cmd_disable(self) -> None:
+        self.enabled = False
+
+    def cmd_spawn(self, type: str | None = None) -> None:
+        if len(self._requested) >= 16:
+            raise CommandError("busy", f"source '{self.id}': 16 spawn requests already waiting")
+        self._requested.append(type)
+
+    def _zone_clear(self) -> bool:
+        hits = self.ctx.world.client.getOverlappingObjects(self.zone_min, self.zone_max) or ()
+        return not any(self.ctx.pool.part_at_body(b) is not None for b, _ in hits)
+
+    def _limit_reached(self) -> bool:
+        return self.cfg.max_parts > 0 and self.spawned >= self.cfg.max_parts
+
+    def after_step(self) -> None:
+        now = self.ctx.world.sim_time
+        due = self.enabled and now >= self.next_at and not self._limit_reached()
+        if not (due or self._requested):
+            self.blocked = False
+            return
+        if not self._zone_clear():
+            self.blocked = True
+            return
+        self.blocked = False
+        if self._requested:
+            wanted = self._requested.pop(0)
+        else:
+            wanted = None
+            jitter = self.rng.uniform(-self.cfg.jitter, self.cfg.jitter) if self.cfg.jitter else 0.0
+            self.next_at = now + max(self.ctx.world.dt, self.cfg.interval + jitter)
+        type_name = wanted or self.types[int(self.rng.choice(len(self.types), p=self.weights))]
+        size = self.ctx.pool.types[type_name].size
+        pos = self.belt.point(self.cfg.offset, 0, size[2] / 2 + _DROP)
+        part = self.ctx.pool.spawn(type_name, pos, self.belt.cfg.yaw, now)
+        self.spawned += 1
+        self.last_part = part.id
+        self.emit("part_spawned", part=part.id, type=type_name)
+
+    def signals(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "spawned": self.spawned,
+            "blocked": self.blocked,
+            "next_at": self.next_at,
+            "last_part": self.last_part,
+        }

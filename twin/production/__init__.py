@@ -1,0 +1,1 @@
+"""Production-line control logic (PackML state machines, sequencing)."""

@@ -1,0 +1,1 @@
+"""Physics: the World that owns one pybullet client, and asset lookup."""

@@ -1,0 +1,150 @@
+"""World: owns one pybullet client and the fixed-step clock.
+
+Never touches the module-global pybullet state, so several worlds can live in one process.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pybullet
+from pybullet_utils.bullet_client import BulletClient
+
+from twin.config import Physics
+from twin.sim.assets import resolve_asset
+
+
+class RayBank:
+    """All beam sensors of the line, cast in one rayTestBatch call per step.
+
+    Devices register their rays at build time and read their slice of the results, so the
+    per-step cost is one C call however many sensors there are.
+    """
+
+    def __init__(self) -> None:
+        self._from: list[list[float]] = []
+        self._to: list[list[float]] = []
+        self._from_arr = np.zeros((0, 3))
+        self._to_arr = np.zeros((0, 3))
+        self.hit_body = np.zeros(0, dtype=np.int64)
+        self.hit_fraction = np.ones(0)
+
+    def add(self, start: list[float], end: list[float]) -> int:
+        """Register a ray; returns its index into hit_body / hit_fraction."""
+        self._from.append(list(start))
+        self._to.append(list(end))
+        self._from_arr = np.array(self._from, dtype=float)
+        self._to_arr = np.array(self._to, dtype=float)
+        self.hit_body = np.full(len(self._from), -1, dtype=np.int64)
+        self.hit_fraction = np.ones(len(self._from))
+        return len(self._from) - 1
+
+    def move(self, index: int, start: list[float], end: list[float]) -> None:
+        """Move a ray that follows a moving device (e.g. a suction cup)."""
+        self._from_arr[index] = start
+        self._to_arr[index] = end
+
+    def cast(self, client: BulletClient) -> None:
+        if not len(self._from):
+            return
+        results = client.rayTestBatch(self._from_arr, self._to_arr)
+        for i, r in enumerate(results):
+            self.hit_body[i] = r[0]
+            self.hit_fraction[i] = r[2]
+
+
+class World:
+    """One pybullet client, its fixed timestep and substeps, and the line's beam sensors."""
+
+    def __init__(self, physics: Physics, gui: bool = False) -> None:
+        self.physics = physics
+        self.dt = physics.timestep
+        self.step_index = 0
+        self.client = BulletClient(connection_mode=pybullet.GUI if gui else pybullet.DIRECT)
+        c = self.client
+        c.resetSimulation()
+        c.setGravity(*physics.gravity)
+        # fixedTimeStep is one twin step; bullet subdivides it into `substeps` internal steps.
+        c.setPhysicsEngineParameter(
+            fixedTimeStep=physics.timestep,
+            numSubSteps=physics.substeps,
+            numSolverIterations=physics.solver_iterations,
+            deterministicOverlappingPairs=1,
+        )
+        if gui:
+            c.configureDebugVisualizer(pybullet.COV_ENABLE_GUI, 0)
+        self.rays = RayBank()
+        self.floor = c.loadURDF(str(resolve_asset("plane.urdf")), useFixedBase=True)
+        self._closed = False
+
+    @property
+    def sim_time(self) -> float:
+        return self.step_index * self.dt
+
+    def step(self) -> None:
+        """Advance physics by one twin step and cast every beam sensor."""
+        self.client.stepSimulation()
+        self.step_index += 1
+        self.rays.cast(self.client)
+
+    def box(
+        self,
+        half_extents: list[float],
+        position: list[float],
+        yaw: float = 0.0,
+        color: list[float] | None = None,
+        friction: float = 0.8,
+    ) -> int:
+        """A static box (frames, tables, stops)."""
+        c = self.client
+        col = c.createCollisionShape(pybullet.GEOM_BOX, halfExtents=half_extents)
+        vis = c.createVisualShape(
+            pybullet.GEOM_BOX, halfExtents=half_extents, rgbaColor=color or [0.6, 0.6, 0.6, 1]
+        )
+        body = c.createMultiBody(
+            baseMass=0,
+            baseCollisionShapeIndex=col,
+            baseVisualShapeIndex=vis,
+            basePosition=position,
+            baseOrientation=c.getQuaternionFromEuler([0, 0, yaw]),
+        )
+        c.changeDynamics(body, -1, lateralFriction=friction)
+        return body
+
+    def render(self, view, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """RGB image (H, W, 3) from the software renderer; works headless."""
+        c = self.client
+        w, h = width or view.width, height or view.height
+        vm = c.computeViewMatrixFromYawPitchRoll(
+            cameraTargetPosition=view.target,
+            distance=view.distance,
+            yaw=view.yaw,
+            pitch=view.pitch,
+            roll=0,
+            upAxisIndex=2,
+        )
+        pm = c.computeProjectionMatrixFOV(fov=50, aspect=w / h, nearVal=0.05, farVal=20)
+        _, _, rgba, _, _ = c.getCameraImage(
+            w,
+            h,
+            viewMatrix=vm,
+            projectionMatrix=pm,
+            renderer=pybullet.ER_TINY_RENDERER,
+            lightDirection=[1.5, -1.0, 3.0],
+            shadow=1,
+        )
+        return np.reshape(np.asarray(rgba, dtype=np.uint8), (h, w, 4))[:, :, :3]
+
+    def close(self) -> None:
+        """Disconnect; safe to call more than once."""
+        if not self._closed:
+            self._closed = True
+            try:
+                self.client.disconnect()
+            except pybullet.error:
+                pass
+
+    def __enter__(self) -> World:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
