@@ -1,0 +1,127 @@
+"""`twin` command line: parse, call, print. The work happens in the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from twin.config import ConfigError, load
+
+DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default_line.toml")
+
+
+def _realtime_factor(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"real-time factor must be > 0, got {text}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from twin.run import run_line, summary_dict
+
+    cfg = load(args.config)
+    # SIGTERM ends the run like Ctrl-C: the summary is still printed and written
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    summary = run_line(
+        cfg,
+        args.duration,
+        seed=args.seed,
+        realtime_factor=args.realtime,
+        gui=args.gui,
+        progress=not args.quiet,
+    )
+    for text in summary.lines():
+        print(text)
+    if args.report:
+        path = Path(args.report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary_dict(summary), indent=2) + "\n")
+        print(f"report          {path}")
+    return 130 if summary.interrupted else 0
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from twin.snapshot import snapshot
+
+    cfg = load(args.config)
+    out = snapshot(cfg, args.out, settle_s=args.settle, width=args.width, height=args.height)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    kinds: dict[str, int] = {}
+    for d in cfg.devices:
+        kind = type(d).__struct_config__.tag
+        kinds[kind] = kinds.get(kind, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
+    print(f"{args.config}: ok ({cfg.name}: {summary})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twin", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a line headless and print a summary")
+    run.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
+    run.add_argument("--duration", type=_positive, default=600.0, help="simulated seconds")
+    run.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    run.add_argument("--report", help="write the summary as JSON to this file")
+    run.add_argument("--gui", action="store_true", help="open pybullet's window")
+    run.add_argument(
+        "--realtime",
+        nargs="?",
+        const=1.0,
+        default=None,
+        type=_realtime_factor,
+        metavar="FACTOR",
+        help="pace to the wall clock (times FACTOR); default is as fast as possible",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.set_defaults(func=cmd_run)
+
+    snap = sub.add_parser("snapshot", help="render the line to a PNG, headless")
+    snap.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
+    snap.add_argument("--out", required=True)
+    snap.add_argument("--settle", type=float, default=30.0, help="simulated seconds first")
+    snap.add_argument("--width", type=int, default=None)
+    snap.add_argument("--height", type=int, default=None)
+    snap.set_defaults(func=cmd_snapshot)
+
+    check = sub.add_parser("check", help="validate a line config")
+    check.add_argument("config")
+    check.set_defaults(func=cmd_check)
+
+    try:
+        from twin.server.command import add_parser as add_serve_parser
+    except ImportError:  # the server lands separately
+        add_serve_parser = None
+    if add_serve_parser is not None:
+        add_serve_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

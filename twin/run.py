@@ -1,0 +1,146 @@
+"""Run a line headless for a simulated duration and summarise it (`twin run`)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import msgspec
+
+from twin.config import LineConfig
+from twin.line import Line
+
+
+class RunSummary(msgspec.Struct, kw_only=True):
+    line: str
+    config: str
+    seed: int
+    steps: int
+    sim_time_s: float
+    wall_time_s: float
+    real_time_factor: float
+    parts_spawned: int
+    parts_completed: int
+    wip: int
+    throughput_per_hour: float
+    throughput_per_hour_second_half: float
+    mean_lead_time_s: float | None
+    interrupted: bool
+
+    def lines(self) -> list[str]:
+        lead = f"{self.mean_lead_time_s:.1f} s" if self.mean_lead_time_s is not None else "-"
+        return [
+            f"line            {self.line} ({self.config}, seed {self.seed})",
+            f"simulated time  {self.sim_time_s:.1f} s in {self.steps} steps"
+            + ("  (interrupted)" if self.interrupted else ""),
+            f"wall time       {self.wall_time_s:.2f} s",
+            f"real-time factor {self.real_time_factor:.1f}x",
+            f"parts spawned   {self.parts_spawned}",
+            f"parts completed {self.parts_completed}  (in process: {self.wip})",
+            f"throughput      {self.throughput_per_hour:.1f} parts/h "
+            f"(second half: {self.throughput_per_hour_second_half:.1f} parts/h)",
+            f"mean lead time  {lead}",
+        ]
+
+
+class _Progress:
+    """A tqdm bar on a terminal, a plain line every 10% otherwise."""
+
+    def __init__(self, total_steps: int, enabled: bool) -> None:
+        self.total = total_steps
+        self.enabled = enabled
+        self.bar = None
+        self.next_tenth = 1
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total_steps, unit="step", unit_scale=True, dynamic_ncols=True)
+
+    def update(self, done: int, n: int, parts_completed: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix(completed=parts_completed, refresh=False)
+        elif done * 10 >= self.next_tenth * self.total:
+            pct = 100 * done // self.total
+            print(f"progress {pct:3d}%  parts completed {parts_completed}", file=sys.stderr, flush=True)
+            self.next_tenth = done * 10 // self.total + 1
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_line(
+    cfg: LineConfig,
+    duration: float,
+    *,
+    seed: int | None = None,
+    realtime_factor: float | None = None,
+    gui: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Step the line with its built-in controller for `duration` simulated seconds."""
+    line = Line(cfg, seed=seed, gui=gui)
+    total = max(1, round(duration / line.dt))
+    chunk = max(1, min(200, total // 100))  # progress and Ctrl-C checks without per-step cost
+    bar = _Progress(total, progress)
+    completed_at_half: int | None = None
+    interrupted = False
+    start = time.perf_counter()
+    done = 0
+    try:
+        while done < total:
+            n = min(chunk, total - done)
+            line.step(n)
+            done += n
+            if realtime_factor:
+                ahead = line.sim_time / realtime_factor - (time.perf_counter() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+            if completed_at_half is None and done * 2 >= total:
+                completed_at_half = line.counts()["parts_completed"]
+            bar.update(done, n, line.counts()["parts_completed"])
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    wall = time.perf_counter() - start
+    summary = _summarise(line, cfg, wall, interrupted, completed_at_half)
+    line.close()
+    return summary
+
+
+def _summarise(
+    line: Line, cfg: LineConfig, wall: float, interrupted: bool, completed_at_half: int | None
+) -> RunSummary:
+    counts = line.counts()
+    sim = line.sim_time
+    sinks = [d for d in line.devices.values() if d.kind == "sink"]
+    done_count = sum(s.count for s in sinks)
+    lead = sum(s.lead_time_sum for s in sinks) / done_count if done_count else None
+    second_half = counts["parts_completed"] - (completed_at_half or 0)
+    return RunSummary(
+        line=cfg.name,
+        config=cfg.source_path,
+        seed=line.seed,
+        steps=line.step_index,
+        sim_time_s=sim,
+        wall_time_s=wall,
+        real_time_factor=sim / wall if wall > 0 else 0.0,
+        parts_spawned=counts["parts_spawned"],
+        parts_completed=counts["parts_completed"],
+        wip=counts["wip"],
+        throughput_per_hour=counts["parts_completed"] / sim * 3600 if sim > 0 else 0.0,
+        throughput_per_hour_second_half=(
+            second_half / (sim / 2) * 3600 if sim > 0 and completed_at_half is not None else 0.0
+        ),
+        mean_lead_time_s=lead,
+        interrupted=interrupted,
+    )
+
+
+def summary_dict(summary: RunSummary) -> dict[str, Any]:
+    return msgspec.to_builtins(summary)
