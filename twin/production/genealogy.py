@@ -1,0 +1,79 @@
+"""Part genealogy from events: every part's type, spawn, station visits, completion, quality."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from twin.events import Event
+
+
+class StationVisit(msgspec.Struct, kw_only=True):
+    station: str
+    entered: float
+    left: float | None = None
+    processed: bool = False
+
+
+class PartRecord(msgspec.Struct, kw_only=True):
+    id: int
+    type: str
+    spawned: float
+    visits: list[StationVisit] = msgspec.field(default_factory=list)
+    completed: float | None = None
+    quality: str = "good"  # "good" or "reject"
+    defect: str | None = None  # why it is a reject
+
+
+class Genealogy:
+    """Keeps the record of every part seen; bounded by `keep_completed` finished records."""
+
+    def __init__(self, keep_completed: int = 100_000) -> None:
+        self.parts: dict[int, PartRecord] = {}
+        self.keep_completed = keep_completed
+        self._completed_order: list[int] = []
+
+    def consume(self, events: Iterable[Event]) -> None:
+        for e in events:
+            d = e.data
+            part = d.get("part")
+            if e.kind == "part_spawned":
+                self.parts[part] = PartRecord(id=part, type=d["type"], spawned=e.time)
+                if d.get("quality") == "reject":
+                    self._reject(part, d.get("defect", "defective material"))
+                continue
+            record = self.parts.get(part) if part is not None else None
+            if record is None:
+                continue
+            if e.kind == "part_entered":
+                record.visits.append(StationVisit(station=e.device, entered=e.time))
+            elif e.kind == "part_left":
+                for visit in reversed(record.visits):
+                    if visit.station == e.device and visit.left is None:
+                        visit.left = e.time
+                        break
+            elif e.kind == "process_finished":
+                for visit in reversed(record.visits):
+                    if visit.station == e.device:
+                        visit.processed = True
+                        break
+                if d.get("quality") == "reject":
+                    self._reject(part, d.get("defect", f"defect at {e.device}"))
+            elif e.kind == "part_completed":
+                record.completed = e.time
+                self._completed_order.append(part)
+                if len(self._completed_order) > self.keep_completed:
+                    self.parts.pop(self._completed_order.pop(0), None)
+
+    def _reject(self, part: int, why: str) -> None:
+        record = self.parts[part]
+        record.quality = "reject"
+        record.defect = record.defect or why
+
+    def get(self, part: int) -> PartRecord | None:
+        return self.parts.get(part)
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return [msgspec.to_builtins(r) for r in self.parts.values()]
