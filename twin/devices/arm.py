@@ -50,7 +50,7 @@ class Arm(Device):
     signal_specs = (
         SignalSpec(name="state", type="str", doc="idle, moving, picking, placing, halted"),
         SignalSpec(name="busy", type="bool", doc="a job is running"),
-        SignalSpec(name="result", type="str", doc="outcome of the last job: ok, no_part, halted"),
+        SignalSpec(name="result", type="str", doc="outcome of the last job: ok, no_part, not_reached, halted"),
         SignalSpec(name="jobs_done", type="int", doc="jobs finished (any result)"),
         SignalSpec(name="vacuum", type="bool"),
         SignalSpec(name="holding", type="int|null", doc="id of the part on the cup"),
@@ -101,6 +101,7 @@ class Arm(Device):
         self.constraint: int | None = None
         self._joint_move: tuple[np.ndarray, np.ndarray, float, float] | None = None
         self._pending_result: str | None = None
+        self.grip_offset = np.zeros(2)  # part centre minus cup, in world x/y, while holding
 
     # model ---------------------------------------------------------------------------
     def _read_model(self) -> None:
@@ -258,10 +259,10 @@ class Arm(Device):
         above = self._via_travel_height(target)
         near = np.array([target[0], target[1], target[2] + tallest + 0.03])
         self.queue.append(_Segment(above, near, self.cfg.max_tool_speed))
+        self.queue.append(_Action("vacuum_on"))  # only now: never grab a part on the way
         self.queue.append(_Segment(near, target, self.cfg.search_speed, search=True))
         self.queue.append(_Action("check_sealed"))
         self.queue.append(_Segment(target, np.array([*target[:2], self.cfg.travel_height]), self.cfg.max_tool_speed))
-        self.vacuum = True
         self.state, self.result = "picking", "running"
 
     def cmd_place(self, position: list[float]) -> None:
@@ -270,13 +271,15 @@ class Arm(Device):
             raise CommandError("not_holding", f"arm '{self.id}': place needs a part on the cup")
         target = self._check_reach("place", position)
         height = self.ctx.pool.active[self.holding].size[2]
-        drop = np.array([target[0], target[1], target[2] + height + _CLEARANCE])
-        above = self._via_travel_height(target)
+        # aim the part's centre, not the cup, at the commanded point
+        cup = target[:2] - self.grip_offset
+        drop = np.array([cup[0], cup[1], target[2] + height + _CLEARANCE])
+        above = self._via_travel_height(drop)
         near = drop + [0, 0, 0.04]
         self.queue.append(_Segment(above, near, self.cfg.max_tool_speed))
         self.queue.append(_Segment(near, drop, self.cfg.search_speed))
         self.queue.append(_Action("release"))
-        self.queue.append(_Segment(drop, np.array([*target[:2], self.cfg.travel_height]), self.cfg.max_tool_speed))
+        self.queue.append(_Segment(drop, np.array([*drop[:2], self.cfg.travel_height]), self.cfg.max_tool_speed))
         self.state, self.result = "placing", "running"
 
     def cmd_vacuum(self, on: bool) -> None:
@@ -326,6 +329,7 @@ class Arm(Device):
             rel_orn,
         )
         c.changeConstraint(self.constraint, maxForce=_HOLD_FORCE)
+        self.grip_offset = np.array(part_pos[:2]) - np.array(tool_pos[:2])
         self.holding = part_id
         self.emit("gripper_attached", part=part_id)
 
@@ -364,9 +368,9 @@ class Arm(Device):
         dt = self.ctx.world.dt
         if self._joint_move is not None:
             q0, q1, duration, t = self._joint_move
-            t = min(t + dt, duration)
+            t += dt  # runs on past `duration` while the joints settle
             self._joint_move = (q0, q1, duration, t)
-            self.q_target = q0 + (q1 - q0) * (t / duration)
+            self.q_target = q0 + (q1 - q0) * min(1.0, t / duration)
         while self.queue and isinstance(self.queue[0], _Action):
             self._run_action(self.queue.popleft())
         if self.queue:
@@ -392,6 +396,8 @@ class Arm(Device):
             if lift is not None:
                 self.queue.append(lift)
             self._pending_result = "no_part"
+        elif action.name == "vacuum_on":
+            self.vacuum = True
         elif action.name == "release":
             self.vacuum = False
             self._release()
@@ -409,9 +415,10 @@ class Arm(Device):
                 self._seal(part)
         if self._joint_move is not None:
             q0, q1, duration, t = self._joint_move
-            if t >= duration and np.max(np.abs(self.q - q1)) < 0.01:
+            settled = np.max(np.abs(self.q - q1)) < 0.01
+            if t >= duration and (settled or t >= duration + _SETTLE_LIMIT):
                 self._joint_move = None
-                self._finish("ok")
+                self._finish("ok" if settled else "not_reached")
         if self.queue:
             seg = self.queue[0]
             if isinstance(seg, _Segment):
@@ -427,7 +434,7 @@ class Arm(Device):
                     if np.linalg.norm(self.tool - seg.end) < _ARRIVE_TOL or seg.settling > _SETTLE_LIMIT:
                         self.queue.popleft()
             if not self.queue:
-                self._finish(getattr(self, "_pending_result", None) or "ok")
+                self._finish(self._pending_result or "ok")
                 self._pending_result = None
 
     def signals(self) -> dict[str, Any]:
