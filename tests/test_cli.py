@@ -25,9 +25,7 @@ REPORT_KEYS = {
 
 
 def twin(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*TWIN, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([*TWIN, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 def test_run_reports_finished_parts_faster_than_real_time(tmp_path):
@@ -41,7 +39,14 @@ def test_run_reports_finished_parts_faster_than_real_time(tmp_path):
     assert data["parts_spawned"] >= data["parts_completed"]
     assert data["real_time_factor"] > 1.0
     assert data["throughput_per_hour"] == data["parts_completed"] / 60.0 * 3600
-    for word in ("simulated time", "wall time", "real-time factor", "parts spawned", "parts completed", "throughput"):
+    for word in (
+        "simulated time",
+        "wall time",
+        "real-time factor",
+        "parts spawned",
+        "parts completed",
+        "throughput",
+    ):
         assert word in out.stdout
     # not a terminal: plain progress lines instead of a bar
     assert "progress 100%" in out.stderr
@@ -85,7 +90,9 @@ def test_ctrl_c_stops_cleanly_and_still_reports(tmp_path):
 
 def test_two_robot_line_produces_parts(tmp_path):
     report = tmp_path / "r.json"
-    out = twin("run", "configs/two_robot_line.toml", "--duration", "90", "--quiet", "--report", str(report))
+    out = twin(
+        "run", "configs/two_robot_line.toml", "--duration", "90", "--quiet", "--report", str(report)
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(report.read_text())["parts_completed"] > 0
 
@@ -101,7 +108,11 @@ def test_snapshot_renders_the_line(tmp_path):
 
 def test_bad_config_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.toml"
-    text = (ROOT / "configs" / "default_line.toml").read_text().replace("cycle_time = 8.0", "cycle_time = -8.0")
+    text = (
+        (ROOT / "configs" / "default_line.toml")
+        .read_text()
+        .replace("cycle_time = 8.0", "cycle_time = -8.0")
+    )
     bad.write_text(text)
     out = twin("run", str(bad), "--duration", "1")
     assert out.returncode == 2

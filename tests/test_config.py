@@ -50,7 +50,7 @@ def test_minimal_config_loads_with_defaults():
         # unknown key, top level and in a device
         (lambda t: t + "\ncolour = 3\n", ["mini.toml", "unknown field `colour`"]),
         (
-            lambda t: t.replace('offset = 0.2', 'offset = 0.2\nbeam_heigth = 0.01'),
+            lambda t: t.replace("offset = 0.2", "offset = 0.2\nbeam_heigth = 0.01"),
             ["mini.toml", "devices[1] (device 'eye')", "unknown field `beam_heigth`"],
         ),
         # wrong type
@@ -77,7 +77,10 @@ def test_minimal_config_loads_with_defaults():
             ["devices[1].kind", "Invalid value 'laser'"],
         ),
         # duplicate id
-        (lambda t: t.replace('id = "eye"', 'id = "belt"'), ["devices[1].id", "duplicate device id 'belt'"]),
+        (
+            lambda t: t.replace('id = "eye"', 'id = "belt"'),
+            ["devices[1].id", "duplicate device id 'belt'"],
+        ),
         # dangling reference
         (
             lambda t: t.replace('conveyor = "belt"', 'conveyor = "belt_2"'),
@@ -92,7 +95,9 @@ def test_minimal_config_loads_with_defaults():
         (lambda t: t.replace("offset = 0.2", "offset = 2.0"), ["offset", "is off the belt 'belt'"]),
         # missing asset
         (
-            lambda t: t + '\n[[devices]]\nkind = "arm"\nid = "robot"\nmodel = "no/such_robot.urdf"\n',
+            lambda t: (
+                t + '\n[[devices]]\nkind = "arm"\nid = "robot"\nmodel = "no/such_robot.urdf"\n'
+            ),
             ["devices[2] (device 'robot').model", "asset 'no/such_robot.urdf' not found"],
         ),
         # not TOML at all
@@ -126,23 +131,31 @@ def test_bad_config_names_file_field_and_problem(edit, expected):
 
 
 def test_unknown_part_type_in_source():
-    text = MINIMAL + """
+    text = (
+        MINIMAL
+        + """
 [[devices]]
 kind = "source"
 id = "src"
 conveyor = "belt"
 parts = [{ type = "gear" }]
 """
-    with pytest.raises(ConfigError, match=r"devices\[2\].*parts\[0\]\.type.*unknown part type 'gear'"):
+    )
+    with pytest.raises(
+        ConfigError, match=r"devices\[2\].*parts\[0\]\.type.*unknown part type 'gear'"
+    ):
         loads(text, "mini.toml")
 
 
 def test_controller_references_are_checked():
-    text = MINIMAL + """
+    text = (
+        MINIMAL
+        + """
 [controller]
 kind = "sequencer"
 belts = [{ conveyor = "belt", stop_eye = "no_eye" }]
 """
+    )
     with pytest.raises(ConfigError, match=r"controller\.belts\[0\]\.stop_eye.*'no_eye'"):
         loads(text, "mini.toml")
 

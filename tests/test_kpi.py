@@ -24,7 +24,9 @@ def steady_station(cycle: float, parts: int, gap: float = 0.0, rejects: set[int]
         quality = "reject" if i in rejects else "good"
         events.append(ev(t, "process_finished", "st", part=i, quality=quality))
         events.append(ev(t, "station_activity", "st", activity="starved"))
-        events.append(ev(t, "part_completed", "sink", part=i, type="a", lead_time=cycle, quality=quality))
+        events.append(
+            ev(t, "part_completed", "sink", part=i, type="a", lead_time=cycle, quality=quality)
+        )
         t += gap
     return events, t
 
@@ -44,12 +46,24 @@ def test_station_fed_faster_than_its_cycle_produces_at_one_over_c():
 def test_line_throughput_is_the_slowest_station_rate():
     # two stations in series; the slow one (10 s) paces the line, the fast one (4 s) starves
     events, t = [], 0.0
-    events += [ev(0, "station_activity", "fast", activity="starved"), ev(0, "station_activity", "slow", activity="starved")]
+    events += [
+        ev(0, "station_activity", "fast", activity="starved"),
+        ev(0, "station_activity", "slow", activity="starved"),
+    ]
     for i in range(1, 31):
-        events += [ev(t, "part_spawned", "src", part=i, type="a"), ev(t, "station_activity", "fast", activity="execute")]
-        events += [ev(t + 4, "process_finished", "fast", part=i), ev(t + 4, "station_activity", "fast", activity="starved")]
+        events += [
+            ev(t, "part_spawned", "src", part=i, type="a"),
+            ev(t, "station_activity", "fast", activity="execute"),
+        ]
+        events += [
+            ev(t + 4, "process_finished", "fast", part=i),
+            ev(t + 4, "station_activity", "fast", activity="starved"),
+        ]
         events += [ev(t + 4, "station_activity", "slow", activity="execute")]
-        events += [ev(t + 14, "process_finished", "slow", part=i), ev(t + 14, "station_activity", "slow", activity="starved")]
+        events += [
+            ev(t + 14, "process_finished", "slow", part=i),
+            ev(t + 14, "station_activity", "slow", activity="starved"),
+        ]
         events += [ev(t + 14, "part_completed", "sink", part=i, lead_time=14.0)]
         t += 10.0
     events.sort(key=lambda e: e.time)
@@ -89,7 +103,9 @@ def test_quality_is_good_over_total_and_oee_is_the_product():
     assert st["oee"] == pytest.approx(st["availability"] * st["performance"] * st["quality"])
     line = snap["oee"]
     assert line["quality"] == pytest.approx(16 / 20)
-    assert line["oee"] == pytest.approx(line["availability"] * line["performance"] * line["quality"])
+    assert line["oee"] == pytest.approx(
+        line["availability"] * line["performance"] * line["quality"]
+    )
 
 
 def test_wip_and_lead_time_obey_littles_law_on_a_steady_stream():
@@ -119,5 +135,13 @@ def test_genealogy_records_visits_completion_and_quality():
         ]
     )
     r = g.get(5)
-    assert (r.type, r.spawned, r.completed, r.quality, r.defect) == ("cover", 1, 30, "reject", "burr")
-    assert [(v.station, v.entered, v.left, v.processed) for v in r.visits] == [("mill", 10, 19, True)]
+    assert (r.type, r.spawned, r.completed, r.quality, r.defect) == (
+        "cover",
+        1,
+        30,
+        "reject",
+        "burr",
+    )
+    assert [(v.station, v.entered, v.left, v.processed) for v in r.visits] == [
+        ("mill", 10, 19, True)
+    ]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from twin.config import ConfigError, load
+from twin.server.command import add_parser as add_serve_parser
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default_line.toml")
 
@@ -105,12 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config")
     check.set_defaults(func=cmd_check)
 
-    try:
-        from twin.server.command import add_parser as add_serve_parser
-    except ImportError:  # the server lands separately
-        add_serve_parser = None
-    if add_serve_parser is not None:
-        add_serve_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 

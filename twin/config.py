@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -18,7 +18,9 @@ from twin.sim.assets import resolve_asset
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Vec3 = Annotated[list[float], msgspec.Meta(min_length=3, max_length=3)]
-Color = Annotated[list[Annotated[float, msgspec.Meta(ge=0, le=1)]], msgspec.Meta(min_length=4, max_length=4)]
+Color = Annotated[
+    list[Annotated[float, msgspec.Meta(ge=0, le=1)]], msgspec.Meta(min_length=4, max_length=4)
+]
 DeviceId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", max_length=64)]
 
 
@@ -125,9 +127,9 @@ class SinkConfig(_Strict, tag="sink", tag_field="kind", kw_only=True):
     zone_length: Positive = 0.2
 
 
-DeviceConfig = Union[
-    SourceConfig, ConveyorConfig, PhotoEyeConfig, ArmConfig, StationConfig, SinkConfig
-]
+DeviceConfig = (
+    SourceConfig | ConveyorConfig | PhotoEyeConfig | ArmConfig | StationConfig | SinkConfig
+)
 
 
 class BeltRule(_Strict, kw_only=True):
@@ -268,11 +270,17 @@ def _check_references(cfg: LineConfig, source: str) -> None:
             belt = cfg.device(d.conveyor)
             half = belt.length / 2
             if not -half <= d.offset <= half:
-                fail(f"{here}.offset", f"{d.offset} m is off the belt '{belt.id}' (expected -{half} to {half})")
+                fail(
+                    f"{here}.offset",
+                    f"{d.offset} m is off the belt '{belt.id}' (expected -{half} to {half})",
+                )
         if isinstance(d, SourceConfig):
             for j, mix in enumerate(d.parts):
                 if mix.type not in types:
-                    fail(f"{here}.parts[{j}].type", f"unknown part type '{mix.type}' (known: {types})")
+                    fail(
+                        f"{here}.parts[{j}].type",
+                        f"unknown part type '{mix.type}' (known: {types})",
+                    )
         if isinstance(d, ConveyorConfig) and d.speed > d.max_speed:
             fail(f"{here}.speed", f"{d.speed} m/s exceeds max_speed {d.max_speed} m/s")
         if isinstance(d, ArmConfig):

@@ -64,6 +64,7 @@ class Line:
         self.devices: dict[str, Device] = {dc.id: ctx.devices[dc.id] for dc in cfg.devices}
         self.ctx = ctx
         self.controller = None
+        self._suspended_controller = None
         if builtin_controller and cfg.controller is not None:
             from twin.control.sequencer import Sequencer
 
@@ -106,6 +107,25 @@ class Line:
         spec = device.command_spec(command)
         device.apply(command, validate_args(spec, args))
 
+    def emit(self, kind: str, device: str = "line", **data: Any) -> None:
+        """Record an event from outside the devices (server, faults) in the same stream."""
+        self.events.emit(kind, device, **data)
+
+    @property
+    def has_builtin_controller(self) -> bool:
+        return self.controller is not None or self._suspended_controller is not None
+
+    def suspend_controller(self) -> None:
+        """Stop the built-in controller from acting (e.g. during an e-stop); keeps its memory."""
+        if self.controller is not None:
+            self._suspended_controller, self.controller = self.controller, None
+
+    def resume_controller(self) -> None:
+        """Let the built-in controller act again; it re-sends its outputs from a clean image."""
+        if self._suspended_controller is not None:
+            self.controller, self._suspended_controller = self._suspended_controller, None
+            self.controller.restart()
+
     def safe_state(self, reason: str) -> None:
         """Belts stop, robots hold, stations go to Held; an event says why."""
         for d in self.devices.values():
@@ -125,13 +145,19 @@ class Line:
         out = []
         for part in self.pool.active.values():
             pos, orn = c.getBasePositionAndOrientation(part.body)
-            out.append({"id": part.id, "type": part.type, "position": list(pos), "orientation": list(orn)})
+            out.append(
+                {"id": part.id, "type": part.type, "position": list(pos), "orientation": list(orn)}
+            )
         return out
 
     def counts(self) -> dict[str, int]:
         spawned = sum(d.spawned for d in self.devices.values() if isinstance(d, Source))
         completed = sum(d.count for d in self.devices.values() if isinstance(d, Sink))
-        return {"parts_spawned": spawned, "parts_completed": completed, "wip": len(self.pool.active)}
+        return {
+            "parts_spawned": spawned,
+            "parts_completed": completed,
+            "wip": len(self.pool.active),
+        }
 
     def describe(self) -> dict[str, Any]:
         return {

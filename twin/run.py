@@ -65,7 +65,11 @@ class _Progress:
             self.bar.set_postfix(completed=parts_completed, refresh=False)
         elif done * 10 >= self.next_tenth * self.total:
             pct = 100 * done // self.total
-            print(f"progress {pct:3d}%  parts completed {parts_completed}", file=sys.stderr, flush=True)
+            print(
+                f"progress {pct:3d}%  parts completed {parts_completed}",
+                file=sys.stderr,
+                flush=True,
+            )
             self.next_tenth = done * 10 // self.total + 1
 
     def close(self) -> None:

@@ -61,6 +61,11 @@ class Sequencer:
     def _dest_key(t: Transfer) -> str:
         return t.place.station or f"{t.place.conveyor}@{t.place.offset}"
 
+    def restart(self) -> None:
+        """After a stop: forget the output image so every output is written again."""
+        self._belt_out.clear()
+        self._blocked_for.clear()
+
     # scan ----------------------------------------------------------------------------
     def _send(self, device: str, command: str, args: dict[str, Any] | None = None) -> None:
         try:
@@ -90,6 +95,10 @@ class Sequencer:
         state = st["state"]
         if state == "Stopped" or (state == "Complete" and not st["part_present"]):
             self._send(dev_id, "reset")
+        elif state == "Held":  # held by a safe stop: carry on where it was
+            self._send(dev_id, "unhold")
+        elif state == "Aborted":
+            self._send(dev_id, "clear")
         elif state == "Idle" and st["part_present"] and dev_id not in self._reserved:
             self._send(dev_id, "start")
 
@@ -114,7 +123,9 @@ class Sequencer:
             return  # the robot is still on its job
         if job is not None:
             t = job.transfer
-            if job.phase == "picking" and a["result"] == "ok" and a["holding"] is not None:
+            picked = job.phase == "picking" and a["result"] == "ok"
+            interrupted = a["result"] in ("halted", "not_reached")  # e.g. a safe stop
+            if a["holding"] is not None and (picked or interrupted):
                 self._send(arm, "place", {"position": self._place_points[id(t)]})
                 self._jobs[arm] = _ArmJob(t, "placing", a["jobs_done"])
                 return

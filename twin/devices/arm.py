@@ -50,7 +50,11 @@ class Arm(Device):
     signal_specs = (
         SignalSpec(name="state", type="str", doc="idle, moving, picking, placing, halted"),
         SignalSpec(name="busy", type="bool", doc="a job is running"),
-        SignalSpec(name="result", type="str", doc="outcome of the last job: ok, no_part, not_reached, halted"),
+        SignalSpec(
+            name="result",
+            type="str",
+            doc="outcome of the last job: ok, no_part, not_reached, halted",
+        ),
         SignalSpec(name="jobs_done", type="int", doc="jobs finished (any result)"),
         SignalSpec(name="vacuum", type="bool"),
         SignalSpec(name="holding", type="int|null", doc="id of the part on the cup"),
@@ -86,7 +90,9 @@ class Arm(Device):
             c.resetJointState(self.body, j, q)
         for j, q in self.held.items():
             c.resetJointState(self.body, j, q)
-            c.setJointMotorControl2(self.body, j, pybullet.POSITION_CONTROL, targetPosition=q, force=50)
+            c.setJointMotorControl2(
+                self.body, j, pybullet.POSITION_CONTROL, targetPosition=q, force=50
+            )
         self.q = np.array(self.home, dtype=float)
         self.qd = np.zeros(len(self.joints))
         self.q_target = self.q.copy()
@@ -176,7 +182,9 @@ class Arm(Device):
                 ),
                 doc="move to joint targets (interpolated at 50% of each joint's speed limit)",
             ),
-            CommandSpec(name="move_to", args=(pos,), doc="straight-line tool move, cup pointing down"),
+            CommandSpec(
+                name="move_to", args=(pos,), doc="straight-line tool move, cup pointing down"
+            ),
             CommandSpec(
                 name="pick",
                 args=(pos,),
@@ -209,7 +217,9 @@ class Arm(Device):
                 f"beyond the reach of {self.cfg.reach} m",
             )
         if target[2] < 0.02:
-            raise CommandError("out_of_reach", f"arm '{self.id}': {command} target z={p[2]} m is at the floor")
+            raise CommandError(
+                "out_of_reach", f"arm '{self.id}': {command} target z={p[2]} m is at the floor"
+            )
         return target
 
     def cmd_move_joints(self, positions: list[float]) -> None:
@@ -221,7 +231,9 @@ class Arm(Device):
             if not lo <= v <= hi
         ]
         if bad:
-            raise CommandError("out_of_range", f"arm '{self.id}': move_joints outside limits: {'; '.join(bad)}")
+            raise CommandError(
+                "out_of_range", f"arm '{self.id}': move_joints outside limits: {'; '.join(bad)}"
+            )
         self._start_joint_move(q)
 
     def cmd_home(self) -> None:
@@ -262,7 +274,11 @@ class Arm(Device):
         self.queue.append(_Action("vacuum_on"))  # only now: never grab a part on the way
         self.queue.append(_Segment(near, target, self.cfg.search_speed, search=True))
         self.queue.append(_Action("check_sealed"))
-        self.queue.append(_Segment(target, np.array([*target[:2], self.cfg.travel_height]), self.cfg.max_tool_speed))
+        self.queue.append(
+            _Segment(
+                target, np.array([*target[:2], self.cfg.travel_height]), self.cfg.max_tool_speed
+            )
+        )
         self.state, self.result = "picking", "running"
 
     def cmd_place(self, position: list[float]) -> None:
@@ -279,7 +295,9 @@ class Arm(Device):
         self.queue.append(_Segment(above, near, self.cfg.max_tool_speed))
         self.queue.append(_Segment(near, drop, self.cfg.search_speed))
         self.queue.append(_Action("release"))
-        self.queue.append(_Segment(drop, np.array([*drop[:2], self.cfg.travel_height]), self.cfg.max_tool_speed))
+        self.queue.append(
+            _Segment(drop, np.array([*drop[:2], self.cfg.travel_height]), self.cfg.max_tool_speed)
+        )
         self.state, self.result = "placing", "running"
 
     def cmd_vacuum(self, on: bool) -> None:
@@ -407,8 +425,14 @@ class Arm(Device):
         states = c.getJointStates(self.body, self.joints)
         self.q = np.array([s[0] for s in states])
         self.qd = np.array([s[1] for s in states])
-        self.tool = np.array(c.getLinkState(self.body, self.tool_index, computeForwardKinematics=1)[4])
-        self.ctx.world.rays.move(self.cup_ray, (self.tool + [0, 0, 0.002]).tolist(), (self.tool - [0, 0, self.cfg.suction_reach]).tolist())
+        self.tool = np.array(
+            c.getLinkState(self.body, self.tool_index, computeForwardKinematics=1)[4]
+        )
+        self.ctx.world.rays.move(
+            self.cup_ray,
+            (self.tool + [0, 0, 0.002]).tolist(),
+            (self.tool - [0, 0, self.cfg.suction_reach]).tolist(),
+        )
         if self.vacuum and self.holding is None:
             part = self._part_under_cup()
             if part is not None:
@@ -424,14 +448,19 @@ class Arm(Device):
             if isinstance(seg, _Segment):
                 if seg.search and self.holding is not None:
                     self.queue.popleft()
-                    self.queue.popleft() if self.queue and isinstance(self.queue[0], _Action) else None
+                    self.queue.popleft() if self.queue and isinstance(
+                        self.queue[0], _Action
+                    ) else None
                     lift = self.queue[0] if self.queue else None
                     if isinstance(lift, _Segment):
                         lift.start = self.tool.copy()
                         lift.length = float(np.linalg.norm(lift.end - lift.start))
                 elif seg.travelled >= seg.length:
                     seg.settling += self.ctx.world.dt
-                    if np.linalg.norm(self.tool - seg.end) < _ARRIVE_TOL or seg.settling > _SETTLE_LIMIT:
+                    if (
+                        np.linalg.norm(self.tool - seg.end) < _ARRIVE_TOL
+                        or seg.settling > _SETTLE_LIMIT
+                    ):
                         self.queue.popleft()
             if not self.queue:
                 self._finish(self._pending_result or "ok")

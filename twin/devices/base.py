@@ -9,7 +9,8 @@ remote client can be told exactly what is accepted.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import msgspec
 import numpy as np
@@ -64,11 +65,13 @@ def _number(cmd: str, arg: Arg, value: Any, integer: bool = False) -> float:
     unit = f" {arg.unit}" if arg.unit else ""
     if arg.min is not None and value < arg.min:
         raise CommandError(
-            "out_of_range", f"{cmd}: '{arg.name}' = {value}{unit} is below the minimum {arg.min}{unit}"
+            "out_of_range",
+            f"{cmd}: '{arg.name}' = {value}{unit} is below the minimum {arg.min}{unit}",
         )
     if arg.max is not None and value > arg.max:
         raise CommandError(
-            "out_of_range", f"{cmd}: '{arg.name}' = {value}{unit} is above the maximum {arg.max}{unit}"
+            "out_of_range",
+            f"{cmd}: '{arg.name}' = {value}{unit} is above the maximum {arg.max}{unit}",
         )
     return value
 
@@ -78,7 +81,9 @@ def validate_args(spec: CommandSpec, args: Any) -> dict[str, Any]:
     if args is None:
         args = {}
     if not isinstance(args, dict):
-        raise CommandError("bad_type", f"{spec.name}: args must be a map, got {type(args).__name__}")
+        raise CommandError(
+            "bad_type", f"{spec.name}: args must be a map, got {type(args).__name__}"
+        )
     known = {a.name for a in spec.args}
     extra = sorted(str(k) for k in args if k not in known)
     if extra:
@@ -98,19 +103,23 @@ def validate_args(spec: CommandSpec, args: Any) -> dict[str, Any]:
             clean[arg.name] = int(_number(spec.name, arg, value, integer=True))
         elif arg.type == "bool":
             if not isinstance(value, bool):
-                raise CommandError("bad_type", f"{spec.name}: '{arg.name}' must be true or false, got {value!r}")
+                raise CommandError(
+                    "bad_type", f"{spec.name}: '{arg.name}' must be true or false, got {value!r}"
+                )
             clean[arg.name] = value
         elif arg.type == "str":
             if not isinstance(value, str) or (arg.choices is not None and value not in arg.choices):
                 raise CommandError(
-                    "bad_value", f"{spec.name}: '{arg.name}' must be one of {list(arg.choices or [])}, got {value!r}"
+                    "bad_value",
+                    f"{spec.name}: '{arg.name}' must be one of {list(arg.choices or [])}, got {value!r}",
                 )
             clean[arg.name] = value
         elif arg.type in ("vec3", "floats"):
             n = 3 if arg.type == "vec3" else arg.length
             if not isinstance(value, (list, tuple)) or (n is not None and len(value) != n):
                 raise CommandError(
-                    "bad_type", f"{spec.name}: '{arg.name}' must be a list of {n} numbers, got {value!r}"
+                    "bad_type",
+                    f"{spec.name}: '{arg.name}' must be a list of {n} numbers, got {value!r}",
                 )
             clean[arg.name] = [float(_number(spec.name, arg, v)) for v in value]
         else:  # pragma: no cover - a spec bug, not user input

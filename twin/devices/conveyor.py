@@ -101,7 +101,9 @@ class Conveyor(Device):
             linkJointTypes=[pybullet.JOINT_PRISMATIC],
             linkJointAxis=[[1, 0, 0]],
         )
-        c.changeDynamics(self.body, 0, lateralFriction=cfg.friction, linearDamping=0, angularDamping=0)
+        c.changeDynamics(
+            self.body, 0, lateralFriction=cfg.friction, linearDamping=0, angularDamping=0
+        )
         c.changeDynamics(self.body, -1, lateralFriction=0.3)
         rail_color = [0.75, 0.76, 0.78, 1]
         for side in (-1, 1):
@@ -180,5 +182,7 @@ def conveyor_of(ctx: BuildContext, device_id: str, conveyor_id: str) -> Conveyor
     """The conveyor a sensor/source/sink is mounted on (config validation guarantees it)."""
     dev = ctx.devices.get(conveyor_id)
     if not isinstance(dev, Conveyor):
-        raise CommandError("config", f"device '{device_id}': conveyor '{conveyor_id}' not built yet")
+        raise CommandError(
+            "config", f"device '{device_id}': conveyor '{conveyor_id}' not built yet"
+        )
     return dev

@@ -55,4 +55,8 @@ class Sink(Device):
         return all(lo <= v <= hi for lo, v, hi in zip(self.aabb_min, p, self.aabb_max))
 
     def signals(self) -> dict[str, Any]:
-        return {"count": self.count, "last_part": self.last_part, "last_lead_time": self.last_lead_time}
+        return {
+            "count": self.count,
+            "last_part": self.last_part,
+            "last_lead_time": self.last_lead_time,
+        }

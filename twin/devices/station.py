@@ -42,7 +42,9 @@ class Station(Device):
             [0.07, 0.07, 0.001], self.point(0, 0, -0.0009), cfg.yaw, [0.9, 0.85, 0.2, 1], 0.9
         )
         half = min(sx, sy) / 2 - 0.01
-        self.ray = ctx.world.rays.add(self.point(0, -half, _BEAM_HEIGHT), self.point(0, half, _BEAM_HEIGHT))
+        self.ray = ctx.world.rays.add(
+            self.point(0, -half, _BEAM_HEIGHT), self.point(0, half, _BEAM_HEIGHT)
+        )
         self.machine = PackMLMachine(State.STOPPED)
         self.machine.on_transition = self._on_transition
         self.in_state_for = 0.0

@@ -1,0 +1,146 @@
+"""What an external controller imports: a small synchronous client for `twin serve`.
+
+    with Client("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556") as c:
+        c.hello(); c.take_control(watchdog=2.0)
+        c.command("infeed", "run")
+        state = c.step(50)               # lockstep servers only
+        c.subscribe(["event"]); topic, msg = c.recv_telemetry(timeout=1.0)
+
+Requests go over a DEALER socket, each with its own id; a reply whose id does not match (the
+late answer to a request that timed out) is skipped, so the client stays usable after a
+timeout. Every receive has a timeout. Server errors raise TwinError(code, message).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import zmq
+
+from twin.protocol import messages as m
+from twin.protocol.codec import decode_reply, decode_telemetry, encode
+
+
+class TwinError(Exception):
+    """The server refused a request; `code` is machine-readable (see docs/protocol.md)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class TwinTimeout(TimeoutError):
+    """No reply (or no telemetry) within the timeout."""
+
+
+class Client:
+    def __init__(
+        self, control_addr: str, telemetry_addr: str | None = None, timeout: float = 5.0
+    ) -> None:
+        self.control_addr = control_addr
+        self.telemetry_addr = telemetry_addr
+        self.timeout = timeout
+        self._ctx = zmq.Context()
+        self._ids = itertools.count(1)
+        self._dealer = self._ctx.socket(zmq.DEALER)
+        self._dealer.setsockopt(zmq.LINGER, 0)
+        self._dealer.connect(control_addr)
+        self._sub: zmq.Socket | None = None
+
+    # plumbing --------------------------------------------------------------------------
+    def request(self, req: Any, timeout: float | None = None) -> Any:
+        """Send one request struct and return the reply struct; raise TwinError on errors."""
+        req.id = next(self._ids)
+        self._dealer.send(encode(req))
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._dealer.poll(int(left * 1000) + 1, zmq.POLLIN):
+                raise TwinTimeout(
+                    f"no reply to '{m.request_tag(type(req))}' from {self.control_addr} "
+                    f"within {self.timeout if timeout is None else timeout} s"
+                )
+            reply = decode_reply(self._dealer.recv())
+            if reply.id != req.id:
+                continue  # a late reply to an earlier request that timed out
+            if isinstance(reply, m.Error):
+                raise TwinError(reply.code, reply.message)
+            return reply
+
+    # requests --------------------------------------------------------------------------
+    def hello(self, name: str = "twin.client") -> m.HelloReply:
+        return self.request(m.Hello(client=name))
+
+    def describe(self) -> m.DescribeReply:
+        return self.request(m.Describe())
+
+    def get_state(self) -> m.State:
+        return self.request(m.GetState())
+
+    def command(self, device: str, command: str, **args: Any) -> m.Ok:
+        return self.request(m.Command(device=device, command=command, args=args))
+
+    def step(self, n: int = 1, timeout: float | None = None) -> m.State:
+        """Advance a lockstep server n steps; the state after them."""
+        return self.request(m.Step(n=n), timeout)
+
+    def take_control(self, watchdog: float | None = None) -> m.Ok:
+        return self.request(m.TakeControl(watchdog=watchdog))
+
+    def release_control(self) -> m.Ok:
+        return self.request(m.ReleaseControl())
+
+    def heartbeat(self) -> m.Ok:
+        return self.request(m.Heartbeat())
+
+    def pause(self) -> m.Ok:
+        return self.request(m.Pause())
+
+    def resume(self) -> m.Ok:
+        return self.request(m.Resume())
+
+    def reset(self, seed: int | None = None, timeout: float | None = None) -> m.Ok:
+        return self.request(m.Reset(seed=seed), timeout)
+
+    def estop(self, reason: str = "") -> m.Ok:
+        return self.request(m.Estop(reason=reason))
+
+    def estop_reset(self) -> m.Ok:
+        return self.request(m.EstopReset())
+
+    # telemetry -------------------------------------------------------------------------
+    def subscribe(self, topics: Iterable[str] = ("state", "event")) -> None:
+        if self.telemetry_addr is None:
+            raise ValueError("no telemetry address given to Client")
+        if self._sub is None:
+            self._sub = self._ctx.socket(zmq.SUB)
+            self._sub.setsockopt(zmq.LINGER, 0)
+            self._sub.connect(self.telemetry_addr)
+        for topic in topics:
+            self._sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+
+    def recv_telemetry(self, timeout: float | None = None) -> tuple[str, m.State | m.EventMsg]:
+        """The next (topic, message) from the subscribed topics."""
+        if self._sub is None:
+            raise ValueError("subscribe() first")
+        wait = self.timeout if timeout is None else timeout
+        if not self._sub.poll(int(wait * 1000) + 1, zmq.POLLIN):
+            raise TwinTimeout(f"no telemetry from {self.telemetry_addr} within {wait} s")
+        topic, payload = self._sub.recv_multipart()
+        return topic.decode(), decode_telemetry(payload)
+
+    def close(self) -> None:
+        self._dealer.close(linger=0)
+        if self._sub is not None:
+            self._sub.close(linger=0)
+        self._ctx.term()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,91 @@
+"""MessagePack encoding of the wire messages: one encoder and one decoder per direction, reused.
+
+Decoding a request never raises anything but `ProtocolError`, whose `code` says what was wrong
+with the bytes (malformed, too_large, unknown_request, bad_request) and which carries the
+request id whenever it could still be read, so the error reply can echo it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from twin.protocol.messages import REQUEST_TAGS, Reply, Request, Telemetry
+
+MAX_MESSAGE_BYTES = 1 << 20  # a request longer than this is answered with too_large
+
+
+class ProtocolError(Exception):
+    """A request that could not be decoded; answered with an error reply, never obeyed."""
+
+    def __init__(self, code: str, message: str, request_id: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+def _enc_hook(obj: Any) -> Any:
+    # device signals may hold numpy scalars or arrays; the wire only knows plain values
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+_encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
+_request_decoder = msgspec.msgpack.Decoder(Request)
+_reply_decoder = msgspec.msgpack.Decoder(Reply)
+_telemetry_decoder = msgspec.msgpack.Decoder(Telemetry)
+_any_decoder = msgspec.msgpack.Decoder()  # only to explain a request that failed validation
+
+
+def encode(msg: Any) -> bytes:
+    return _encoder.encode(msg)
+
+
+def _id_of(raw: Any) -> Any:
+    rid = raw.get("id") if isinstance(raw, dict) else None
+    return rid if isinstance(rid, (int, str)) and not isinstance(rid, bool) else None
+
+
+def decode_request(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Request:
+    if len(data) > max_bytes:
+        raise ProtocolError("too_large", f"message is {len(data)} bytes; the limit is {max_bytes}")
+    try:
+        return _decode_request(data)
+    except RecursionError:
+        raise ProtocolError("malformed", "the message is nested too deeply") from None
+
+
+def _decode_request(data: bytes) -> Request:
+    try:
+        return _request_decoder.decode(data)
+    except msgspec.ValidationError as e:
+        raw = _any_decoder.decode(data)  # valid MessagePack, or it would be a DecodeError
+        rid = _id_of(raw)
+        if not isinstance(raw, dict):
+            raise ProtocolError(
+                "malformed", f"a request must be a map, got {type(raw).__name__}", rid
+            ) from None
+        kind = raw.get("type")
+        if not isinstance(kind, str) or kind not in REQUEST_TAGS:
+            raise ProtocolError(
+                "unknown_request",
+                f"unknown request type {kind!r} (known: {sorted(REQUEST_TAGS)})",
+                rid,
+            ) from None
+        raise ProtocolError("bad_request", f"{kind}: {e}", rid) from None
+    except msgspec.DecodeError as e:
+        raise ProtocolError("malformed", f"not valid MessagePack: {e}") from None
+
+
+def decode_reply(data: bytes) -> Reply:
+    return _reply_decoder.decode(data)
+
+
+def decode_telemetry(data: bytes) -> Telemetry:
+    return _telemetry_decoder.decode(data)

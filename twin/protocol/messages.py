@@ -1,0 +1,231 @@
+"""Wire messages: requests, replies and telemetry as small tagged structs.
+
+Every message is a MessagePack map whose "type" field names its kind. New fields are only
+ever added with defaults, so older and newer peers keep understanding each other. The JSON
+Schema of every message is generated from these structs (see `json_schema`), never by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+RequestId = int | str | None  # echoed back unchanged so a client can match replies
+MAX_STEPS_PER_REQUEST = 10_000  # keeps one request from starving the others for long
+MAX_WATCHDOG_S = 3600.0
+
+StepCount = Annotated[int, msgspec.Meta(ge=1, le=MAX_STEPS_PER_REQUEST)]
+WatchdogSeconds = Annotated[float, msgspec.Meta(gt=0, le=MAX_WATCHDOG_S)]
+Seed = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Name = Annotated[str, msgspec.Meta(max_length=128)]
+
+
+# requests ------------------------------------------------------------------------------
+class _Request(msgspec.Struct, tag_field="type", kw_only=True, forbid_unknown_fields=True):
+    id: RequestId = None
+
+
+class Hello(_Request, tag="hello"):
+    """Handshake: the client states its protocol version and an optional name."""
+
+    protocol: int = PROTOCOL_VERSION
+    client: Name = ""
+
+
+class Describe(_Request, tag="describe"):
+    """Devices with their signals and commands (units, limits) plus the JSON Schema."""
+
+
+class GetState(_Request, tag="get_state"):
+    """Signals of every device, part poses and counts, now."""
+
+
+class Command(_Request, tag="command"):
+    """One device command; `args` is checked against the command's declared arguments."""
+
+    device: Name
+    command: Name
+    args: dict[str, Any] = {}
+
+
+class Step(_Request, tag="step"):
+    """Advance the line by `n` steps (lockstep mode only); the reply is the state after."""
+
+    n: StepCount = 1
+
+
+class TakeControl(_Request, tag="take_control"):
+    """Become the one client allowed to change the line; optional watchdog in seconds."""
+
+    watchdog: WatchdogSeconds | None = None
+
+
+class ReleaseControl(_Request, tag="release_control"):
+    pass
+
+
+class Heartbeat(_Request, tag="heartbeat"):
+    """Does nothing but count as activity for the controller's watchdog."""
+
+
+class Pause(_Request, tag="pause"):
+    pass
+
+
+class Resume(_Request, tag="resume"):
+    pass
+
+
+class Reset(_Request, tag="reset"):
+    """Rebuild the line from its config; `seed` overrides the seed the server started with."""
+
+    seed: Seed | None = None
+
+
+class Estop(_Request, tag="estop"):
+    reason: Name = ""
+
+
+class EstopReset(_Request, tag="estop_reset"):
+    pass
+
+
+Request = (
+    Hello
+    | Describe
+    | GetState
+    | Command
+    | Step
+    | TakeControl
+    | ReleaseControl
+    | Heartbeat
+    | Pause
+    | Resume
+    | Reset
+    | Estop
+    | EstopReset
+)
+REQUEST_TYPES: tuple[type[_Request], ...] = Request.__args__  # type: ignore[attr-defined]
+REQUEST_TAGS: frozenset[str] = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
+
+# requests any client may send; all others need control (see docs/protocol.md)
+OPEN_REQUESTS: tuple[type[_Request], ...] = (
+    Hello,
+    Describe,
+    GetState,
+    TakeControl,
+    Heartbeat,
+    Estop,
+)
+
+
+# replies -------------------------------------------------------------------------------
+class _Reply(msgspec.Struct, tag_field="type", kw_only=True):
+    version: int = PROTOCOL_VERSION
+    id: RequestId = None
+    step: int = 0  # the line's step index when the reply was made
+    time: float = 0.0  # s of simulated time when the reply was made
+
+
+class HelloReply(_Reply, tag="hello"):
+    protocol: int = PROTOCOL_VERSION
+    server: str = ""
+    line: str = ""
+    mode: str = ""
+    timestep: float = 0.0
+    seed: int = 0
+    builtin_controller: bool = False
+    controlled: bool = False  # someone holds control
+    you_control: bool = False
+
+
+class DescribeReply(_Reply, tag="describe"):
+    line: str
+    mode: str
+    timestep: float
+    seed: int
+    devices: list[dict[str, Any]]
+    requests: list[str]
+    open_requests: list[str]
+    max_message_bytes: int
+    max_steps_per_request: int
+    schema: dict[str, Any]
+
+
+class State(_Reply, tag="state"):
+    """The full line state: the reply to get_state and step, and the `state` telemetry."""
+
+    mode: str = ""
+    paused: bool = False
+    estopped: bool = False
+    controlled: bool = False
+    signals: dict[str, dict[str, Any]] = {}
+    parts: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+
+
+class Ok(_Reply, tag="ok"):
+    """Success with nothing else to say; `detail` is for humans."""
+
+    detail: str = ""
+
+
+class Error(_Reply, tag="error"):
+    code: str
+    message: str
+
+
+Reply = HelloReply | DescribeReply | State | Ok | Error
+
+
+# telemetry -----------------------------------------------------------------------------
+class EventMsg(msgspec.Struct, tag="event", tag_field="type", kw_only=True):
+    """One thing that happened, stamped with the step and sim time it happened at."""
+
+    version: int = PROTOCOL_VERSION
+    step: int
+    time: float
+    kind: str
+    device: str
+    data: dict[str, Any] = {}
+
+
+Telemetry = State | EventMsg
+TOPIC_STATE = b"state"
+TOPIC_EVENT = b"event"
+
+
+# error codes the server itself gives (device commands add their own, e.g. out_of_range)
+ERROR_CODES: dict[str, str] = {
+    "malformed": "the bytes are not a MessagePack map",
+    "too_large": "the message is longer than max_message_bytes",
+    "unknown_request": "no request has this type",
+    "bad_request": "a field is missing, unknown, of the wrong type or outside its limits",
+    "version_mismatch": "hello with a protocol version this server does not speak",
+    "not_controller": "the request changes the line and this client does not hold control",
+    "control_held": "another client holds control",
+    "wrong_mode": "the request does not apply in the server's mode",
+    "estopped": "the line is emergency-stopped: estop_reset first",
+    "internal": "the server failed on this request; the line is unchanged or safe-stopped",
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of every request, reply and telemetry message, generated from the structs."""
+    (request, reply, telemetry), components = msgspec.json.schema_components(
+        [Request, Reply, Telemetry], ref_template="#/$defs/{name}"
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "request": request,
+        "reply": reply,
+        "telemetry": telemetry,
+        "$defs": components,
+    }
+
+
+def request_tag(cls: type[msgspec.Struct]) -> str:
+    return cls.__struct_config__.tag  # type: ignore[return-value]

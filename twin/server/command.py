@@ -1,0 +1,108 @@
+"""`twin serve`: run a line behind ZeroMQ sockets (see docs/protocol.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from twin.config import ConfigError, load
+from twin.server.endpoints import DEFAULT_CONTROL, DEFAULT_TELEMETRY, RemoteBindRefused
+from twin.server.loop import ServeOptions, serve
+
+DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "default_line.toml")
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be >= 0, got {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="run a line headless behind ZeroMQ control and telemetry sockets",
+        description="Run a line headless; drive it over ZeroMQ (protocol: docs/protocol.md).",
+    )
+    p.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
+    p.add_argument(
+        "--mode",
+        choices=("fast", "realtime", "lockstep"),
+        default="realtime",
+        help="fast: as fast as possible; realtime: paced to the wall clock x --rtf; "
+        "lockstep: only advances on step requests (default: realtime)",
+    )
+    p.add_argument("--rtf", type=_positive, default=1.0, help="real-time factor (realtime mode)")
+    p.add_argument("--control", default=DEFAULT_CONTROL, help=f"ROUTER address ({DEFAULT_CONTROL})")
+    p.add_argument(
+        "--telemetry", default=DEFAULT_TELEMETRY, help=f"PUB address ({DEFAULT_TELEMETRY})"
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow binding to non-loopback interfaces (anyone who reaches them drives the line)",
+    )
+    p.add_argument(
+        "--no-builtin-controller",
+        dest="builtin_controller",
+        action="store_false",
+        help="do not run the config's sequencer: nothing moves unless commanded",
+    )
+    p.add_argument("--seed", type=_seed, default=None, help="override the config's seed")
+    p.add_argument(
+        "--state-rate",
+        type=_non_negative,
+        default=10.0,
+        help="state telemetry rate in simulated Hz (0 = off; default 10)",
+    )
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    opts = ServeOptions(
+        mode=args.mode,
+        rtf=args.rtf,
+        control=args.control,
+        telemetry=args.telemetry,
+        allow_remote=args.allow_remote,
+        builtin_controller=args.builtin_controller,
+        seed=args.seed,
+        state_rate=args.state_rate,
+    )
+    try:
+        return serve(cfg, opts)
+    except RemoteBindRefused as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="twin")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # python -m twin.server.command [CONFIG] [options]
+    sys.exit(main())

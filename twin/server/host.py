@@ -1,0 +1,127 @@
+"""The line as the server runs it: the Line plus the line-level flags (paused, e-stopped),
+stepping with telemetry published along the way.
+
+Telemetry is published at simulated-time boundaries (every `state_every` steps) so that the
+same command sequence gives the same telemetry, whatever the wall clock did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twin.config import LineConfig
+from twin.line import Line
+from twin.protocol.codec import encode
+from twin.protocol.messages import TOPIC_EVENT, TOPIC_STATE, EventMsg, State
+
+Publish = Callable[[bytes, bytes], None]  # (topic, payload)
+
+
+def steps_per_state(rate_hz: float, dt: float) -> int:
+    """Steps between two state messages at `rate_hz` simulated Hz (0 = never)."""
+    if rate_hz <= 0:
+        return 0
+    return max(1, round(1.0 / (rate_hz * dt)))
+
+
+class LineHost:
+    def __init__(
+        self,
+        cfg: LineConfig,
+        *,
+        mode: str,
+        seed: int | None,
+        builtin_controller: bool,
+        state_rate: float,
+        publish: Publish,
+    ) -> None:
+        self.cfg = cfg
+        self.mode = mode
+        self.seed = seed
+        self.builtin_controller = builtin_controller
+        self.state_rate = state_rate
+        self._publish = publish
+        self.paused = False
+        self.estopped = False
+        self.controlled = False  # kept up to date by the dispatcher, reported in the state
+        self.line = self._build(seed)
+
+    def _build(self, seed: int | None) -> Line:
+        line = Line(self.cfg, seed=seed, builtin_controller=self.builtin_controller)
+        self.state_every = steps_per_state(self.state_rate, line.dt)
+        return line
+
+    @property
+    def has_builtin_controller(self) -> bool:
+        return self.line.has_builtin_controller
+
+    # stepping --------------------------------------------------------------------------
+    def advance(self, n: int) -> None:
+        """Step n times, publishing events as they happen and the state at its rate."""
+        line = self.line
+        while n > 0:
+            k = n
+            if self.state_every:
+                k = min(n, self.state_every - line.step_index % self.state_every)
+            line.step(k)
+            n -= k
+            self.flush_events()
+            if self.state_every and line.step_index % self.state_every == 0:
+                self._publish(TOPIC_STATE, encode(self.state()))
+
+    def flush_events(self) -> None:
+        for ev in self.line.drain_events():
+            msg = EventMsg(step=ev.step, time=ev.time, kind=ev.kind, device=ev.device, data=ev.data)
+            self._publish(TOPIC_EVENT, encode(msg))
+
+    def server_event(self, kind: str, **data: Any) -> None:
+        """An event from the server itself (watchdog, estop, control...), published at once."""
+        self.line.emit(kind, "server", **data)
+        self.flush_events()
+
+    # observation -----------------------------------------------------------------------
+    def state(self, request_id: Any = None) -> State:
+        line = self.line
+        return State(
+            id=request_id,
+            step=line.step_index,
+            time=line.sim_time,
+            mode=self.mode,
+            paused=self.paused,
+            estopped=self.estopped,
+            controlled=self.controlled,
+            signals=line.signals(),
+            parts=line.part_poses(),
+            counts=line.counts(),
+        )
+
+    # line-level actions ----------------------------------------------------------------
+    def safe_stop(self, reason: str) -> None:
+        self.line.safe_state(reason)
+        self.flush_events()
+
+    def estop(self, reason: str) -> None:
+        """Safe state, the built-in controller suspended, device commands refused."""
+        if not self.estopped:
+            self.estopped = True
+            self.line.suspend_controller()
+        self.line.safe_state(f"estop: {reason}" if reason else "estop")
+        self.server_event("estop", reason=reason)
+
+    def estop_reset(self) -> None:
+        if self.estopped:
+            self.estopped = False
+            self.line.resume_controller()
+        self.server_event("estop_reset")
+
+    def reset(self, seed: int | None) -> None:
+        """Rebuild the line from its config (with a new seed if given); pause is kept."""
+        seed = seed if seed is not None else self.seed
+        fresh = self._build(seed)  # build first: if that fails, the old line keeps running
+        self.line.close()
+        self.line, self.seed = fresh, seed
+        self.server_event("reset", seed=self.line.seed)
+
+    def close(self) -> None:
+        self.line.close()

@@ -1,0 +1,177 @@
+"""The server loop: poll requests, keep the watchdog, step the line in the chosen mode.
+
+- fast: step as fast as possible, polling the control socket with zero timeout every few steps;
+- realtime: step when the wall clock says so (sim time = wall time x rtf), polling meanwhile;
+- lockstep: never step on its own; wait on the control socket with a short timeout.
+
+Wall-clock time is only used for pacing and for the watchdog, never inside a step.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+import zmq
+
+from twin.config import LineConfig
+from twin.server.control_lock import ControlLock
+from twin.server.dispatch import Dispatcher
+from twin.server.endpoints import Endpoints, open_endpoints
+from twin.server.host import LineHost
+
+FAST_STEPS_PER_POLL = 4  # fast mode: steps between two zero-timeout polls (~2 ms of work)
+IDLE_POLL_MS = 10  # when not stepping (lockstep, paused): how long to wait for a request
+MAX_REQUESTS_PER_POLL = 64  # so a chatty client cannot stop the line from stepping
+REALTIME_MAX_LAG_S = 0.25  # further behind than this, realtime gives up catching up
+
+
+@dataclass
+class ServeOptions:
+    mode: str = "fast"
+    rtf: float = 1.0
+    control: str = "tcp://127.0.0.1:5555"
+    telemetry: str = "tcp://127.0.0.1:5556"
+    allow_remote: bool = False
+    builtin_controller: bool = True
+    seed: int | None = None
+    state_rate: float = 10.0  # simulated Hz
+
+
+class Server:
+    def __init__(self, cfg: LineConfig, opts: ServeOptions) -> None:
+        self.opts = opts
+        self.endpoints: Endpoints = open_endpoints(
+            opts.control, opts.telemetry, allow_remote=opts.allow_remote
+        )
+        try:
+            self.host = LineHost(
+                cfg,
+                mode=opts.mode,
+                seed=opts.seed,
+                builtin_controller=opts.builtin_controller,
+                state_rate=opts.state_rate,
+                publish=self._publish,
+            )
+        except Exception:
+            self.endpoints.close()
+            raise
+        self.lock = ControlLock()
+        self.dispatcher = Dispatcher(self.host, self.lock)
+        self.stopping = False
+
+    # sockets ---------------------------------------------------------------------------
+    def _publish(self, topic: bytes, payload: bytes) -> None:
+        try:
+            self.endpoints.telemetry.send_multipart([topic, payload], flags=zmq.NOBLOCK)
+        except zmq.Again:  # PUB drops rather than blocks, but never risk a stall
+            pass
+
+    def serve_requests(self, timeout_ms: int) -> None:
+        """Answer the requests waiting now (waiting up to timeout_ms for the first one)."""
+        router = self.endpoints.control
+        if not router.poll(timeout_ms, zmq.POLLIN):
+            return
+        for _ in range(MAX_REQUESTS_PER_POLL):
+            try:
+                frames = router.recv_multipart(flags=zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            if len(frames) < 2:
+                continue  # ROUTER always prepends the identity; anything else is noise
+            # [identity, (empty delimiter from REQ clients,) payload]: echo the envelope back
+            envelope, payload = frames[:-1], frames[-1]
+            reply = self.dispatcher.handle(envelope[0], payload, time.monotonic())
+            try:
+                router.send_multipart([*envelope, reply], flags=zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass  # the client is gone or not reading: its loss, not the line's
+            self.check_watchdog()
+
+    def check_watchdog(self) -> None:
+        expiry = self.lock.expired(time.monotonic())
+        if expiry is None:
+            return
+        reason = (
+            f"watchdog: controller {expiry.holder.hex()} silent for {expiry.silent_for:.2f} s "
+            f"(timeout {expiry.timeout} s)"
+        )
+        self.host.controlled = False
+        self.host.safe_stop(reason)
+        self.host.server_event(
+            "watchdog",
+            reason=reason,
+            client=expiry.holder.hex(),
+            timeout=expiry.timeout,
+            silent_for=expiry.silent_for,
+        )
+
+    # modes -----------------------------------------------------------------------------
+    def run(self) -> None:
+        {"fast": self._run_fast, "realtime": self._run_realtime, "lockstep": self._run_lockstep}[
+            self.opts.mode
+        ]()
+
+    def _run_fast(self) -> None:
+        host = self.host
+        while not self.stopping:
+            self.serve_requests(IDLE_POLL_MS if host.paused else 0)
+            self.check_watchdog()
+            if not host.paused:
+                host.advance(FAST_STEPS_PER_POLL)
+
+    def _run_realtime(self) -> None:
+        host = self.host
+        period = host.line.dt / self.opts.rtf
+        due = time.monotonic()
+        while not self.stopping:
+            now = time.monotonic()
+            wait_ms = IDLE_POLL_MS if host.paused else max(0, int((due - now) * 1000))
+            self.serve_requests(min(wait_ms, IDLE_POLL_MS))
+            self.check_watchdog()
+            now = time.monotonic()
+            if host.paused:
+                due = now  # re-anchor so resuming does not burst to catch up
+            elif now >= due:
+                host.advance(1)
+                due += period
+                if now - due > REALTIME_MAX_LAG_S:
+                    due = now
+            else:
+                time.sleep(0)
+
+    def _run_lockstep(self) -> None:
+        while not self.stopping:
+            self.serve_requests(IDLE_POLL_MS)
+            self.check_watchdog()
+
+    def close(self) -> None:
+        self.host.close()
+        self.endpoints.close()
+
+
+def serve(cfg: LineConfig, opts: ServeOptions) -> int:
+    """Run a server until SIGINT or SIGTERM; print where it listens; return the exit code."""
+    server = Server(cfg, opts)
+
+    def stop(signum: int, frame: object) -> None:
+        server.stopping = True
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        ep = server.endpoints
+        print(f"control   {ep.control_addr} (ROUTER, MessagePack requests)", flush=True)
+        print(f"telemetry {ep.telemetry_addr} (PUB, topics: state, event)", flush=True)
+        print(
+            f"mode      {opts.mode}" + (f" x{opts.rtf}" if opts.mode == "realtime" else ""),
+            flush=True,
+        )
+        server.run()
+    finally:
+        server.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    print("stopped", file=sys.stderr, flush=True)
+    return 0
