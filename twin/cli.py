@@ -41,6 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         realtime_factor=args.realtime,
         gui=args.gui,
         progress=not args.quiet,
+        plot=str(Path(args.report).with_suffix(".png")) if args.report else None,
     )
     for text in summary.lines():
         print(text)
@@ -48,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         path = Path(args.report)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(summary_dict(summary), indent=2) + "\n")
-        print(f"report          {path}")
+        print(f"report          {path} (plot: {path.with_suffix('.png')})")
     return 130 if summary.interrupted else 0
 
 

@@ -48,6 +48,21 @@ class PartType(_Strict, kw_only=True):
     friction: NonNegative = 0.8
 
 
+Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
+class ScriptedWindow(_Strict, kw_only=True):
+    at: NonNegative  # s of simulated time
+    duration: Positive  # s
+
+
+class SensorFault(_Strict, kw_only=True):
+    kind: Literal["stuck_on", "stuck_off", "dropout", "noise"]
+    start: NonNegative = 0.0  # s: the fault is active from start to end
+    end: Positive = 1e18
+    probability: Probability = 0.0  # noise: chance per step that the reading flips
+
+
 class PartMix(_Strict, kw_only=True):
     type: str
     weight: Positive = 1.0
@@ -63,6 +78,7 @@ class SourceConfig(_Strict, tag="source", tag_field="kind", kw_only=True):
     parts: Annotated[list[PartMix], msgspec.Meta(min_length=1)]
     max_parts: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0 = no limit
     enabled: bool = True
+    defect_rate: Probability = 0.0  # share of parts made of defective material (seeded)
 
 
 class ConveyorConfig(_Strict, tag="conveyor", tag_field="kind", kw_only=True):
@@ -85,6 +101,7 @@ class PhotoEyeConfig(_Strict, tag="photoeye", tag_field="kind", kw_only=True):
     conveyor: str
     offset: float = 0.0  # m along the belt from its centre, downstream positive
     beam_height: Positive = 0.015  # m above the belt surface
+    faults: list[SensorFault] = msgspec.field(default_factory=list)
 
 
 class ArmConfig(_Strict, tag="arm", tag_field="kind", kw_only=True):
@@ -117,6 +134,10 @@ class StationConfig(_Strict, tag="station", tag_field="kind", kw_only=True):
     )  # table x, y, height
     cycle_time: Positive = 8.0  # s of processing per part
     transition_time: NonNegative = 0.2  # s each acting PackML state (Starting, Resetting...) takes
+    defect_rate: Probability = 0.0  # share of processed parts that come out as rejects (seeded)
+    mtbf: NonNegative = 0.0  # s, mean time between breakdowns (exponential); 0 = never
+    mttr: NonNegative = 0.0  # s, mean time to repair (exponential)
+    breakdowns: list[ScriptedWindow] = msgspec.field(default_factory=list)  # at fixed times
     color: Color = msgspec.field(default_factory=lambda: [0.3, 0.45, 0.7, 1.0])
 
 
@@ -176,6 +197,7 @@ class LineConfig(_Strict, kw_only=True):
     part_types: Annotated[list[PartType], msgspec.Meta(min_length=1)]
     devices: Annotated[list[DeviceConfig], msgspec.Meta(min_length=1)]
     controller: SequencerConfig | None = None
+    estops: list[ScriptedWindow] = msgspec.field(default_factory=list)  # e-stop, then reset
     view: ViewConfig = msgspec.field(default_factory=ViewConfig)
     source_path: str = ""  # filled by load(); not read from the file
 
@@ -283,6 +305,8 @@ def _check_references(cfg: LineConfig, source: str) -> None:
                     )
         if isinstance(d, ConveyorConfig) and d.speed > d.max_speed:
             fail(f"{here}.speed", f"{d.speed} m/s exceeds max_speed {d.max_speed} m/s")
+        if isinstance(d, StationConfig) and (d.mtbf > 0) != (d.mttr > 0):
+            fail(f"{here}.mttr", "give both mtbf and mttr (> 0) for random breakdowns, or neither")
         if isinstance(d, ArmConfig):
             try:
                 resolve_asset(d.model)

@@ -16,17 +16,27 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class EventLog:
-    """Collects events during a step; consumers drain them (telemetry, recorder, KPIs)."""
+    """Collects events during a step; consumers drain them (telemetry, recorder, KPIs).
 
-    def __init__(self, clock) -> None:
+    A line nobody drains must not grow without bound: past `max_pending` the oldest events
+    are dropped and counted in `dropped`.
+    """
+
+    def __init__(self, clock, max_pending: int = 100_000) -> None:
         self._clock = clock  # returns (step, time)
         self._pending: list[Event] = []
+        self.max_pending = max_pending
+        self.dropped = 0
         self.counts: dict[str, int] = {}
 
     def emit(self, kind: str, device: str, **data: Any) -> None:
         step, time = self._clock()
         self._pending.append(Event(step=step, time=time, kind=kind, device=device, data=data))
         self.counts[kind] = self.counts.get(kind, 0) + 1
+        if len(self._pending) > self.max_pending:
+            excess = len(self._pending) - self.max_pending // 2
+            del self._pending[:excess]  # amortised: trim in halves, not one by one
+            self.dropped += excess
 
     def drain(self) -> list[Event]:
         out, self._pending = self._pending, []

@@ -65,6 +65,9 @@ class Line:
         self.ctx = ctx
         self.controller = None
         self._suspended_controller = None
+        self.estopped = False
+        self._estop_script = sorted((w.at, w.at + w.duration) for w in cfg.estops)
+        self._scripted_estop_until: float | None = None
         if builtin_controller and cfg.controller is not None:
             from twin.control.sequencer import Sequencer
 
@@ -86,6 +89,8 @@ class Line:
     def step(self, n: int = 1) -> None:
         devices = list(self.devices.values())
         for _ in range(n):
+            if self._estop_script or self._scripted_estop_until is not None:
+                self._run_estop_script()
             if self.controller is not None:
                 self.controller.tick(self.signals())
             for d in devices:
@@ -105,7 +110,40 @@ class Line:
         if not isinstance(command, str):
             raise CommandError("bad_type", f"command name must be a string, got {command!r}")
         spec = device.command_spec(command)
-        device.apply(command, validate_args(spec, args))
+        clean = validate_args(spec, args)
+        if self.estopped and command not in self._ALLOWED_IN_ESTOP:
+            raise CommandError(
+                "estopped", f"the line is emergency-stopped: '{command}' refused until estop_reset"
+            )
+        device.apply(command, clean)
+
+    # e-stop ---------------------------------------------------------------------------
+    _ALLOWED_IN_ESTOP = frozenset({"stop", "abort", "halt", "hold", "vacuum"})
+
+    def estop(self, reason: str = "") -> None:
+        """Emergency stop: safe state, built-in controller suspended, motion commands refused."""
+        if not self.estopped:
+            self.estopped = True
+            self.suspend_controller()
+        self.safe_state(f"estop: {reason}" if reason else "estop")
+        self.emit("estop", reason=reason)
+
+    def estop_reset(self) -> None:
+        """Release the e-stop; devices stay in their safe state until commanded."""
+        if self.estopped:
+            self.estopped = False
+            self.resume_controller()
+        self.emit("estop_reset")
+
+    def _run_estop_script(self) -> None:
+        now = self.sim_time
+        if self._scripted_estop_until is not None and now >= self._scripted_estop_until - 1e-9:
+            self._scripted_estop_until = None
+            self.estop_reset()
+        if self._estop_script and now >= self._estop_script[0][0] - 1e-9:
+            _, until = self._estop_script.pop(0)
+            self._scripted_estop_until = until
+            self.estop("scripted in config")
 
     def emit(self, kind: str, device: str = "line", **data: Any) -> None:
         """Record an event from outside the devices (server, faults) in the same stream."""

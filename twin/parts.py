@@ -22,6 +22,8 @@ class Part(msgspec.Struct, kw_only=True):
     size: tuple[float, float, float]
     mass: float
     spawn_time: float
+    quality: str = "good"  # "good" or "reject"
+    defect: str | None = None
 
 
 class PartPool:
@@ -54,7 +56,14 @@ class PartPool:
         self.bodies_created += 1
         return body
 
-    def spawn(self, type_name: str, position: list[float], yaw: float, time: float) -> Part:
+    def spawn(
+        self,
+        type_name: str,
+        position: list[float],
+        yaw: float,
+        time: float,
+        defect: str | None = None,
+    ) -> Part:
         """Take a body from the pool (or make one) and put it at `position` (its centre)."""
         t = self.types[type_name]
         c = self.world.client
@@ -74,6 +83,8 @@ class PartPool:
             size=tuple(t.size),
             mass=t.mass,
             spawn_time=time,
+            quality="reject" if defect else "good",
+            defect=defect,
         )
         self.next_id += 1
         self.active[part.id] = part

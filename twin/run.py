@@ -10,6 +10,7 @@ import msgspec
 
 from twin.config import LineConfig
 from twin.line import Line
+from twin.production.monitor import ProductionMonitor
 
 
 class RunSummary(msgspec.Struct, kw_only=True):
@@ -27,6 +28,9 @@ class RunSummary(msgspec.Struct, kw_only=True):
     throughput_per_hour_second_half: float
     mean_lead_time_s: float | None
     interrupted: bool
+    kpis: dict[str, Any] = {}
+    faults: list[dict[str, Any]] = []
+    genealogy: list[dict[str, Any]] = []
 
     def lines(self) -> list[str]:
         lead = f"{self.mean_lead_time_s:.1f} s" if self.mean_lead_time_s is not None else "-"
@@ -41,7 +45,30 @@ class RunSummary(msgspec.Struct, kw_only=True):
             f"throughput      {self.throughput_per_hour:.1f} parts/h "
             f"(second half: {self.throughput_per_hour_second_half:.1f} parts/h)",
             f"mean lead time  {lead}",
+            *self._kpi_lines(),
         ]
+
+    def _kpi_lines(self) -> list[str]:
+        k = self.kpis
+        if not k:
+            return []
+        oee = k["oee"]
+        out = [
+            f"WIP (mean)      {k['wip_mean']:.2f} parts",
+            f"OEE (line)      {oee['oee']:.1%}  = availability {oee['availability']:.1%}"
+            f" x performance {oee['performance']:.1%} x quality {oee['quality']:.1%}",
+        ]
+        for sid, s in k["stations"].items():
+            u = s["utilisation"]
+            out.append(
+                f"  {sid:<13} OEE {s['oee']:.1%}  execute {u['execute']:.0%}  starved {u['starved']:.0%}"
+                f"  blocked {u['blocked']:.0%}  held {u['held']:.0%}  down {u['down']:.0%}"
+            )
+        if k["bottleneck"]:
+            out.append(f"bottleneck      {k['bottleneck']['reason']}")
+        if self.faults:
+            out.append(f"faults          {len(self.faults)} fault events")
+        return out
 
 
 class _Progress:
@@ -85,9 +112,11 @@ def run_line(
     realtime_factor: float | None = None,
     gui: bool = False,
     progress: bool = True,
+    plot: str | None = None,
 ) -> RunSummary:
     """Step the line with its built-in controller for `duration` simulated seconds."""
     line = Line(cfg, seed=seed, gui=gui)
+    monitor = ProductionMonitor(line)
     total = max(1, round(duration / line.dt))
     chunk = max(1, min(200, total // 100))  # progress and Ctrl-C checks without per-step cost
     bar = _Progress(total, progress)
@@ -100,6 +129,7 @@ def run_line(
             n = min(chunk, total - done)
             line.step(n)
             done += n
+            monitor.consume(line.drain_events())
             if realtime_factor:
                 ahead = line.sim_time / realtime_factor - (time.perf_counter() - start)
                 if ahead > 0:
@@ -112,7 +142,15 @@ def run_line(
     finally:
         bar.close()
     wall = time.perf_counter() - start
+    monitor.consume(line.drain_events())
     summary = _summarise(line, cfg, wall, interrupted, completed_at_half)
+    summary.kpis = monitor.kpis.snapshot(line.sim_time)
+    summary.faults = monitor.faults
+    summary.genealogy = monitor.genealogy.as_list()
+    if plot is not None:
+        from twin.production.plot import plot_run
+
+        plot_run(monitor.timeline, line.sim_time, plot, title=f"{cfg.name}, seed {line.seed}")
     line.close()
     return summary
 

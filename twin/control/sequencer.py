@@ -95,11 +95,16 @@ class Sequencer:
         state = st["state"]
         if state == "Stopped" or (state == "Complete" and not st["part_present"]):
             self._send(dev_id, "reset")
-        elif state == "Held":  # held by a safe stop: carry on where it was
+        elif state == "Held" and not st["fault"]:  # held by a safe stop: carry on
             self._send(dev_id, "unhold")
         elif state == "Aborted":
             self._send(dev_id, "clear")
-        elif state == "Idle" and st["part_present"] and dev_id not in self._reserved:
+        elif (
+            state == "Idle"
+            and st["part_present"]
+            and not st["fault"]
+            and dev_id not in self._reserved
+        ):
             self._send(dev_id, "start")
 
     def _source_ready(self, t: Transfer, s: Signals) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 from twin.config import PhotoEyeConfig
 from twin.devices.base import BuildContext, Device, SignalSpec
 from twin.devices.conveyor import conveyor_of
+from twin.production.faults import SensorFaults
 
 _INSET = 0.004  # m: emitter and receiver sit just inside the guide rails
 
@@ -29,11 +30,17 @@ class PhotoEye(Device):
         self.blocked = False
         self.part: int | None = None
         self.count = 0
+        self.faults = SensorFaults(cfg.faults, ctx.rng(cfg.id + "/faults")) if cfg.faults else None
 
     def after_step(self) -> None:
         body = int(self.ctx.world.rays.hit_body[self.ray])
         part = self.ctx.pool.part_at_body(body) if body >= 0 else None
         blocked = body >= 0
+        if self.faults is not None:
+            blocked, changes = self.faults.apply(blocked, self.ctx.world.sim_time)
+            for kind, active in changes:
+                self.emit("fault", fault=kind, active=active)
+            part = part if blocked else None
         if blocked and not self.blocked:
             self.count += 1
             self.emit("eye_blocked", part=part)

@@ -13,6 +13,7 @@ class Sink(Device):
     kind = "sink"
     signal_specs = (
         SignalSpec(name="count", type="int", doc="parts completed"),
+        SignalSpec(name="good", type="int", doc="of which good (not rejects)"),
         SignalSpec(name="last_part", type="int|null", doc="id of the last completed part"),
         SignalSpec(name="last_lead_time", type="float", unit="s", doc="spawn to completion"),
     )
@@ -34,6 +35,7 @@ class Sink(Device):
         self.last_part: int | None = None
         self.last_lead_time = 0.0
         self.lead_time_sum = 0.0
+        self.good = 0
 
     def after_step(self) -> None:
         c, pool = self.ctx.world.client, self.ctx.pool
@@ -49,7 +51,16 @@ class Sink(Device):
             self.by_type[part.type] = self.by_type.get(part.type, 0) + 1
             self.last_part, self.last_lead_time = part.id, lead
             self.lead_time_sum += lead
-            self.emit("part_completed", part=part.id, type=part.type, lead_time=lead)
+            if part.quality == "good":
+                self.good += 1
+            self.emit(
+                "part_completed",
+                part=part.id,
+                type=part.type,
+                lead_time=lead,
+                quality=part.quality,
+                defect=part.defect,
+            )
 
     def _inside(self, p: tuple[float, float, float]) -> bool:
         return all(lo <= v <= hi for lo, v, hi in zip(self.aabb_min, p, self.aabb_max))
@@ -57,6 +68,7 @@ class Sink(Device):
     def signals(self) -> dict[str, Any]:
         return {
             "count": self.count,
+            "good": self.good,
             "last_part": self.last_part,
             "last_lead_time": self.last_lead_time,
         }

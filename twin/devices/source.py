@@ -94,10 +94,14 @@ class Source(Device):
         type_name = wanted or self.types[int(self.rng.choice(len(self.types), p=self.weights))]
         size = self.ctx.pool.types[type_name].size
         pos = self.belt.point(self.cfg.offset, 0, size[2] / 2 + _DROP)
-        part = self.ctx.pool.spawn(type_name, pos, self.belt.cfg.yaw, now)
+        defect = None
+        if self.cfg.defect_rate > 0 and self.rng.random() < self.cfg.defect_rate:
+            defect = "defective material"
+        part = self.ctx.pool.spawn(type_name, pos, self.belt.cfg.yaw, now, defect=defect)
         self.spawned += 1
         self.last_part = part.id
-        self.emit("part_spawned", part=part.id, type=type_name)
+        quality = "reject" if defect else "good"
+        self.emit("part_spawned", part=part.id, type=type_name, quality=quality, defect=defect)
 
     def signals(self) -> dict[str, Any]:
         return {

@@ -2,7 +2,11 @@
 
 Acting states (Starting, Resetting, Completing...) take `transition_time`; in Execute the
 station processes the part on its fixture for `cycle_time`, then completes. With no part
-in Execute it is starved; Complete with the part still on it, it is blocked.
+in Execute (or Idle) it is starved; Complete with the part still on it, it is blocked.
+A breakdown holds the station (Execute -> Holding -> Held) until it is repaired, then it
+carries on; a Held or Idle station cannot be unheld or started while broken down.
+Each change of activity (execute, starved, blocked, idle, held, down, stopped) is an event,
+so KPIs are integrated from events alone.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 
 from twin.config import StationConfig
 from twin.devices.base import BuildContext, CommandError, CommandSpec, Device, SignalSpec
+from twin.production.faults import Breakdowns
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
 
 _BEAM_HEIGHT = 0.012  # m above the fixture
@@ -31,6 +36,10 @@ class Station(Device):
         SignalSpec(name="processed", type="int", doc="parts finished"),
         SignalSpec(name="starved", type="bool", doc="in Execute with no part"),
         SignalSpec(name="blocked", type="bool", doc="Complete with the part not yet taken"),
+        SignalSpec(name="fault", type="str|null", doc="active fault, e.g. breakdown"),
+        SignalSpec(
+            name="activity", type="str", doc="execute/starved/blocked/idle/held/down/stopped"
+        ),
     )
 
     def __init__(self, cfg: StationConfig, ctx: BuildContext) -> None:
@@ -52,6 +61,13 @@ class Station(Device):
         self.progress = 0.0
         self._progress_part: int | None = None
         self.processed = 0
+        self.rng = ctx.rng(cfg.id)
+        self.breakdowns = Breakdowns(
+            cfg.mtbf, cfg.mttr, cfg.breakdowns, ctx.rng(cfg.id + "/breakdowns")
+        )
+        self.fault: str | None = None
+        self._held_by_fault = False
+        self.activity = "stopped"
 
     def point(self, along: float, across: float = 0.0, up: float = 0.0) -> list[float]:
         """World point on the table top, in the station frame."""
@@ -72,6 +88,10 @@ class Station(Device):
         self.emit("station_state", old=old.value, new=new.value, cause=cause, part=self.part)
 
     def apply(self, command: str, args: dict[str, Any]) -> None:
+        if self.fault and command in ("start", "unhold", "unsuspend"):
+            raise CommandError(
+                "fault_active", f"station '{self.id}': cannot {command} during {self.fault}"
+            )
         try:
             self.machine.command(command)
         except IllegalCommand as e:
@@ -83,10 +103,53 @@ class Station(Device):
         elif self.state in (State.STARTING, State.UNHOLDING, State.UNSUSPENDING):
             self.machine.force(State.HOLDING)
 
+    def _update_fault(self, now: float) -> None:
+        change = self.breakdowns.update(now)
+        if change == "failed":
+            self.fault = "breakdown"
+            self.emit("fault", fault="breakdown", active=True, until=self.breakdowns.down_until)
+            if self.state == State.EXECUTE:
+                self.machine.command(Command.HOLD)
+                self._held_by_fault = True
+        elif change == "repaired":
+            self.fault = None
+            self.emit("fault", fault="breakdown", active=False)
+            if self._held_by_fault and self.state == State.HELD:
+                self.machine.command(Command.UNHOLD)
+            self._held_by_fault = False
+
+    def _activity(self) -> str:
+        state = self.state
+        if self.fault:
+            return "down"
+        if state in (State.HOLDING, State.HELD, State.UNHOLDING) or state in (
+            State.SUSPENDING,
+            State.SUSPENDED,
+            State.UNSUSPENDING,
+        ):
+            return "held"
+        if state in (State.STOPPED, State.STOPPING, State.ABORTING, State.ABORTED, State.CLEARING):
+            return "stopped"
+        if state in (State.EXECUTE, State.COMPLETING):
+            return "execute" if self.part is not None else "starved"
+        if state == State.IDLE and self.part is None:
+            return "starved"
+        if state == State.COMPLETE and self.part is not None:
+            return "blocked"
+        return "idle"
+
     def after_step(self) -> None:
         dt = self.ctx.world.dt
+        now = self.ctx.world.sim_time
         body = int(self.ctx.world.rays.hit_body[self.ray])
-        self.part = self.ctx.pool.part_at_body(body) if body >= 0 else None
+        part = self.ctx.pool.part_at_body(body) if body >= 0 else None
+        if part != self.part:
+            if self.part is not None:
+                self.emit("part_left", part=self.part)
+            if part is not None:
+                self.emit("part_entered", part=part)
+            self.part = part
+        self._update_fault(now)
         self.in_state_for += dt
         state = self.state
         if state == State.EXECUTE:
@@ -96,13 +159,31 @@ class Station(Device):
                     self.emit("process_started", part=self.part)
                 self.progress += dt
                 if self.progress >= self.cfg.cycle_time - 1e-9:
-                    self.processed += 1
-                    self.emit("process_finished", part=self.part, cycle_time=self.progress)
+                    self._finish_part()
                     self.machine.state_complete()
         elif self.machine.is_acting and self.in_state_for >= self.cfg.transition_time - 1e-9:
             self.machine.state_complete()
         if state == State.RESETTING:
             self._progress_part, self.progress = None, 0.0
+        activity = self._activity()
+        if activity != self.activity:
+            self.emit("station_activity", activity=activity, previous=self.activity)
+            self.activity = activity
+
+    def _finish_part(self) -> None:
+        self.processed += 1
+        part = self.ctx.pool.active[self.part]
+        defect = None
+        if self.cfg.defect_rate > 0 and self.rng.random() < self.cfg.defect_rate:
+            defect = f"process defect at {self.id}"
+            part.quality, part.defect = "reject", part.defect or defect
+        self.emit(
+            "process_finished",
+            part=self.part,
+            cycle_time=self.progress,
+            quality="reject" if defect else "good",
+            defect=defect,
+        )
 
     def signals(self) -> dict[str, Any]:
         state = self.state
@@ -115,4 +196,6 @@ class Station(Device):
             "processed": self.processed,
             "starved": state == State.EXECUTE and self.part is None,
             "blocked": state == State.COMPLETE and self.part is not None,
+            "fault": self.fault,
+            "activity": self.activity,
         }

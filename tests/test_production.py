@@ -1,0 +1,163 @@
+"""Production semantics on the real line: faults, KPIs, genealogy, e-stop, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from twin.config import load, loads
+from twin.line import Line
+from twin.production.monitor import ProductionMonitor
+from twin.run import run_line
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = (ROOT / "configs" / "default_line.toml").read_text()
+
+
+def with_faults(text: str) -> str:
+    """The default line with a scripted breakdown, process defects and a scripted e-stop."""
+    text = text.replace(
+        "cycle_time = 8.0              # s per part",
+        "cycle_time = 8.0\ndefect_rate = 0.5\nbreakdowns = [{ at = 40.0, duration = 20.0 }]",
+    )
+    # a top-level key must come before the first table
+    return text.replace(
+        'name = "default_line"', 'name = "default_line"\nestops = [{ at = 100.0, duration = 5.0 }]'
+    )
+
+
+@pytest.fixture(scope="module")
+def faulty_run():
+    cfg = loads(with_faults(DEFAULT), "faulty.toml")
+    return run_line(cfg, 180.0, progress=False)
+
+
+def test_scripted_breakdown_availability_is_uptime_over_planned_time(faulty_run):
+    mill = faulty_run.kpis["stations"]["mill"]
+    assert mill["time_s"]["down"] == pytest.approx(20.0, abs=0.01)
+    assert mill["availability"] == pytest.approx((180.0 - 20.0) / 180.0, abs=1e-4)
+    breakdowns = [f for f in faulty_run.faults if f.get("fault") == "breakdown"]
+    assert [(f["time"], f["active"]) for f in breakdowns] == [
+        pytest.approx((40.0, True), abs=0.01),
+        pytest.approx((60.0, False), abs=0.01),
+    ]
+
+
+def test_quality_counts_rejects_and_oee_is_the_product(faulty_run):
+    k = faulty_run.kpis
+    mill = k["stations"]["mill"]
+    assert 0 < mill["good"] < mill["processed"]  # defect_rate 0.5: some of each
+    assert mill["quality"] == pytest.approx(mill["good"] / mill["processed"])
+    assert mill["oee"] == pytest.approx(
+        mill["availability"] * mill["performance"] * mill["quality"]
+    )
+    assert k["oee"]["quality"] == pytest.approx(k["parts_good"] / k["parts_completed"])
+    rejects = [p for p in faulty_run.genealogy if p["quality"] == "reject" and p["completed"]]
+    assert rejects and all("mill" in p["defect"] for p in rejects)
+
+
+def test_genealogy_has_every_completed_part_with_its_station_visit(faulty_run):
+    done = [p for p in faulty_run.genealogy if p["completed"] is not None]
+    assert len(done) == faulty_run.parts_completed > 0
+    for p in done:
+        visit = p["visits"][0]
+        assert visit["station"] == "mill" and visit["processed"]
+        assert p["spawned"] < visit["entered"] < visit["left"] <= p["completed"]
+
+
+def test_scripted_estop_stops_the_line_and_it_recovers(faulty_run):
+    kinds = [(f["kind"], round(f["time"], 2)) for f in faulty_run.faults]
+    assert ("estop", 100.0) in kinds and ("estop_reset", 105.0) in kinds
+    done_after = [p for p in faulty_run.genealogy if p["completed"] and p["completed"] > 110]
+    assert done_after, "the line produced again after the e-stop was reset"
+
+
+def test_same_seed_same_faults_same_kpis(faulty_run):
+    again = run_line(loads(with_faults(DEFAULT), "faulty.toml"), 180.0, progress=False)
+    assert again.kpis == faulty_run.kpis
+    assert again.genealogy == faulty_run.genealogy
+
+
+STATION_ONLY = """
+name = "breakdown_test"
+[physics]
+timestep = 0.05
+substeps = 1
+seed = {seed}
+[[part_types]]
+name = "box"
+size = [0.05, 0.05, 0.05]
+mass = 0.1
+[[devices]]
+kind = "station"
+id = "press"
+position = [0.0, 0.0, 0.0]
+mtbf = 60.0
+mttr = 20.0
+"""
+
+
+def test_random_breakdowns_converge_to_mtbf_over_mtbf_plus_mttr():
+    expected = 60.0 / (60.0 + 20.0)
+    with Line(loads(STATION_ONLY.format(seed=3), "station.toml")) as line:
+        monitor = ProductionMonitor(line)
+        for _ in range(40):
+            line.step(1000)  # 40 000 s simulated, ~500 breakdowns
+            monitor.consume(line.drain_events())
+        availability = monitor.kpis.snapshot(line.sim_time)["stations"]["press"]["availability"]
+    # the standard error of the estimate is ~0.012 here; allow 4 of them
+    assert availability == pytest.approx(expected, abs=0.05)
+
+
+def test_sensor_faults_override_the_beam():
+    text = DEFAULT.replace(
+        "offset = -0.55\n",
+        'offset = -0.55\nfaults = [{ kind = "stuck_on", start = 0.1, end = 0.3 }, '
+        '{ kind = "noise", start = 2.0, end = 3.0, probability = 0.5 }]\n',
+    )
+    with Line(load_text(text)) as line:
+        line.step(40)  # 0.2 s: stuck on, no part near
+        assert line.signals()["infeed_entry_eye"]["blocked"] is True
+        line.step(40)  # 0.4 s: the window is over
+        assert line.signals()["infeed_entry_eye"]["blocked"] is False
+        line.step(round(1.7 / line.dt))
+        readings = []
+        for _ in range(100):  # 2.1 s .. 2.6 s: noise flips about half the readings
+            line.step()
+            readings.append(line.signals()["infeed_entry_eye"]["blocked"])
+        assert 20 < sum(readings) < 80
+        faults = [e for e in line.drain_events() if e.kind == "fault"]
+        assert [(e.data["fault"], e.data["active"]) for e in faults] == [
+            ("stuck_on", True),
+            ("stuck_on", False),
+            ("noise", True),
+        ]
+
+
+def load_text(text: str):
+    return loads(text, "faults.toml")
+
+
+def test_station_refuses_start_while_broken_down():
+    from twin.devices.base import CommandError
+
+    text = DEFAULT.replace(
+        "cycle_time = 8.0              # s per part",
+        "cycle_time = 8.0\nbreakdowns = [{ at = 0.5, duration = 5.0 }]",
+    )
+    with Line(load_text(text), builtin_controller=False) as line:
+        line.apply("mill", "reset")
+        line.step(200)  # 1 s: Idle, and broken down since 0.5 s
+        assert line.signals()["mill"]["fault"] == "breakdown"
+        with pytest.raises(CommandError) as err:
+            line.apply("mill", "start")
+        assert err.value.code == "fault_active"
+        line.step(round(5 / line.dt))
+        assert line.signals()["mill"]["fault"] is None
+        line.apply("mill", "start")
+
+
+def test_default_config_runs_clean():
+    cfg = load(ROOT / "configs" / "default_line.toml")
+    assert not cfg.estops

@@ -1,0 +1,34 @@
+"""Everything production-side that listens to a line's events: KPIs, genealogy, timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from twin.events import Event
+from twin.production.genealogy import Genealogy
+from twin.production.kpi import KpiTracker
+from twin.production.timeline import Timeline
+
+if TYPE_CHECKING:
+    from twin.line import Line
+
+
+class ProductionMonitor:
+    def __init__(self, line: Line) -> None:
+        stations = {
+            dev_id: d.cfg.cycle_time for dev_id, d in line.devices.items() if d.kind == "station"
+        }
+        self.kpis = KpiTracker(stations, start=line.sim_time)
+        self.genealogy = Genealogy()
+        self.timeline = Timeline(list(stations), start=line.sim_time)
+        self.faults: list[dict[str, Any]] = []
+
+    def consume(self, events: Iterable[Event]) -> None:
+        events = list(events)
+        self.kpis.consume(events)
+        self.genealogy.consume(events)
+        self.timeline.consume(events)
+        for e in events:
+            if e.kind in ("fault", "estop", "estop_reset", "watchdog", "safe_state"):
+                self.faults.append({"time": e.time, "device": e.device, "kind": e.kind, **e.data})
