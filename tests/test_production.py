@@ -161,3 +161,42 @@ def test_station_refuses_start_while_broken_down():
 def test_default_config_runs_clean():
     cfg = load(ROOT / "configs" / "default_line.toml")
     assert not cfg.estops
+
+
+def test_the_line_is_a_packml_unit():
+    from twin.devices.base import CommandError
+
+    with Line(load(ROOT / "configs" / "default_line.toml")) as line:
+        line.step(10)
+        assert line.signals()["line"]["state"] == "Execute"
+        with pytest.raises(CommandError) as err:
+            line.apply("line", "start")
+        assert err.value.code == "illegal_state" and "Execute" in err.value.message
+        line.step(round(3 / line.dt))  # the first part is on its way
+        line.apply("line", "hold")
+        line.step(5)
+        s = line.signals()
+        assert s["line"]["state"] == "Held"
+        assert not s["infeed"]["running"] and not s["outfeed"]["running"]
+        line.apply("line", "unhold")
+        line.step(5)
+        assert line.signals()["line"]["state"] == "Execute"
+        assert line.signals()["infeed"]["running"]  # the controller drives again
+        line.estop("test")
+        line.step(5)
+        assert line.signals()["line"]["state"] == "Aborted"
+        line.estop_reset()
+        line.step(10)
+        assert line.signals()["line"]["state"] == "Execute"
+        states = [e.data["new"] for e in line.drain_events() if e.kind == "line_state"]
+        assert states[:4] == ["Resetting", "Idle", "Starting", "Execute"]
+        assert states[-8:] == [
+            "Aborting",
+            "Aborted",
+            "Clearing",
+            "Stopped",
+            "Resetting",
+            "Idle",
+            "Starting",
+            "Execute",
+        ]

@@ -274,6 +274,8 @@ def _check_references(cfg: LineConfig, source: str) -> None:
     ids = [d.id for d in cfg.devices]
     kinds = {d.id: type(d) for d in cfg.devices}
     for i, dev_id in enumerate(ids):
+        if dev_id == "line":
+            fail(f"devices[{i}].id", "'line' is reserved for the line itself")
         if ids.index(dev_id) != i:
             fail(f"devices[{i}].id", f"duplicate device id '{dev_id}'")
 

@@ -27,6 +27,7 @@ from twin.devices.source import Source
 from twin.devices.station import Station
 from twin.events import Event, EventLog
 from twin.parts import PartPool
+from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
 from twin.sim.world import World
 
 DEVICE_CLASSES: dict[type, type[Device]] = {
@@ -66,6 +67,13 @@ class Line:
         self.controller = None
         self._suspended_controller = None
         self.estopped = False
+        # the line as a whole is a PackML unit: it starts itself (Stopped -> Execute) and
+        # its built-in controller acts only in Execute
+        self.packml = PackMLMachine(State.STOPPED)
+        self.packml.on_transition = lambda old, new, cause: self.emit(
+            "line_state", old=old.value, new=new.value, cause=cause
+        )
+        self._auto_start = True
         self._estop_script = sorted((w.at, w.at + w.duration) for w in cfg.estops)
         self._scripted_estop_until: float | None = None
         if builtin_controller and cfg.controller is not None:
@@ -91,7 +99,9 @@ class Line:
         for _ in range(n):
             if self._estop_script or self._scripted_estop_until is not None:
                 self._run_estop_script()
-            if self.controller is not None:
+            if self._auto_start or self.packml.is_acting:
+                self._advance_line_state()
+            if self.controller is not None and self.packml.state == State.EXECUTE:
                 self.controller.tick(self.signals())
             for d in devices:
                 d.before_step()
@@ -99,9 +109,50 @@ class Line:
             for d in devices:
                 d.after_step()
 
+    def _advance_line_state(self) -> None:
+        """Acting states complete within a step; after start-up or an e-stop reset the line
+        brings itself back to Execute, as a line in automatic mode does."""
+        machine = self.packml
+        if machine.is_acting:
+            machine.state_complete()
+        elif machine.state == State.STOPPED and not self.estopped:
+            machine.command(Command.RESET)
+        elif machine.state == State.IDLE:
+            machine.command(Command.START)
+        elif machine.state == State.EXECUTE:
+            self._auto_start = False
+
     # commands -----------------------------------------------------------------------
+    LINE_COMMANDS = tuple(c.value.lower() for c in Command)
+
+    def _line_command(self, command: str, args: Any) -> None:
+        if command not in self.LINE_COMMANDS:
+            raise CommandError(
+                "unknown_command",
+                f"the line has no command '{command}' (accepted: {list(self.LINE_COMMANDS)})",
+            )
+        if args:
+            raise CommandError("unknown_arg", f"line {command}: takes no arguments")
+        if self.estopped and command not in ("stop", "abort"):
+            raise CommandError("estopped", f"the line is emergency-stopped: '{command}' refused")
+        try:
+            self.packml.command(command)
+        except IllegalCommand as e:
+            raise CommandError("illegal_state", f"line: {e}") from None
+        self._auto_start = False
+        if command in ("hold", "stop", "abort"):
+            self.safe_state(f"line {command}")
+        elif command in ("start", "unhold", "unsuspend") and self.controller is not None:
+            self.controller.restart()
+
     def apply(self, device_id: str, command: str, args: dict[str, Any] | None = None) -> None:
-        """Validate and carry out one device command, or raise CommandError with no change."""
+        """Validate and carry out one device command, or raise CommandError with no change.
+
+        The device id "line" addresses the line's own PackML state machine.
+        """
+        if device_id == "line" and isinstance(command, str):
+            self._line_command(command, args)
+            return
         device = self.devices.get(device_id) if isinstance(device_id, str) else None
         if device is None:
             raise CommandError(
@@ -125,6 +176,8 @@ class Line:
         if not self.estopped:
             self.estopped = True
             self.suspend_controller()
+            if self.packml.can(Command.ABORT):
+                self.packml.command(Command.ABORT)
         self.safe_state(f"estop: {reason}" if reason else "estop")
         self.emit("estop", reason=reason)
 
@@ -133,6 +186,11 @@ class Line:
         if self.estopped:
             self.estopped = False
             self.resume_controller()
+            if self.packml.state == State.ABORTING:
+                self.packml.state_complete()
+            if self.packml.state == State.ABORTED:
+                self.packml.command(Command.CLEAR)
+            self._auto_start = True  # Clearing -> Stopped -> Idle -> Execute by itself
         self.emit("estop_reset")
 
     def _run_estop_script(self) -> None:
@@ -172,7 +230,9 @@ class Line:
 
     # observation --------------------------------------------------------------------
     def signals(self) -> dict[str, dict[str, Any]]:
-        return {dev_id: d.signals() for dev_id, d in self.devices.items()}
+        out = {dev_id: d.signals() for dev_id, d in self.devices.items()}
+        out["line"] = {"state": self.packml.state.value, "estopped": self.estopped}
+        return out
 
     def drain_events(self) -> list[Event]:
         return self.events.drain()
@@ -202,7 +262,26 @@ class Line:
             "line": self.cfg.name,
             "timestep": self.dt,
             "seed": self.seed,
-            "devices": [d.describe() for d in self.devices.values()],
+            "devices": [
+                *(d.describe() for d in self.devices.values()),
+                {
+                    "id": "line",
+                    "kind": "line",
+                    "signals": [
+                        {
+                            "name": "state",
+                            "type": "str",
+                            "unit": "",
+                            "doc": "PackML state of the line",
+                        },
+                        {"name": "estopped", "type": "bool", "unit": "", "doc": "e-stop active"},
+                    ],
+                    "commands": [
+                        {"name": c, "args": [], "doc": f"PackML {c.capitalize()} for the line"}
+                        for c in self.LINE_COMMANDS
+                    ],
+                },
+            ],
         }
 
     def close(self) -> None:
