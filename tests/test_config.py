@@ -9,7 +9,7 @@ import pytest
 from twin.config import ConfigError, load, loads
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").glob("*_line.toml"))
+CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.toml") if "line" in p.stem)
 
 MINIMAL = """
 name = "mini"
