@@ -8,7 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
+from twin.bench.command import add_parser as add_bench_parser
 from twin.config import ConfigError, load
+from twin.record.command import add_parser as add_record_parser
 from twin.server.command import add_parser as add_serve_parser
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default_line.toml")
@@ -42,6 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         gui=args.gui,
         progress=not args.quiet,
         plot=str(Path(args.report).with_suffix(".png")) if args.report else None,
+        record=args.record,
     )
     for text in summary.lines():
         print(text)
@@ -93,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="pace to the wall clock (times FACTOR); default is as fast as possible",
     )
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument(
+        "--record", metavar="FILE.mcap", help="record config, states and events (twin replay)"
+    )
     run.set_defaults(func=cmd_run)
 
     snap = sub.add_parser("snapshot", help="render the line to a PNG, headless")
@@ -108,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     add_serve_parser(sub)
+    add_record_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 

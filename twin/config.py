@@ -180,6 +180,7 @@ class Transfer(_Strict, kw_only=True):
 class SequencerConfig(_Strict, tag="sequencer", tag_field="kind", kw_only=True):
     belts: list[BeltRule] = msgspec.field(default_factory=list)
     transfers: list[Transfer] = msgspec.field(default_factory=list)  # priority order per arm
+    scan_time: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.01  # s, the PLC cycle
 
 
 class ViewConfig(_Strict, kw_only=True):

@@ -101,7 +101,11 @@ class Line:
                 self._run_estop_script()
             if self._auto_start or self.packml.is_acting:
                 self._advance_line_state()
-            if self.controller is not None and self.packml.state == State.EXECUTE:
+            if (
+                self.controller is not None
+                and self.packml.state == State.EXECUTE
+                and self.world.step_index % self.controller.period == 0
+            ):
                 self.controller.tick(self.signals())
             for d in devices:
                 d.before_step()

@@ -11,6 +11,7 @@ import msgspec
 from twin.config import LineConfig
 from twin.line import Line
 from twin.production.monitor import ProductionMonitor
+from twin.record.run_tap import RunRecording
 
 
 class RunSummary(msgspec.Struct, kw_only=True):
@@ -113,9 +114,12 @@ def run_line(
     gui: bool = False,
     progress: bool = True,
     plot: str | None = None,
+    record: str | None = None,
 ) -> RunSummary:
     """Step the line with its built-in controller for `duration` simulated seconds."""
     line = Line(cfg, seed=seed, gui=gui)
+    rec = RunRecording(record, cfg, line) if record else None  # MCAP: states and events
+    step, drain = (rec.step, rec.drain) if rec else (line.step, line.drain_events)
     monitor = ProductionMonitor(line)
     total = max(1, round(duration / line.dt))
     chunk = max(1, min(200, total // 100))  # progress and Ctrl-C checks without per-step cost
@@ -127,9 +131,9 @@ def run_line(
     try:
         while done < total:
             n = min(chunk, total - done)
-            line.step(n)
+            step(n)
             done += n
-            monitor.consume(line.drain_events())
+            monitor.consume(drain())
             if realtime_factor:
                 ahead = line.sim_time / realtime_factor - (time.perf_counter() - start)
                 if ahead > 0:
@@ -141,8 +145,10 @@ def run_line(
         interrupted = True
     finally:
         bar.close()
+        if rec:
+            rec.close()
     wall = time.perf_counter() - start
-    monitor.consume(line.drain_events())
+    monitor.consume(drain())
     summary = _summarise(line, cfg, wall, interrupted, completed_at_half)
     summary.kpis = monitor.kpis.snapshot(line.sim_time)
     summary.faults = monitor.faults

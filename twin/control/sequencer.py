@@ -34,6 +34,7 @@ class Sequencer:
     def __init__(self, cfg: SequencerConfig, line: Line) -> None:
         self.cfg = cfg
         self.line = line
+        self.period = max(1, round(cfg.scan_time / line.dt))  # steps per PLC scan
         self._belt_out: dict[str, bool] = {}
         self._blocked_for: dict[str, float] = {}  # PLC on-delay timers for stop eyes
         self._jobs: dict[str, _ArmJob | None] = {t.arm: None for t in cfg.transfers}
@@ -75,7 +76,7 @@ class Sequencer:
             del self.errors[:-20]
 
     def tick(self, s: Signals) -> None:
-        dt = self.line.dt
+        dt = self.period * self.line.dt
         for rule in self.cfg.belts:
             blocked = rule.stop_eye is not None and s[rule.stop_eye]["blocked"]
             timer = self._blocked_for[rule.conveyor] = (

@@ -108,6 +108,9 @@ class Arm(Device):
         self._joint_move: tuple[np.ndarray, np.ndarray, float, float] | None = None
         self._pending_result: str | None = None
         self.grip_offset = np.zeros(2)  # part centre minus cup, in world x/y, while holding
+        self._sensed_at = -1
+        self._sent_target: np.ndarray | None = None
+        self._was_still = False
 
     # model ---------------------------------------------------------------------------
     def _read_model(self) -> None:
@@ -204,6 +207,7 @@ class Arm(Device):
 
     # commands ------------------------------------------------------------------------
     def _require_idle(self, command: str) -> None:
+        self._sense()  # jobs start from where the tool really is
         if self.queue or self._joint_move is not None:
             raise CommandError("busy", f"arm '{self.id}': cannot {command} while {self.state}")
 
@@ -313,6 +317,7 @@ class Arm(Device):
         self._halt("halted")
 
     def _halt(self, result: str) -> None:
+        self._sense()
         busy = bool(self.queue) or self._joint_move is not None
         self.queue.clear()
         self._joint_move = None
@@ -371,8 +376,10 @@ class Arm(Device):
             upperLimits=ul,
             jointRanges=jr,
             restPoses=rest,
-            maxNumIterations=30,
-            residualThreshold=1e-5,
+            # called every step along a path from a nearby pose: a few iterations converge,
+            # and the end point is re-solved until the tool arrives
+            maxNumIterations=8,
+            residualThreshold=1e-4,
         )
         return np.clip(np.array(q)[self._ik_index], self.lower, self.upper)
 
@@ -397,6 +404,11 @@ class Arm(Device):
                 seg.travelled = min(seg.length, seg.travelled + seg.speed * dt)
                 frac = seg.travelled / seg.length if seg.length > 0 else 1.0
                 self.q_target = self._ik(seg.start + (seg.end - seg.start) * frac)
+            else:  # settling: refine the end point from where the arm now is
+                self.q_target = self._ik(seg.end)
+        if self._sent_target is not None and np.array_equal(self._sent_target, self.q_target):
+            return  # pybullet keeps the motor targets it has
+        self._sent_target = self.q_target.copy()
         self.ctx.world.client.setJointMotorControlArray(
             self.body,
             self.joints,
@@ -420,7 +432,12 @@ class Arm(Device):
             self.vacuum = False
             self._release()
 
-    def after_step(self) -> None:
+    def _sense(self) -> None:
+        """Read joints and tool pose (once per step at most)."""
+        step = self.ctx.world.step_index
+        if self._sensed_at == step:
+            return
+        self._sensed_at = step
         c = self.ctx.world.client
         states = c.getJointStates(self.body, self.joints)
         self.q = np.array([s[0] for s in states])
@@ -428,6 +445,19 @@ class Arm(Device):
         self.tool = np.array(
             c.getLinkState(self.body, self.tool_index, computeForwardKinematics=1)[4]
         )
+
+    @property
+    def _still(self) -> bool:
+        """Parked with nothing to watch: no job, no vacuum, no part on the cup."""
+        return (
+            not self.queue and self._joint_move is None and not self.vacuum and self.holding is None
+        )
+
+    def after_step(self) -> None:
+        if self._still and self._was_still:
+            return  # the pose is only read when someone asks for the signals
+        self._was_still = self._still
+        self._sense()
         self.ctx.world.rays.move(
             self.cup_ray,
             (self.tool + [0, 0, 0.002]).tolist(),
@@ -467,6 +497,7 @@ class Arm(Device):
                 self._pending_result = None
 
     def signals(self) -> dict[str, Any]:
+        self._sense()
         return {
             "state": self.state,
             "busy": bool(self.queue) or self._joint_move is not None,

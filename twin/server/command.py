@@ -71,6 +71,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=10.0,
         help="state telemetry rate in simulated Hz (0 = off; default 10)",
     )
+    p.add_argument(
+        "--record",
+        metavar="FILE.mcap",
+        default=None,
+        help="record config, telemetry and accepted requests to an MCAP file (twin replay)",
+    )
     p.set_defaults(func=run_serve)
 
 
@@ -85,6 +91,7 @@ def run_serve(args: argparse.Namespace) -> int:
         builtin_controller=args.builtin_controller,
         seed=args.seed,
         state_rate=args.state_rate,
+        record=args.record,
     )
     try:
         return serve(cfg, opts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import twin
@@ -32,6 +33,9 @@ class Dispatcher:
         self.host = host
         self.lock = lock
         self._schema: dict[str, Any] | None = None
+        # called with (client, request, step, time) for every accepted request, the step and
+        # time being those before it took effect (the recorder keeps the ones that change things)
+        self.on_accepted: Callable[[bytes, Any, int, float], None] | None = None
         self._handlers = {
             m.Hello: self._hello,
             m.Describe: self._describe,
@@ -62,7 +66,10 @@ class Dispatcher:
                     f"'{m.request_tag(type(request))}' changes the line: take_control first"
                     + (" (another client holds control)" if self.lock.holder else ""),
                 )
+            step, sim_time = self.host.line.step_index, self.host.line.sim_time
             reply = self._handlers[type(request)](client, request, now)
+            if self.on_accepted is not None:
+                self.on_accepted(client, request, step, sim_time)
         except (ProtocolError, Refused, CommandError) as e:
             if isinstance(e, ProtocolError):
                 request_id = e.request_id

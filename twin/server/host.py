@@ -16,6 +16,7 @@ from twin.protocol.codec import encode
 from twin.protocol.messages import TOPIC_EVENT, TOPIC_STATE, EventMsg, State
 
 Publish = Callable[[bytes, bytes], None]  # (topic, payload)
+Tap = Callable[[bytes, Any], None]  # (topic, State | EventMsg)
 
 
 def steps_per_state(rate_hz: float, dt: float) -> int:
@@ -43,8 +44,8 @@ class LineHost:
         self.state_rate = state_rate
         self._publish = publish
         self.paused = False
-        self.estopped = False
         self.controlled = False  # kept up to date by the dispatcher, reported in the state
+        self.tap: Tap | None = None  # sees every telemetry message as published (recorder)
         self.line = self._build(seed)
 
     def _build(self, seed: int | None) -> Line:
@@ -68,12 +69,17 @@ class LineHost:
             n -= k
             self.flush_events()
             if self.state_every and line.step_index % self.state_every == 0:
-                self._publish(TOPIC_STATE, encode(self.state()))
+                state = self.state()
+                self._publish(TOPIC_STATE, encode(state))
+                if self.tap is not None:
+                    self.tap(TOPIC_STATE, state)
 
     def flush_events(self) -> None:
         for ev in self.line.drain_events():
             msg = EventMsg(step=ev.step, time=ev.time, kind=ev.kind, device=ev.device, data=ev.data)
             self._publish(TOPIC_EVENT, encode(msg))
+            if self.tap is not None:
+                self.tap(TOPIC_EVENT, msg)
 
     def server_event(self, kind: str, **data: Any) -> None:
         """An event from the server itself (watchdog, estop, control...), published at once."""
@@ -101,19 +107,29 @@ class LineHost:
         self.line.safe_state(reason)
         self.flush_events()
 
+    def watchdog_trip(self, client: str, timeout: float, silent_for: float) -> None:
+        """The controller `client` (hex id) went silent: control is gone, the line safe-stops."""
+        reason = (
+            f"watchdog: controller {client} silent for {silent_for:.2f} s (timeout {timeout} s)"
+        )
+        self.controlled = False
+        self.safe_stop(reason)
+        self.server_event(
+            "watchdog", reason=reason, client=client, timeout=timeout, silent_for=silent_for
+        )
+
+    @property
+    def estopped(self) -> bool:
+        return self.line.estopped
+
     def estop(self, reason: str) -> None:
         """Safe state, the built-in controller suspended, device commands refused."""
-        if not self.estopped:
-            self.estopped = True
-            self.line.suspend_controller()
-        self.line.safe_state(f"estop: {reason}" if reason else "estop")
-        self.server_event("estop", reason=reason)
+        self.line.estop(reason)
+        self.flush_events()
 
     def estop_reset(self) -> None:
-        if self.estopped:
-            self.estopped = False
-            self.line.resume_controller()
-        self.server_event("estop_reset")
+        self.line.estop_reset()
+        self.flush_events()
 
     def reset(self, seed: int | None) -> None:
         """Rebuild the line from its config (with a new seed if given); pause is kept."""

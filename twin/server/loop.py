@@ -38,6 +38,7 @@ class ServeOptions:
     builtin_controller: bool = True
     seed: int | None = None
     state_rate: float = 10.0  # simulated Hz
+    record: str | None = None  # MCAP file to record config, telemetry and requests to
 
 
 class Server:
@@ -60,6 +61,15 @@ class Server:
             raise
         self.lock = ControlLock()
         self.dispatcher = Dispatcher(self.host, self.lock)
+        self.recorder = None
+        if opts.record:
+            from twin.record.server_tap import record_server
+
+            try:
+                self.recorder = record_server(opts.record, cfg, self.host, self.dispatcher)
+            except Exception:
+                self.close()
+                raise
         self.stopping = False
 
     # sockets ---------------------------------------------------------------------------
@@ -94,19 +104,11 @@ class Server:
         expiry = self.lock.expired(time.monotonic())
         if expiry is None:
             return
-        reason = (
-            f"watchdog: controller {expiry.holder.hex()} silent for {expiry.silent_for:.2f} s "
-            f"(timeout {expiry.timeout} s)"
-        )
-        self.host.controlled = False
-        self.host.safe_stop(reason)
-        self.host.server_event(
-            "watchdog",
-            reason=reason,
-            client=expiry.holder.hex(),
-            timeout=expiry.timeout,
-            silent_for=expiry.silent_for,
-        )
+        line = self.host.line
+        step, sim_time = line.step_index, line.sim_time
+        self.host.watchdog_trip(expiry.holder.hex(), expiry.timeout, expiry.silent_for)
+        if self.recorder is not None:
+            self.recorder.watchdog(expiry.holder, expiry.timeout, expiry.silent_for, step, sim_time)
 
     # modes -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -148,6 +150,8 @@ class Server:
             self.check_watchdog()
 
     def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
         self.host.close()
         self.endpoints.close()
 
@@ -168,6 +172,8 @@ def serve(cfg: LineConfig, opts: ServeOptions) -> int:
             f"mode      {opts.mode}" + (f" x{opts.rtf}" if opts.mode == "realtime" else ""),
             flush=True,
         )
+        if opts.record:
+            print(f"record    {opts.record} (MCAP)", flush=True)
         server.run()
     finally:
         server.close()

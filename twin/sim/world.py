@@ -44,35 +44,31 @@ class RayBank:
     """
 
     def __init__(self) -> None:
+        # plain lists: pybullet converts them faster than numpy arrays
         self._from: list[list[float]] = []
         self._to: list[list[float]] = []
-        self._from_arr = np.zeros((0, 3))
-        self._to_arr = np.zeros((0, 3))
-        self.hit_body = np.zeros(0, dtype=np.int64)
-        self.hit_fraction = np.ones(0)
+        self.hit_body: list[int] = []
+        self.hit_fraction: list[float] = []
 
     def add(self, start: list[float], end: list[float]) -> int:
         """Register a ray; returns its index into hit_body / hit_fraction."""
-        self._from.append(list(start))
-        self._to.append(list(end))
-        self._from_arr = np.array(self._from, dtype=float)
-        self._to_arr = np.array(self._to, dtype=float)
-        self.hit_body = np.full(len(self._from), -1, dtype=np.int64)
-        self.hit_fraction = np.ones(len(self._from))
+        self._from.append([float(v) for v in start])
+        self._to.append([float(v) for v in end])
+        self.hit_body.append(-1)
+        self.hit_fraction.append(1.0)
         return len(self._from) - 1
 
     def move(self, index: int, start: list[float], end: list[float]) -> None:
         """Move a ray that follows a moving device (e.g. a suction cup)."""
-        self._from_arr[index] = start
-        self._to_arr[index] = end
+        self._from[index] = start
+        self._to[index] = end
 
-    def cast(self, client: BulletClient) -> None:
-        if not len(self._from):
+    def cast(self, client_id: int) -> None:
+        if not self._from:
             return
-        results = client.rayTestBatch(self._from_arr, self._to_arr)
-        for i, r in enumerate(results):
-            self.hit_body[i] = r[0]
-            self.hit_fraction[i] = r[2]
+        results = pybullet.rayTestBatch(self._from, self._to, physicsClientId=client_id)
+        self.hit_body = [r[0] for r in results]
+        self.hit_fraction = [r[2] for r in results]
 
 
 class World:
@@ -85,6 +81,7 @@ class World:
         with _quiet_stdout():
             self.client = BulletClient(connection_mode=pybullet.GUI if gui else pybullet.DIRECT)
         c = self.client
+        self._id = c._client
         c.resetSimulation()
         c.setGravity(*physics.gravity)
         # fixedTimeStep is one twin step; bullet subdivides it into `substeps` internal steps.
@@ -106,9 +103,9 @@ class World:
 
     def step(self) -> None:
         """Advance physics by one twin step and cast every beam sensor."""
-        self.client.stepSimulation()
+        pybullet.stepSimulation(physicsClientId=self._id)  # the hottest call: skip the wrapper
         self.step_index += 1
-        self.rays.cast(self.client)
+        self.rays.cast(self._id)
 
     def box(
         self,

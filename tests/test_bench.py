@@ -1,0 +1,90 @@
+"""`twin bench --quick --json` runs every benchmark and reports well-formed numbers.
+
+Speed itself is measured by the benchmarks, not asserted here: only that each one ran and
+reported positive figures (or, for recording, an explicit skip).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = [sys.executable, "-m", "twin.bench.command"]
+NAMES = ["free_run", "lockstep", "parts_scaling", "slow_subscriber", "startup", "record"]
+REQUIRED = {"name", "ours", "baseline", "unit", "ratio"}
+TIMEOUT_S = 180  # --quick takes ~30 s on 2 cores; generous for a loaded CI machine
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def quick_results() -> dict[str, dict]:
+    proc = subprocess.run(
+        [*BENCH, "--quick", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return {r["name"]: r for r in results}
+
+
+def test_every_benchmark_reports_one_line(quick_results: dict[str, dict]) -> None:
+    assert list(quick_results) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_benchmark_has_required_keys_and_positive_numbers(
+    quick_results: dict[str, dict], name: str
+) -> None:
+    result = quick_results[name]
+    assert REQUIRED <= set(result)
+    assert result["unit"]
+    if result.get("skipped"):
+        assert name == "record" and "recording not available" in result["skipped"]
+        assert result["ours"] is None and result["baseline"] is None
+        return
+    for key in ("ours", "baseline", "ratio"):
+        assert _positive(result[key]), f"{name}.{key} = {result[key]!r}"
+
+
+def test_free_run_reports_real_time_factor(quick_results: dict[str, dict]) -> None:
+    details = quick_results["free_run"]["details"]
+    assert _positive(details["real_time_factor"])
+    assert details["telemetry_received"] > 0  # the subscriber really got telemetry
+
+
+def test_parts_scaling_reports_cost_per_part(quick_results: dict[str, dict]) -> None:
+    per_count = quick_results["parts_scaling"]["details"]["per_count"]
+    assert len(per_count) == 3
+    for count, figures in per_count.items():
+        assert figures["parts_on_line"] == int(count)
+        assert _positive(figures["us_per_part_step"])
+
+
+def test_slow_subscriber_reports_memory(quick_results: dict[str, dict]) -> None:
+    details = quick_results["slow_subscriber"]["details"]
+    assert _positive(details["rss_kib_start"]) and _positive(details["rss_kib_end"])
+
+
+def test_only_runs_the_named_benchmark() -> None:
+    proc = subprocess.run(
+        [*BENCH, "--quick", "--only", "startup"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("startup") and "ratio" in lines[0]

@@ -1,0 +1,75 @@
+"""`twin bench [--json] [--quick] [--only NAME ...]`: run the benchmarks, one line each.
+
+Each benchmark alternates ours and its baseline in this run and reports medians. With
+--json every line is one JSON object with name, ours, baseline, unit, ratio (+ target, met,
+details). --quick is a reduced run for tests (seconds, not minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+from twin.bench.free_run import free_run
+from twin.bench.lockstep import lockstep
+from twin.bench.parts_scaling import parts_scaling
+from twin.bench.processes import DEFAULT_CONFIG
+from twin.bench.record import record
+from twin.bench.result import BenchResult
+from twin.bench.slow_subscriber import slow_subscriber
+from twin.bench.startup import startup
+
+Benchmark = Callable[..., BenchResult]
+BENCHMARKS: dict[str, Benchmark] = {
+    "free_run": free_run,
+    "lockstep": lockstep,
+    "parts_scaling": parts_scaling,
+    "slow_subscriber": slow_subscriber,
+    "startup": startup,
+    "record": record,
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="measure the twin against bare pybullet / pyzmq baselines",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per benchmark")
+    p.add_argument("--quick", action="store_true", help="a reduced run (for tests)")
+    p.add_argument(
+        "--only", nargs="+", choices=sorted(BENCHMARKS), metavar="NAME", help="run only these"
+    )
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="the line (default_line.toml)")
+    p.set_defaults(func=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    names = [name for name in BENCHMARKS if not args.only or name in args.only]
+    failed = 0
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            result = BENCHMARKS[name](args.config, quick=args.quick)
+        except Exception as e:  # one broken benchmark must not hide the others
+            failed += 1
+            result = BenchResult(
+                name=name, ours=None, baseline=None, unit="", skipped=f"failed: {e!r}"
+            )
+        result.details["wall_s"] = time.perf_counter() - t0
+        print(result.to_json() if args.json else result.to_text(), flush=True)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="twin")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":  # python -m twin.bench.command [--json] [--quick] [--only ...]
+    sys.exit(main())

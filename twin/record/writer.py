@@ -1,0 +1,155 @@
+"""Recorder: writes the telemetry and the accepted requests of a run to an MCAP file.
+
+Messages are JSON (one reused msgspec encoder) on channels described by JSON Schemas, so
+Foxglove opens the file and plots any signal. Chunks are small and the file is flushed about
+every simulated second, so a process killed with SIGKILL leaves a file that the streaming
+reader can read up to a recent point; `close` writes the footer and summary.
+
+Log times are simulated nanoseconds that keep increasing across a `reset` (which restarts the
+line's own clock); each message carries its own step and time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+from mcap.writer import CompressionType, Writer
+
+import twin
+from twin.config import LineConfig
+from twin.protocol import messages as m
+from twin.record.format import (
+    MESSAGE_ENCODING,
+    RECORDED_REQUESTS,
+    SCHEMA_ENCODING,
+    TOPIC_EVENT,
+    TOPIC_RECORDING,
+    TOPIC_REQUEST,
+    TOPIC_STATE,
+    RecordedRequest,
+    RecordingInfo,
+    WatchdogTrip,
+    channel_schemas,
+)
+
+CHUNK_BYTES = 16 * 1024  # about one simulated second of state at 10 Hz for the default line
+FLUSH_EVERY_NS = 1_000_000_000  # push written chunks to the OS every simulated second
+_WIRE_TOPICS = {m.TOPIC_STATE: TOPIC_STATE, m.TOPIC_EVENT: TOPIC_EVENT}
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+json_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+
+
+def recording_info(
+    cfg: LineConfig,
+    *,
+    source: str,
+    seed: int,
+    builtin_controller: bool,
+    mode: str,
+    timestep: float,
+    state_rate: float,
+    state_every: int,
+) -> RecordingInfo:
+    """The `recording` message for a line built from `cfg` (reads the config file's text)."""
+    return RecordingInfo(
+        source=source,
+        twin_version=twin.__version__,
+        config_path=cfg.source_path,
+        config_toml=Path(cfg.source_path).read_text(),
+        seed=seed,
+        builtin_controller=builtin_controller,
+        mode=mode,
+        timestep=timestep,
+        state_rate=state_rate,
+        state_every=state_every,
+    )
+
+
+class Recorder:
+    def __init__(self, path: str | Path, info: RecordingInfo) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        self._writer = Writer(self._file, chunk_size=CHUNK_BYTES, compression=CompressionType.LZ4)
+        self._writer.start(profile="", library=f"twin {twin.__version__}")
+        self._channels: dict[str, int] = {}
+        for topic, (name, schema) in channel_schemas().items():
+            schema_id = self._writer.register_schema(name, SCHEMA_ENCODING, schema)
+            self._channels[topic] = self._writer.register_channel(
+                topic, MESSAGE_ENCODING, schema_id
+            )
+        self._base_ns = 0  # log time of the current line's t = 0 (moves on at each reset)
+        self._last_step = 0
+        self._last_ns = 0  # last telemetry time on the current line (its own clock)
+        self._now_ns = 0  # latest log time written
+        self._flushed_ns = 0
+        self.closed = False
+        self._add(TOPIC_RECORDING, 0, json_encoder.encode(info))
+        self._file.flush()
+
+    # feeding -----------------------------------------------------------------------------
+    def telemetry(self, topic: bytes, msg: m.State | m.EventMsg) -> None:
+        """A telemetry message as published (topic as on the wire: b"state" or b"event")."""
+        t_ns = round(msg.time * 1e9)
+        if msg.step < self._last_step:  # the line was reset: its clock restarted
+            self._base_ns += self._last_ns
+        self._last_step, self._last_ns = msg.step, t_ns
+        self._add(_WIRE_TOPICS[topic], self._base_ns + t_ns, json_encoder.encode(msg))
+
+    def request(self, client: bytes, request: Any, step: int, time: float) -> None:
+        """An accepted request, applied at `step`; ignored unless it changes the line."""
+        if isinstance(request, RECORDED_REQUESTS):
+            self._request(
+                RecordedRequest(step=step, time=time, client=client.hex(), request=request)
+            )
+
+    def watchdog(
+        self, client: bytes, timeout: float, silent_for: float, step: int, time: float
+    ) -> None:
+        trip = WatchdogTrip(client=client.hex(), timeout=timeout, silent_for=silent_for)
+        self._request(RecordedRequest(step=step, time=time, client="", request=trip))
+
+    def _request(self, rec: RecordedRequest) -> None:
+        # a reset's own time is on the old clock; everything else is at its step or later
+        log = self._now_ns
+        if not isinstance(rec.request, m.Reset):
+            log = max(log, self._base_ns + round(rec.time * 1e9))
+        self._add(TOPIC_REQUEST, log, json_encoder.encode(rec))
+
+    def _add(self, topic: str, log_ns: int, data: bytes) -> None:
+        if self.closed:
+            return
+        self._now_ns = max(self._now_ns, log_ns)
+        self._writer.add_message(self._channels[topic], log_ns, data, log_ns)
+        if self._now_ns - self._flushed_ns >= FLUSH_EVERY_NS:
+            self._file.flush()
+            self._flushed_ns = self._now_ns
+
+    # ending ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Write the footer and close the file (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._writer.finish()
+        finally:
+            self._file.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
