@@ -81,6 +81,13 @@ class Client:
     def get_state(self) -> m.State:
         return self.request(m.GetState())
 
+    def get_kpis(self) -> dict[str, Any]:
+        return self.request(m.GetKpis()).kpis
+
+    def genealogy(self, part: int | None = None) -> list[dict[str, Any]]:
+        """Records of every remembered part, or of one part (TwinError unknown_part if none)."""
+        return self.request(m.GetGenealogy(part=part)).parts
+
     def command(self, device: str, command: str, **args: Any) -> m.Ok:
         return self.request(m.Command(device=device, command=command, args=args))
 
@@ -123,7 +130,9 @@ class Client:
         for topic in topics:
             self._sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
 
-    def recv_telemetry(self, timeout: float | None = None) -> tuple[str, m.State | m.EventMsg]:
+    def recv_telemetry(
+        self, timeout: float | None = None
+    ) -> tuple[str, m.State | m.EventMsg | m.Kpis]:
         """The next (topic, message) from the subscribed topics."""
         if self._sub is None:
             raise ValueError("subscribe() first")

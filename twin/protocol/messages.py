@@ -85,6 +85,16 @@ class Reset(_Request, tag="reset"):
     seed: Seed | None = None
 
 
+class GetKpis(_Request, tag="get_kpis"):
+    """Production KPIs now: throughput, WIP, lead time, OEE per station and line, bottleneck."""
+
+
+class GetGenealogy(_Request, tag="get_genealogy"):
+    """The record of one part (`part` given) or of every part the server remembers."""
+
+    part: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
 class Estop(_Request, tag="estop"):
     reason: Name = ""
 
@@ -107,6 +117,8 @@ Request = (
     | Reset
     | Estop
     | EstopReset
+    | GetKpis
+    | GetGenealogy
 )
 REQUEST_TYPES: tuple[type[_Request], ...] = Request.__args__  # type: ignore[attr-defined]
 REQUEST_TAGS: frozenset[str] = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
@@ -119,6 +131,8 @@ OPEN_REQUESTS: tuple[type[_Request], ...] = (
     TakeControl,
     Heartbeat,
     Estop,
+    GetKpis,
+    GetGenealogy,
 )
 
 
@@ -178,7 +192,20 @@ class Error(_Reply, tag="error"):
     message: str
 
 
-Reply = HelloReply | DescribeReply | State | Ok | Error
+class Kpis(_Reply, tag="kpis"):
+    """The reply to get_kpis and the `kpi` telemetry (see docs/protocol.md for each field)."""
+
+    kpis: dict[str, Any] = {}
+
+
+class Genealogy(_Reply, tag="genealogy"):
+    """Part records: id, type, spawned, visits [{station, entered, left, processed}],
+    completed, quality ("good"/"reject"), defect."""
+
+    parts: list[dict[str, Any]] = []
+
+
+Reply = HelloReply | DescribeReply | State | Ok | Error | Kpis | Genealogy
 
 
 # telemetry -----------------------------------------------------------------------------
@@ -193,9 +220,10 @@ class EventMsg(msgspec.Struct, tag="event", tag_field="type", kw_only=True):
     data: dict[str, Any] = {}
 
 
-Telemetry = State | EventMsg
+Telemetry = State | EventMsg | Kpis
 TOPIC_STATE = b"state"
 TOPIC_EVENT = b"event"
+TOPIC_KPI = b"kpi"
 
 
 # error codes the server itself gives (device commands add their own, e.g. out_of_range)
@@ -209,6 +237,7 @@ ERROR_CODES: dict[str, str] = {
     "control_held": "another client holds control",
     "wrong_mode": "the request does not apply in the server's mode",
     "estopped": "the line is emergency-stopped: estop_reset first",
+    "unknown_part": "get_genealogy for a part id the server has no record of",
     "internal": "the server failed on this request; the line is unchanged or safe-stopped",
 }
 

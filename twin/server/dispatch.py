@@ -11,6 +11,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 import twin
 from twin.devices.base import CommandError
 from twin.protocol import messages as m
@@ -50,6 +52,8 @@ class Dispatcher:
             m.Reset: self._reset,
             m.Estop: self._estop,
             m.EstopReset: self._estop_reset,
+            m.GetKpis: self._get_kpis,
+            m.GetGenealogy: self._get_genealogy,
         }
 
     # entry point -----------------------------------------------------------------------
@@ -133,6 +137,22 @@ class Dispatcher:
 
     def _get_state(self, client: bytes, req: m.GetState, now: float) -> m.State:
         return self.host.state(req.id)
+
+    def _get_kpis(self, client: bytes, req: m.GetKpis, now: float) -> m.Kpis:
+        self.host.flush_events()  # count what happened up to now
+        return self.host.kpis(req.id)
+
+    def _get_genealogy(self, client: bytes, req: m.GetGenealogy, now: float) -> m.Genealogy:
+        self.host.flush_events()
+        genealogy = self.host.monitor.genealogy
+        if req.part is None:
+            parts = genealogy.as_list()
+        else:
+            record = genealogy.get(req.part)
+            if record is None:
+                raise Refused("unknown_part", f"no record of part {req.part}")
+            parts = [msgspec.to_builtins(record)]
+        return self._stamp(m.Genealogy(parts=parts), req.id)
 
     def _take_control(self, client: bytes, req: m.TakeControl, now: float) -> m.Ok:
         if not self.lock.take(client, req.watchdog, now):

@@ -12,8 +12,9 @@ from typing import Any
 
 from twin.config import LineConfig
 from twin.line import Line
+from twin.production.monitor import ProductionMonitor
 from twin.protocol.codec import encode
-from twin.protocol.messages import TOPIC_EVENT, TOPIC_STATE, EventMsg, State
+from twin.protocol.messages import TOPIC_EVENT, TOPIC_KPI, TOPIC_STATE, EventMsg, Kpis, State
 
 Publish = Callable[[bytes, bytes], None]  # (topic, payload)
 Tap = Callable[[bytes, Any], None]  # (topic, State | EventMsg)
@@ -47,10 +48,13 @@ class LineHost:
         self.controlled = False  # kept up to date by the dispatcher, reported in the state
         self.tap: Tap | None = None  # sees every telemetry message as published (recorder)
         self.line = self._build(seed)
+        self.monitor = ProductionMonitor(self.line)
 
     def _build(self, seed: int | None) -> Line:
         line = Line(self.cfg, seed=seed, builtin_controller=self.builtin_controller)
         self.state_every = steps_per_state(self.state_rate, line.dt)
+        # KPIs go out once per simulated second, with every n-th state message
+        self.kpi_every_states = max(1, round(self.state_rate)) if self.state_every else 0
         return line
 
     @property
@@ -73,9 +77,22 @@ class LineHost:
                 self._publish(TOPIC_STATE, encode(state))
                 if self.tap is not None:
                     self.tap(TOPIC_STATE, state)
+                if (line.step_index // self.state_every) % self.kpi_every_states == 0:
+                    self._publish(TOPIC_KPI, encode(self.kpis()))
+
+    def kpis(self, request_id: Any = None) -> Kpis:
+        line = self.line
+        return Kpis(
+            id=request_id,
+            step=line.step_index,
+            time=line.sim_time,
+            kpis=self.monitor.kpis.snapshot(line.sim_time),
+        )
 
     def flush_events(self) -> None:
-        for ev in self.line.drain_events():
+        events = self.line.drain_events()
+        self.monitor.consume(events)
+        for ev in events:
             msg = EventMsg(step=ev.step, time=ev.time, kind=ev.kind, device=ev.device, data=ev.data)
             self._publish(TOPIC_EVENT, encode(msg))
             if self.tap is not None:
@@ -137,6 +154,7 @@ class LineHost:
         fresh = self._build(seed)  # build first: if that fails, the old line keeps running
         self.line.close()
         self.line, self.seed = fresh, seed
+        self.monitor = ProductionMonitor(fresh)
         self.server_event("reset", seed=self.line.seed)
 
     def close(self) -> None:
