@@ -167,7 +167,7 @@ def serve(cfg: LineConfig, opts: ServeOptions) -> int:
     try:
         ep = server.endpoints
         print(f"control   {ep.control_addr} (ROUTER, MessagePack requests)", flush=True)
-        print(f"telemetry {ep.telemetry_addr} (PUB, topics: state, event)", flush=True)
+        print(f"telemetry {ep.telemetry_addr} (PUB, topics: state, event, kpi)", flush=True)
         print(
             f"mode      {opts.mode}" + (f" x{opts.rtf}" if opts.mode == "realtime" else ""),
             flush=True,
