@@ -1,0 +1,102 @@
+"""KPI paths: which values of a run's summary a sweep collects, checked before anything runs.
+
+A KPI is a dotted path into `twin.run.RunSummary` as a dict: a top-level field such as
+`throughput_per_hour`, or a path into its `kpis` (`kpis.oee.oee`, `kpis.lead_time_s.p90`,
+`kpis.stations.mill.utilisation.execute`, `kpis.bottleneck.station`). Values are numbers,
+except `kpis.bottleneck.station` (a station id); a value that does not exist in a run (the
+lead time before any part completed) is left empty.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twin.production.kpi import ACTIVITIES
+from twin.sweep.paths import PathError, get_value, parse
+
+NUM, TEXT = "number", "text"
+_SUMMARY = dict.fromkeys(
+    (
+        "sim_time_s",
+        "steps",
+        "wall_time_s",
+        "real_time_factor",
+        "parts_spawned",
+        "parts_completed",
+        "wip",
+        "throughput_per_hour",
+        "throughput_per_hour_second_half",
+        "mean_lead_time_s",
+    ),
+    NUM,
+)
+_STATION: dict[str, Any] = {
+    "utilisation": dict.fromkeys(ACTIVITIES, NUM),
+    "time_s": dict.fromkeys(ACTIVITIES, NUM),
+    **dict.fromkeys(("processed", "good", "availability", "performance", "quality", "oee"), NUM),
+}
+# mirrors twin.production.kpi.KpiTracker.snapshot; tests/test_sweep.py checks it against a run
+KPI_SCHEMA: dict[str, Any] = {
+    **_SUMMARY,
+    "kpis": {
+        **dict.fromkeys(
+            (
+                "time_s",
+                "parts_spawned",
+                "parts_completed",
+                "parts_good",
+                "throughput_per_hour",
+                "wip",
+                "wip_mean",
+            ),
+            NUM,
+        ),
+        "lead_time_s": dict.fromkeys(("mean", "p50", "p90", "p95", "max"), NUM),
+        "oee": dict.fromkeys(("availability", "performance", "quality", "oee"), NUM),
+        "stations": {"*": _STATION},
+        "bottleneck": {"station": TEXT, "active_share": NUM},
+    },
+}
+
+
+def check_kpi(path: str, station_ids: list[str]) -> str:
+    """Return the KPI's kind (number or text); raise PathError naming what is wrong."""
+    node: Any = KPI_SCHEMA
+    where = ""
+    for key in parse(path):
+        if not isinstance(node, dict):
+            raise PathError(f"'{path}': {where} is a value, it has no field '{key}'")
+        if "*" in node:
+            if key not in station_ids:
+                raise PathError(f"'{path}': no station '{key}' (stations: {station_ids})")
+            node = node["*"]
+        elif key in node:
+            node = node[key]
+        else:
+            raise PathError(
+                f"'{path}': no KPI '{key}' in {where or 'the summary'} (known: {sorted(node)})"
+            )
+        where = f"{where}.{key}" if where else str(key)
+    if isinstance(node, dict):
+        raise PathError(f"'{path}' is a group of KPIs, name one of {sorted(node)}")
+    return node
+
+
+def leaves(stations: list[str]) -> list[str]:
+    """Every KPI path for a line with these stations."""
+    out: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, child in node.items():
+            keys = stations if key == "*" else [key]
+            for k in keys:
+                path = f"{prefix}.{k}" if prefix else k
+                walk(child, path) if isinstance(child, dict) else out.append(path)
+
+    walk(KPI_SCHEMA, "")
+    return out
+
+
+def extract(summary: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """The KPI values of one run's summary (as a dict)."""
+    return {p: get_value(summary, p) for p in paths}
