@@ -16,9 +16,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = [sys.executable, "-m", "twin.bench.command"]
-NAMES = ["free_run", "lockstep", "parts_scaling", "slow_subscriber", "startup", "record"]
+NAMES = [
+    "free_run",
+    "lockstep",
+    "parts_scaling",
+    "slow_subscriber",
+    "startup",
+    "record",
+    "gym_inprocess",
+    "gym_remote",
+    "gym_async_vec2",
+    "sweep",
+]
 REQUIRED = {"name", "ours", "baseline", "unit", "ratio"}
-TIMEOUT_S = 180  # --quick takes ~30 s on 2 cores; generous for a loaded CI machine
+TIMEOUT_S = 300  # --quick takes ~60 s on 2 cores; generous for a loaded CI machine
 
 
 def _positive(value: object) -> bool:

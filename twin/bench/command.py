@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from twin.bench.extras import gym_envs, sweep_throughput
 from twin.bench.free_run import free_run
 from twin.bench.lockstep import lockstep
 from twin.bench.parts_scaling import parts_scaling
@@ -21,7 +22,7 @@ from twin.bench.result import BenchResult
 from twin.bench.slow_subscriber import slow_subscriber
 from twin.bench.startup import startup
 
-Benchmark = Callable[..., BenchResult]
+Benchmark = Callable[..., BenchResult | list[BenchResult]]
 BENCHMARKS: dict[str, Benchmark] = {
     "free_run": free_run,
     "lockstep": lockstep,
@@ -29,6 +30,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "slow_subscriber": slow_subscriber,
     "startup": startup,
     "record": record,
+    "gym": gym_envs,  # several lines: gym_inprocess, gym_remote, gym_async_vec2
+    "sweep": sweep_throughput,
 }
 
 
@@ -53,14 +56,15 @@ def run_bench(args: argparse.Namespace) -> int:
     for name in names:
         t0 = time.perf_counter()
         try:
-            result = BENCHMARKS[name](args.config, quick=args.quick)
+            results = BENCHMARKS[name](args.config, quick=args.quick)
         except Exception as e:  # one broken benchmark must not hide the others
             failed += 1
-            result = BenchResult(
+            results = BenchResult(
                 name=name, ours=None, baseline=None, unit="", skipped=f"failed: {e!r}"
             )
-        result.details["wall_s"] = time.perf_counter() - t0
-        print(result.to_json() if args.json else result.to_text(), flush=True)
+        for result in results if isinstance(results, list) else [results]:
+            result.details["wall_s"] = time.perf_counter() - t0
+            print(result.to_json() if args.json else result.to_text(), flush=True)
     return 1 if failed else 0
 
 

@@ -14,8 +14,8 @@ LINE = Path(__file__).resolve().parents[2] / "configs" / "default_line.toml"
 BENCH_SWEEP = """
 name = "bench"
 line = "{line}"
-duration = 20.0
-replications = 2
+duration = {duration}
+replications = {replications}
 timeout = 600
 kpis = ["throughput_per_hour", "kpis.wip_mean"]
 [grid]
@@ -24,12 +24,18 @@ kpis = ["throughput_per_hour", "kpis.wip_mean"]
 """
 
 
-def measure(workers_list: tuple[int, ...] = (1, 2)) -> list[dict[str, Any]]:
+def measure(
+    workers_list: tuple[int, ...] = (1, 2), duration: float = 20.0, replications: int = 2
+) -> list[dict[str, Any]]:
     """One dict per worker count: runs, wall_s, runs_per_min, speedup over the first count."""
     out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="twin-sweep-bench-") as tmp:
         sweep = Path(tmp) / "bench.toml"
-        sweep.write_text(BENCH_SWEEP.replace("{line}", LINE.as_posix()))
+        sweep.write_text(
+            BENCH_SWEEP.replace("{line}", LINE.as_posix())
+            .replace("{duration}", str(float(duration)))
+            .replace("{replications}", str(int(replications)))
+        )
         for workers in workers_list:
             start = time.perf_counter()
             outcome = run_sweep(
