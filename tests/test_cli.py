@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,9 +78,17 @@ def test_ctrl_c_stops_cleanly_and_still_reports(tmp_path):
         text=True,
     )
     try:
-        time.sleep(4)
+        # wait until the line is built and running (a cold start compiles and imports a lot)
+        assert proc.stderr is not None
+        first = ""
+        deadline = time.monotonic() + 120
+        while not first.startswith("running default_line"):  # pybullet prints a banner first
+            first = _readline_within(proc.stderr, max(1.0, deadline - time.monotonic()))
+            assert first, "twin run exited before running"
+        time.sleep(2)
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=30)
+        stdout, rest = proc.communicate(timeout=120)
+        stderr = first + rest
     finally:
         proc.kill()
     assert proc.returncode == 130, stderr
@@ -86,6 +97,16 @@ def test_ctrl_c_stops_cleanly_and_still_reports(tmp_path):
     data = json.loads(report.read_text())
     assert data["interrupted"] is True
     assert 0 < data["sim_time_s"] < 3600
+
+
+def _readline_within(stream, timeout: float) -> str:
+    """One line from a subprocess pipe, or fail after `timeout` seconds."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        pytest.fail(f"no output within {timeout} s")
 
 
 def test_two_robot_line_produces_parts(tmp_path):

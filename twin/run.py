@@ -121,6 +121,11 @@ def run_line(
     rec = RunRecording(record, cfg, line) if record else None  # MCAP: states and events
     step, drain = (rec.step, rec.drain) if rec else (line.step, line.drain_events)
     monitor = ProductionMonitor(line)
+    if progress:
+        mode = f"real time x{realtime_factor:g}" if realtime_factor else "fast"
+        print(
+            f"running {cfg.name} for {duration:g} s simulated ({mode})", file=sys.stderr, flush=True
+        )
     total = max(1, round(duration / line.dt))
     chunk = max(1, min(200, total // 100))  # progress and Ctrl-C checks without per-step cost
     bar = _Progress(total, progress)
