@@ -406,9 +406,9 @@ class Arm(Device):
                 self.q_target = self._ik(seg.start + (seg.end - seg.start) * frac)
             else:  # settling: refine the end point from where the arm now is
                 self.q_target = self._ik(seg.end)
-        if self._sent_target is not None and np.array_equal(self._sent_target, self.q_target):
-            return  # pybullet keeps the motor targets it has
-        self._sent_target = self.q_target.copy()
+        if self._sent_target is self.q_target:
+            return  # unchanged (every change assigns a new array): pybullet keeps its targets
+        self._sent_target = self.q_target
         self.ctx.world.client.setJointMotorControlArray(
             self.body,
             self.joints,

@@ -17,6 +17,7 @@ from twin.devices.base import Arg, BuildContext, CommandError, CommandSpec, Devi
 
 _SLAB = 0.02  # m, belt thickness
 _WRAP = 0.05  # m of slab travel before it is reset back
+_CHECK_EVERY = 4  # steps between two reads of the belt joint (the slab overhangs enough)
 _RAIL = 0.025  # m, guide rail height above the belt
 _MOTOR_FORCE = 5000.0  # N, belt drive: never the limiting factor
 
@@ -78,7 +79,9 @@ class Conveyor(Device):
             halfExtents=[half_len, half_w + 0.03, frame_h / 2],
             rgbaColor=[0.55, 0.57, 0.6, 1],
         )
-        slab_half = [half_len + _WRAP, half_w, _SLAB / 2]
+        # the slab overhangs by the wrap distance plus the most it can travel between checks
+        reach = _WRAP + cfg.max_speed * self.ctx.world.dt * _CHECK_EVERY + 0.01
+        slab_half = [half_len + reach, half_w, _SLAB / 2]
         slab_col = c.createCollisionShape(pybullet.GEOM_BOX, halfExtents=slab_half)
         # the visible belt is exactly the conveyor length; the collision slab overhangs to wrap
         slab_vis = c.createVisualShape(
@@ -163,8 +166,14 @@ class Conveyor(Device):
             )
 
     def after_step(self) -> None:
+        if self.ctx.world.step_index % _CHECK_EVERY:
+            return
+        if not self.running and self.surface_speed == 0.0:
+            return  # at rest: nothing to wrap, nothing to measure
         c = self.ctx.world.client
         q, v = c.getJointState(self.body, 0)[:2]
+        if not self.running and abs(v) < 1e-9:
+            v = 0.0
         self.surface_speed = v
         if abs(q) > _WRAP:
             c.resetJointState(self.body, 0, q - math.copysign(_WRAP, q), targetVelocity=v)

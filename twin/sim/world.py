@@ -6,6 +6,8 @@ Never touches the module-global pybullet state, so several worlds can live in on
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 import sys
 
@@ -82,6 +84,12 @@ class World:
             self.client = BulletClient(connection_mode=pybullet.GUI if gui else pybullet.DIRECT)
         c = self.client
         self._id = c._client
+        # bind every pybullet function to this client once: BulletClient would wrap the
+        # function on each attribute access, a measurable cost in the step loop
+        for name in dir(pybullet):
+            fn = getattr(pybullet, name)
+            if inspect.isbuiltin(fn) and name != "disconnect":  # as BulletClient.__getattr__
+                c.__dict__[name] = functools.partial(fn, physicsClientId=self._id)
         c.resetSimulation()
         c.setGravity(*physics.gravity)
         # fixedTimeStep is one twin step; bullet subdivides it into `substeps` internal steps.
