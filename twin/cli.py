@@ -12,6 +12,7 @@ from twin.bench.command import add_parser as add_bench_parser
 from twin.config import ConfigError, load
 from twin.record.command import add_parser as add_record_parser
 from twin.server.command import add_parser as add_serve_parser
+from twin.server.keys import add_parser as add_keys_parser
 from twin.sweep.command import add_parser as add_sweep_parser
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default_line.toml")
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     add_serve_parser(sub)
+    add_keys_parser(sub)
     add_record_parser(sub)
     add_bench_parser(sub)
     add_sweep_parser(sub)

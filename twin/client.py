@@ -9,6 +9,13 @@
 Requests go over a DEALER socket, each with its own id; a reply whose id does not match (the
 late answer to a request that timed out) is skipped, so the client stays usable after a
 timeout. Every receive has a timeout. Server errors raise TwinError(code, message).
+
+For a twin served with `--curve DIR`, pass this client's key pair and the server's public key
+(both written by `twin keys generate`):
+
+    Client(control, telemetry, curve=("DIR/secrets/plc.key_secret", "DIR/server.key"))
+
+A client whose key the twin does not list gets no replies and no telemetry (TwinTimeout).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -39,24 +47,53 @@ class TwinTimeout(TimeoutError):
 
 class Client:
     def __init__(
-        self, control_addr: str, telemetry_addr: str | None = None, timeout: float = 5.0
+        self,
+        control_addr: str,
+        telemetry_addr: str | None = None,
+        timeout: float = 5.0,
+        curve: tuple[str | Path, str | Path] | None = None,
     ) -> None:
+        """`curve` = (this client's NAME.key_secret file, the server's server.key file)."""
         self.control_addr = control_addr
         self.telemetry_addr = telemetry_addr
         self.timeout = timeout
+        self.curve = curve
         self._ctx = zmq.Context()
         self._ids = itertools.count(1)
-        self._dealer = self._ctx.socket(zmq.DEALER)
-        self._dealer.setsockopt(zmq.LINGER, 0)
+        try:
+            self._dealer = self._socket(zmq.DEALER)
+        except Exception:
+            self._ctx.term()
+            raise
         self._dealer.connect(control_addr)
         self._sub: zmq.Socket | None = None
 
     # plumbing --------------------------------------------------------------------------
+    def _socket(self, kind: int) -> zmq.Socket:
+        sock = self._ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None:
+            from twin.server.curve import make_client_socket
+
+            try:
+                make_client_socket(sock, *self.curve)
+            except Exception:
+                sock.close(linger=0)
+                raise
+        return sock
+
     def request(self, req: Any, timeout: float | None = None) -> Any:
         """Send one request struct and return the reply struct; raise TwinError on errors."""
         req.id = next(self._ids)
-        self._dealer.send(encode(req))
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        # a DEALER with no connection to send on (e.g. its Curve key was refused) would block
+        if not self._dealer.poll(int(wait * 1000) + 1, zmq.POLLOUT):
+            raise TwinTimeout(
+                f"cannot send '{m.request_tag(type(req))}' to {self.control_addr} within {wait} s "
+                "(not connected, or the server refused this client's key)"
+            )
+        self._dealer.send(encode(req), flags=zmq.NOBLOCK)
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not self._dealer.poll(int(left * 1000) + 1, zmq.POLLIN):
@@ -124,8 +161,7 @@ class Client:
         if self.telemetry_addr is None:
             raise ValueError("no telemetry address given to Client")
         if self._sub is None:
-            self._sub = self._ctx.socket(zmq.SUB)
-            self._sub.setsockopt(zmq.LINGER, 0)
+            self._sub = self._socket(zmq.SUB)
             self._sub.connect(self.telemetry_addr)
         for topic in topics:
             self._sub.setsockopt(zmq.SUBSCRIBE, topic.encode())

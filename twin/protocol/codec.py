@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from twin.protocol.messages import REQUEST_TAGS, Reply, Request, Telemetry
+from twin.protocol.messages import REQUEST_TAGS, Reply, Request, RequestId, Telemetry
 
 MAX_MESSAGE_BYTES = 1 << 20  # a request longer than this is answered with too_large
 
@@ -27,7 +27,8 @@ class ProtocolError(Exception):
         self.request_id = request_id
 
 
-def _enc_hook(obj: Any) -> Any:
+def plain_values(obj: Any) -> Any:
+    """msgspec enc_hook: numpy scalars and arrays as plain values (shared by every encoder)."""
     # device signals may hold numpy scalars or arrays; the wire only knows plain values
     if isinstance(obj, np.generic):
         return obj.item()
@@ -36,11 +37,18 @@ def _enc_hook(obj: Any) -> Any:
     raise NotImplementedError(f"cannot encode {type(obj).__name__}")
 
 
-_encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
+_encoder = msgspec.msgpack.Encoder(enc_hook=plain_values)
 _request_decoder = msgspec.msgpack.Decoder(Request)
 _reply_decoder = msgspec.msgpack.Decoder(Reply)
 _telemetry_decoder = msgspec.msgpack.Decoder(Telemetry)
 _any_decoder = msgspec.msgpack.Decoder()  # only to explain a request that failed validation
+
+
+class _IdOnly(msgspec.Struct):
+    id: RequestId = None
+
+
+_id_decoder = msgspec.msgpack.Decoder(_IdOnly)
 
 
 def encode(msg: Any) -> bytes:
@@ -50,6 +58,16 @@ def encode(msg: Any) -> bytes:
 def _id_of(raw: Any) -> Any:
     rid = raw.get("id") if isinstance(raw, dict) else None
     return rid if isinstance(rid, (int, str)) and not isinstance(rid, bool) else None
+
+
+def peek_request_id(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
+    """The `id` of a request, without checking anything else (None if it cannot be read)."""
+    if len(data) > max_bytes:
+        return None
+    try:
+        return _id_decoder.decode(data).id
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
 
 
 def decode_request(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Request:
@@ -65,7 +83,10 @@ def _decode_request(data: bytes) -> Request:
     try:
         return _request_decoder.decode(data)
     except msgspec.ValidationError as e:
-        raw = _any_decoder.decode(data)  # valid MessagePack, or it would be a DecodeError
+        try:  # the typed decoder stops at the first wrong value: the rest may be garbage
+            raw = _any_decoder.decode(data)
+        except msgspec.DecodeError as bad:
+            raise ProtocolError("malformed", f"not valid MessagePack: {bad}") from None
         rid = _id_of(raw)
         if not isinstance(raw, dict):
             raise ProtocolError(

@@ -135,6 +135,16 @@ OPEN_REQUESTS: tuple[type[_Request], ...] = (
     GetGenealogy,
 )
 
+# requests that only read: all an observer-role client may send (see docs/protocol.md, Roles)
+READ_ONLY_REQUESTS: tuple[type[_Request], ...] = (
+    Hello,
+    Describe,
+    GetState,
+    Heartbeat,
+    GetKpis,
+    GetGenealogy,
+)
+
 
 # replies -------------------------------------------------------------------------------
 class _Reply(msgspec.Struct, tag_field="type", kw_only=True):
@@ -154,6 +164,7 @@ class HelloReply(_Reply, tag="hello"):
     builtin_controller: bool = False
     controlled: bool = False  # someone holds control
     you_control: bool = False
+    role: str = "controller"  # "observer" for a Curve client with an observer key
 
 
 class DescribeReply(_Reply, tag="describe"):
@@ -238,6 +249,8 @@ ERROR_CODES: dict[str, str] = {
     "wrong_mode": "the request does not apply in the server's mode",
     "estopped": "the line is emergency-stopped: estop_reset first",
     "unknown_part": "get_genealogy for a part id the server has no record of",
+    "forbidden": "this client's role (observer) may not send this request",
+    "rate_limited": "the client sent more requests per second than the server allows",
     "internal": "the server failed on this request; the line is unchanged or safe-stopped",
 }
 

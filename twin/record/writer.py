@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import numpy as np
 from mcap.writer import CompressionType, Writer
 
 import twin
 from twin.config import LineConfig
 from twin.protocol import messages as m
+from twin.protocol.codec import plain_values
 from twin.record.format import (
     MESSAGE_ENCODING,
     RECORDED_REQUESTS,
@@ -40,15 +40,7 @@ FLUSH_EVERY_NS = 1_000_000_000  # push written chunks to the OS every simulated 
 _WIRE_TOPICS = {m.TOPIC_STATE: TOPIC_STATE, m.TOPIC_EVENT: TOPIC_EVENT}
 
 
-def _enc_hook(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
-
-
-json_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+json_encoder = msgspec.json.Encoder(enc_hook=plain_values)
 
 
 def recording_info(

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from twin.config import ConfigError, load
+from twin.server.curve import CurveSetupError
 from twin.server.endpoints import DEFAULT_CONTROL, DEFAULT_TELEMETRY, RemoteBindRefused
+from twin.server.limits import DEFAULT_BURST, DEFAULT_MAX_QUEUED, DEFAULT_RATE
 from twin.server.loop import ServeOptions, serve
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "default_line.toml")
@@ -34,6 +36,13 @@ def _seed(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "serve",
@@ -56,7 +65,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--allow-remote",
         action="store_true",
-        help="allow binding to non-loopback interfaces (anyone who reaches them drives the line)",
+        help="allow binding to non-loopback interfaces without --curve "
+        "(anyone who reaches them drives the line)",
+    )
+    p.add_argument(
+        "--curve",
+        metavar="DIR",
+        default=None,
+        help="encrypt both sockets with CurveZMQ and let in only the client keys in "
+        "DIR/controllers and DIR/observers (twin keys generate DIR); any interface may be bound",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=_non_negative,
+        default=DEFAULT_RATE,
+        metavar="N",
+        help=f"requests/s per client before rate_limited errors (0 = off; default {DEFAULT_RATE:g})",
+    )
+    p.add_argument(
+        "--rate-burst",
+        type=_count,
+        default=DEFAULT_BURST,
+        metavar="N",
+        help=f"requests a client may send at once (default {DEFAULT_BURST})",
+    )
+    p.add_argument(
+        "--max-queued",
+        type=_count,
+        default=DEFAULT_MAX_QUEUED,
+        metavar="N",
+        help="requests queued per client before the server stops reading from it "
+        f"(default {DEFAULT_MAX_QUEUED})",
     )
     p.add_argument(
         "--no-builtin-controller",
@@ -92,10 +131,14 @@ def run_serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         state_rate=args.state_rate,
         record=args.record,
+        curve=args.curve,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
+        max_queued=args.max_queued,
     )
     try:
         return serve(cfg, opts)
-    except RemoteBindRefused as e:
+    except (RemoteBindRefused, CurveSetupError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -16,8 +16,15 @@ import msgspec
 import twin
 from twin.devices.base import CommandError
 from twin.protocol import messages as m
-from twin.protocol.codec import MAX_MESSAGE_BYTES, ProtocolError, decode_request, encode
+from twin.protocol.codec import (
+    MAX_MESSAGE_BYTES,
+    ProtocolError,
+    decode_request,
+    encode,
+    peek_request_id,
+)
 from twin.server.control_lock import ControlLock
+from twin.server.curve import CONTROLLER
 from twin.server.host import LineHost
 
 
@@ -57,13 +64,20 @@ class Dispatcher:
         }
 
     # entry point -----------------------------------------------------------------------
-    def handle(self, client: bytes, payload: bytes, now: float) -> bytes:
-        """The encoded reply to `payload` from `client`; `now` is wall-clock for the watchdog."""
+    def handle(self, client: bytes, payload: bytes, now: float, role: str = CONTROLLER) -> bytes:
+        """The encoded reply to `payload` from `client`; `now` is wall-clock for the watchdog;
+        `role` is the client's (Curve key) role: an observer may only send read-only requests."""
         request_id = None
         self.lock.touch(client, now)  # any message from the holder is a sign of life
         try:
             request = decode_request(payload)
             request_id = request.id
+            if role != CONTROLLER and not isinstance(request, m.READ_ONLY_REQUESTS):
+                raise Refused(
+                    "forbidden",
+                    f"'{m.request_tag(type(request))}' needs the controller role; "
+                    f"this client's key has the {role} role (read-only requests only)",
+                )
             if not isinstance(request, m.OPEN_REQUESTS) and not self.lock.holds(client):
                 raise Refused(
                     "not_controller",
@@ -72,6 +86,8 @@ class Dispatcher:
                 )
             step, sim_time = self.host.line.step_index, self.host.line.sim_time
             reply = self._handlers[type(request)](client, request, now)
+            if isinstance(reply, m.HelloReply):
+                reply.role = role
             if self.on_accepted is not None:
                 self.on_accepted(client, request, step, sim_time)
         except (ProtocolError, Refused, CommandError) as e:
@@ -83,6 +99,12 @@ class Dispatcher:
             reply = self._error("internal", f"{type(e).__name__}: {e}", request_id)
         self.host.controlled = self.lock.holder is not None
         return encode(reply)
+
+    def refuse(self, client: bytes, payload: bytes, now: float, code: str, message: str) -> bytes:
+        """An error reply to `payload` without carrying it out (e.g. rate_limited): the request
+        is not decoded beyond its id, but still counts as a sign of life for the watchdog."""
+        self.lock.touch(client, now)
+        return encode(self._error(code, message, peek_request_id(payload)))
 
     def _stamp(self, reply: Any, request_id: Any) -> Any:
         reply.id = request_id

@@ -1,7 +1,8 @@
 """The two sockets of a server: a ROUTER for requests and a PUB for telemetry.
 
 Loopback by default: binding anywhere else must be asked for explicitly (allow_remote),
-because anyone who can reach the control socket can move the robots.
+because anyone who can reach the control socket can move the robots, unless both sockets run
+CurveZMQ (encrypted, and only listed client keys get in: see twin.server.curve).
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import ipaddress
 from dataclasses import dataclass
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
 from twin.protocol.codec import MAX_MESSAGE_BYTES
+from twin.server.curve import CurveConfig, make_server_socket, start_authenticator
+from twin.server.limits import DEFAULT_MAX_QUEUED
 
 DEFAULT_CONTROL = "tcp://127.0.0.1:5555"
 DEFAULT_TELEMETRY = "tcp://127.0.0.1:5556"
@@ -48,8 +52,22 @@ def check_bind(addr: str, allow_remote: bool) -> None:
     if not allow_remote and not is_loopback(addr):
         raise RemoteBindRefused(
             f"refusing to bind {addr}: it is not a loopback address, so other machines could "
-            "drive the line; pass --allow-remote if that is what you want"
+            "drive the line; use --curve DIR (twin keys generate) to let only known clients in, "
+            "or pass --allow-remote if that is what you want"
         )
+
+
+def remote_warning(addr: str, socket_kind: str) -> str | None:
+    """The warning to print for an unauthenticated `socket_kind` ("control" or "telemetry")
+    socket bound beyond loopback, or None."""
+    if is_loopback(addr):
+        return None
+    what = "drive the line" if socket_kind == "control" else "read all telemetry"
+    return (
+        f"warning: {socket_kind} socket {addr} is reachable from other machines without "
+        f"authentication or encryption: anyone who reaches it can {what} "
+        "(use --curve DIR to let only known clients in)"
+    )
 
 
 @dataclass
@@ -59,30 +77,51 @@ class Endpoints:
     telemetry: zmq.Socket  # PUB
     control_addr: str  # as bound, with the real port when a wildcard was asked for
     telemetry_addr: str
+    auth: ThreadAuthenticator | None = None  # the ZAP handler when Curve is on
 
     def close(self) -> None:
         self.control.close(linger=0)
         self.telemetry.close(linger=0)
+        if self.auth is not None:
+            self.auth.stop()
         self.context.term()
 
 
-def open_endpoints(control_addr: str, telemetry_addr: str, *, allow_remote: bool) -> Endpoints:
-    check_bind(control_addr, allow_remote)
-    check_bind(telemetry_addr, allow_remote)
+def open_endpoints(
+    control_addr: str,
+    telemetry_addr: str,
+    *,
+    allow_remote: bool,
+    curve: CurveConfig | None = None,
+    max_queued: int = DEFAULT_MAX_QUEUED,
+) -> Endpoints:
+    """Bind both sockets; with `curve`, encrypted and open only to its listed client keys
+    (which may then be reached from anywhere). `max_queued` bounds the requests ZeroMQ queues
+    per client (ROUTER receive high-water mark: beyond it, it stops reading that client)."""
+    if curve is None:
+        check_bind(control_addr, allow_remote)
+        check_bind(telemetry_addr, allow_remote)
     ctx = zmq.Context()
+    auth = start_authenticator(ctx, curve) if curve is not None else None
     router = ctx.socket(zmq.ROUTER)
     pub = ctx.socket(zmq.PUB)
     try:
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, HARD_MAX_MESSAGE_BYTES)
         router.setsockopt(zmq.SNDHWM, 1000)  # ROUTER drops replies to a client that never reads
-        router.bind(control_addr)
+        router.setsockopt(zmq.RCVHWM, max_queued)
         pub.setsockopt(zmq.LINGER, 0)
         pub.setsockopt(zmq.SNDHWM, TELEMETRY_HWM)
+        if curve is not None:
+            make_server_socket(router, curve)
+            make_server_socket(pub, curve)
+        router.bind(control_addr)
         pub.bind(telemetry_addr)
     except Exception:
         router.close(linger=0)
         pub.close(linger=0)
+        if auth is not None:
+            auth.stop()
         ctx.term()
         raise
     return Endpoints(
@@ -91,4 +130,5 @@ def open_endpoints(control_addr: str, telemetry_addr: str, *, allow_remote: bool
         pub,
         router.getsockopt(zmq.LAST_ENDPOINT).decode(),
         pub.getsockopt(zmq.LAST_ENDPOINT).decode(),
+        auth,
     )

@@ -18,9 +18,11 @@ import zmq
 
 from twin.config import LineConfig
 from twin.server.control_lock import ControlLock
+from twin.server.curve import CONTROLLER, OBSERVER, CurveConfig, load_server_keys
 from twin.server.dispatch import Dispatcher
-from twin.server.endpoints import Endpoints, open_endpoints
+from twin.server.endpoints import Endpoints, open_endpoints, remote_warning
 from twin.server.host import LineHost
+from twin.server.limits import DEFAULT_BURST, DEFAULT_MAX_QUEUED, DEFAULT_RATE, RateLimiter
 
 FAST_STEPS_PER_POLL = 4  # fast mode: steps between two zero-timeout polls (~2 ms of work)
 IDLE_POLL_MS = 10  # when not stepping (lockstep, paused): how long to wait for a request
@@ -39,13 +41,25 @@ class ServeOptions:
     seed: int | None = None
     state_rate: float = 10.0  # simulated Hz
     record: str | None = None  # MCAP file to record config, telemetry and requests to
+    curve: str | None = None  # key directory (twin keys generate): CurveZMQ and roles
+    rate_limit: float = DEFAULT_RATE  # requests/s per client (0 = no limit)
+    rate_burst: int = DEFAULT_BURST  # requests a client may send at once
+    max_queued: int = DEFAULT_MAX_QUEUED  # requests queued per client (ROUTER RCVHWM)
 
 
 class Server:
     def __init__(self, cfg: LineConfig, opts: ServeOptions) -> None:
         self.opts = opts
+        self.curve: CurveConfig | None = load_server_keys(opts.curve) if opts.curve else None
+        # z85 client key -> role with Curve; without it every client may be a controller
+        self.roles: dict[str, str] | None = self.curve.roles if self.curve else None
+        self.limiter = RateLimiter(opts.rate_limit, opts.rate_burst)
         self.endpoints: Endpoints = open_endpoints(
-            opts.control, opts.telemetry, allow_remote=opts.allow_remote
+            opts.control,
+            opts.telemetry,
+            allow_remote=opts.allow_remote,
+            curve=self.curve,
+            max_queued=opts.max_queued,
         )
         try:
             self.host = LineHost(
@@ -86,19 +100,41 @@ class Server:
             return
         for _ in range(MAX_REQUESTS_PER_POLL):
             try:
-                frames = router.recv_multipart(flags=zmq.NOBLOCK, copy=True)
+                frames, user = self._receive(router)
             except zmq.Again:
                 return
             if len(frames) < 2:
                 continue  # ROUTER always prepends the identity; anything else is noise
             # [identity, (empty delimiter from REQ clients,) payload]: echo the envelope back
             envelope, payload = frames[:-1], frames[-1]
-            reply = self.dispatcher.handle(envelope[0], payload, time.monotonic())
+            client, now = envelope[0], time.monotonic()
+            # with Curve the budget follows the key, so reconnecting does not refill it
+            if not self.limiter.admit(user if user is not None else client, now):
+                reply = self.dispatcher.refuse(
+                    client,
+                    payload,
+                    now,
+                    "rate_limited",
+                    f"more than {self.opts.rate_limit:g} requests/s (burst "
+                    f"{self.opts.rate_burst}) from this client: slow down",
+                )
+            else:
+                role = CONTROLLER if self.roles is None else self.roles.get(user or "", OBSERVER)
+                reply = self.dispatcher.handle(client, payload, now, role)
             try:
                 router.send_multipart([*envelope, reply], flags=zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass  # the client is gone or not reading: its loss, not the line's
+            # the holder could not talk while its request ran: silence counts from the reply
+            self.lock.touch(client, time.monotonic())
             self.check_watchdog()
+
+    def _receive(self, router: zmq.Socket) -> tuple[list[bytes], str | None]:
+        """One request's frames and, with Curve, the sender's User-Id (its z85 public key)."""
+        if self.roles is None:
+            return router.recv_multipart(flags=zmq.NOBLOCK, copy=True), None
+        parts = router.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+        return [p.bytes for p in parts], parts[-1].get("User-Id")
 
     def check_watchdog(self) -> None:
         expiry = self.lock.expired(time.monotonic())
@@ -159,6 +195,11 @@ class Server:
 def serve(cfg: LineConfig, opts: ServeOptions) -> int:
     """Run a server until SIGINT or SIGTERM; print where it listens; return the exit code."""
     server = Server(cfg, opts)
+    if server.curve is None:
+        for kind, addr in (("control", opts.control), ("telemetry", opts.telemetry)):
+            warning = remote_warning(addr, kind)
+            if warning:
+                print(warning, file=sys.stderr, flush=True)
 
     def stop(signum: int, frame: object) -> None:
         server.stopping = True
@@ -174,6 +215,13 @@ def serve(cfg: LineConfig, opts: ServeOptions) -> int:
         )
         if opts.record:
             print(f"record    {opts.record} (MCAP)", flush=True)
+        if server.curve is not None:
+            roles = list(server.curve.roles.values())
+            print(
+                f"curve     {server.curve.directory} ({roles.count(CONTROLLER)} controller and "
+                f"{roles.count(OBSERVER)} observer keys)",
+                flush=True,
+            )
         server.run()
     finally:
         server.close()
