@@ -13,25 +13,13 @@ import zmq
 from conftest_server import ServerProcess, run_script
 from mcap.reader import make_reader
 
-from twin.client import Client, TwinTimeout
-from twin.protocol import messages as m
+from twin.client import Client
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def _fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def _wait_for_event(c: Client, kind: str, timeout: float) -> m.EventMsg:
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TwinTimeout(f"no '{kind}' event within {timeout} s")
-        topic, msg = c.recv_telemetry(timeout=left)
-        if topic == "event" and msg.kind == kind:
-            return msg
 
 
 _STEPPING_CONTROLLER = """
@@ -68,7 +56,7 @@ def test_controller_killed_mid_step_trips_the_watchdog():
         # the server finishes the step (its reply goes nowhere), then answers the others
         after = observer.get_state()
         assert after.step == start + steps
-        event = _wait_for_event(observer, "watchdog", timeout=watchdog + 10)
+        event = observer.wait_for_event("watchdog", timeout=watchdog + 10)
         assert event.data["silent_for"] > watchdog
         state = observer.get_state()
         assert not state.controlled and not state.signals["infeed"]["running"]

@@ -14,7 +14,7 @@ import pytest
 import zmq
 from conftest_server import ROOT, SERVE, ServerProcess, run_script
 
-from twin.client import Client, TwinError, TwinTimeout
+from twin.client import Client, TwinError
 from twin.protocol import messages as m
 
 pytestmark = pytest.mark.timeout(90)
@@ -37,17 +37,6 @@ def _line_state(state: m.State) -> bytes:
     return msgspec.msgpack.encode(
         [state.step, state.time, state.signals, state.parts, state.counts, state.estopped]
     )
-
-
-def _wait_for_event(c: Client, kind: str, timeout: float) -> m.EventMsg:
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TwinTimeout(f"no '{kind}' event within {timeout} s")
-        topic, msg = c.recv_telemetry(timeout=left)
-        if topic == "event" and msg.kind == kind:
-            return msg
 
 
 def test_subscriber_receives_state_and_events():
@@ -257,7 +246,7 @@ def test_watchdog_trips_when_the_controller_is_killed():
         finally:
             ctl.kill()
             ctl.wait(10)
-        event = _wait_for_event(observer, "watchdog", timeout=watchdog + 5)
+        event = observer.wait_for_event("watchdog", timeout=watchdog + 5)
         assert time.monotonic() - killed_at < watchdog + 1.5
         assert "watchdog" in event.data["reason"]
         state = observer.get_state()

@@ -178,6 +178,18 @@ class Client:
         topic, payload = self._sub.recv_multipart()
         return topic.decode(), decode_telemetry(payload)
 
+    def wait_for_event(self, kind: str, timeout: float | None = None) -> m.EventMsg:
+        """Read telemetry until an event of `kind` arrives (subscribe to "event" first)."""
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TwinTimeout(f"no '{kind}' event within {wait} s")
+            topic, msg = self.recv_telemetry(timeout=left)
+            if topic == "event" and msg.kind == kind:
+                return msg
+
     def close(self) -> None:
         self._dealer.close(linger=0)
         if self._sub is not None:
