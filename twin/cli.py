@@ -38,6 +38,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     # SIGTERM ends the run like Ctrl-C: the summary is still printed and written
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C stops the run cleanly even if we were started with SIGINT ignored (a background
+    # job of a non-interactive shell inherits SIG_IGN)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     summary = run_line(
         cfg,
         args.duration,

@@ -20,7 +20,10 @@ def _workers(text: str) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from twin.sweep.runner import run_sweep
 
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
+    # stop like Ctrl-C on SIGTERM; and take Ctrl-C back even if started with SIGINT ignored
+    # (a background job of a non-interactive shell inherits SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         outcome = run_sweep(
             args.sweep,
