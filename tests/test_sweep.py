@@ -293,7 +293,7 @@ timeout = 12.0
 kpis = ["kpis.wip_mean"]
 [grid]
 "devices.robot.tool_link" = ["panda_grasptarget", "no_such_link"]  # the arm fails to build
-"physics.timestep" = [0.005, 0.00005]                              # 100x the steps: too slow
+"physics.timestep" = [0.005, 0.000001]  # 5000x the steps: over the timeout on any machine
 """
     out = tmp_path / "out"
     outcome = run_sweep(write(tmp_path, text), backend=backend, workers=2, out=out, progress=False)
@@ -304,10 +304,10 @@ kpis = ["kpis.wip_mean"]
     assert outcome.ran == 4 and outcome.failed == 3
     ok = table[("panda_grasptarget", "0.005")]
     assert ok["status"] == "ok" and float(ok["kpis.wip_mean"]) > 0
-    for timestep in ("0.005", "5e-05"):
+    for timestep in ("0.005", "1e-06"):
         bad = table[("no_such_link", timestep)]
         assert bad["status"] == "failed" and "has no link 'no_such_link'" in bad["error"]
-    slow = table[("panda_grasptarget", "5e-05")]
+    slow = table[("panda_grasptarget", "1e-06")]
     assert slow["status"] == "failed" and slow["error"].startswith("timeout")
     assert 12.0 <= float(slow["wall_time_s"]) < 30
     summary = rows(tmp_path / "out" / "summary.csv")
