@@ -7,6 +7,7 @@ are validated against each device's declared specs before anything changes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from twin.config import (
@@ -95,7 +96,10 @@ class Line:
         return self.world.dt
 
     def step(self, n: int = 1) -> None:
-        devices = list(self.devices.values())
+        # only the hooks a device really has: most devices act in one of the two
+        before = [d.before_step for d in self.devices.values() if _overrides(d, "before_step")]
+        after = [d.after_step for d in self.devices.values() if _overrides(d, "after_step")]
+        world = self.world
         for _ in range(n):
             if self._estop_script or self._scripted_estop_until is not None:
                 self._run_estop_script()
@@ -104,14 +108,14 @@ class Line:
             if (
                 self.controller is not None
                 and self.packml.state == State.EXECUTE
-                and self.world.step_index % self.controller.period == 0
+                and world.step_index % self.controller.period == 0
             ):
-                self.controller.tick(self.signals())
-            for d in devices:
-                d.before_step()
-            self.world.step()
-            for d in devices:
-                d.after_step()
+                self.controller.tick(SignalView(self))
+            for hook in before:
+                hook()
+            world.step()
+            for hook in after:
+                hook()
 
     def _advance_line_state(self) -> None:
         """Acting states complete within a step; after start-up or an e-stop reset the line
@@ -235,8 +239,11 @@ class Line:
     # observation --------------------------------------------------------------------
     def signals(self) -> dict[str, dict[str, Any]]:
         out = {dev_id: d.signals() for dev_id, d in self.devices.items()}
-        out["line"] = {"state": self.packml.state.value, "estopped": self.estopped}
+        out["line"] = self.line_signals()
         return out
+
+    def line_signals(self) -> dict[str, Any]:
+        return {"state": self.packml.state.value, "estopped": self.estopped}
 
     def drain_events(self) -> list[Event]:
         return self.events.drain()
@@ -296,3 +303,34 @@ class Line:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _overrides(device: Device, hook: str) -> bool:
+    return getattr(type(device), hook) is not getattr(Device, hook)
+
+
+class SignalView(Mapping[str, dict[str, Any]]):
+    """Line.signals() read lazily, one device at a time: a controller scan pays only for the
+    devices it looks at. Valid for the scan it was made for (the values are not refreshed)."""
+
+    def __init__(self, line: Line) -> None:
+        self._line = line
+        self._read: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, device_id: str) -> dict[str, Any]:
+        values = self._read.get(device_id)
+        if values is None:
+            line = self._line
+            if device_id == "line":
+                values = line.line_signals()
+            else:
+                values = line.devices[device_id].signals()
+            self._read[device_id] = values
+        return values
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._line.devices
+        yield "line"
+
+    def __len__(self) -> int:
+        return len(self._line.devices) + 1

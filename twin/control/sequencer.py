@@ -12,6 +12,7 @@ physics state; everything it decides on is a signal any external controller can 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from twin.config import SequencerConfig, Transfer
@@ -20,7 +21,7 @@ from twin.devices.base import CommandError
 if TYPE_CHECKING:
     from twin.line import Line
 
-Signals = dict[str, dict[str, Any]]
+Signals = Mapping[str, dict[str, Any]]  # device id -> its signals
 
 
 class _ArmJob:

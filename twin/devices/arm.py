@@ -1,8 +1,9 @@
 """Robot arm from URDF with a vacuum gripper, driven like a real robot controller.
 
 The arm accepts joint targets and Cartesian jobs (move_to, pick, place). Cartesian moves
-are straight lines of the tool at a speed limit, turned into joint targets by pybullet's
-IK every step. The vacuum cup seals on a part only when a part is within `suction_reach`
+are straight lines of the tool at a speed limit, turned into joint targets as a robot
+controller does: IK at knots every few steps (pybullet's), joint targets interpolated
+between them every step. The vacuum cup seals on a part only when a part is within `suction_reach`
 of the cup (a short beam from the cup); while sealed, a fixed constraint holds the part, so
 it hangs from the tool through physics and drops if the vacuum is switched off.
 """
@@ -24,6 +25,9 @@ _ARRIVE_TOL = 0.004  # m: a Cartesian segment is done when the tool is this clos
 _SETTLE_LIMIT = 1.0  # s: give up waiting for the tool to settle after this long
 _CLEARANCE = 0.004  # m: a placed part is released this far above the surface
 _HOLD_FORCE = 400.0  # N: the vacuum constraint's strength
+# steps between two IK solutions along a path (4 x 5 ms: a 50 Hz trajectory generator); the
+# chord error between knots is far below _ARRIVE_TOL at the arm's speeds
+_IK_KNOT_STEPS = 4
 
 
 class _Segment:
@@ -36,6 +40,15 @@ class _Segment:
         self.search = search
         self.travelled = 0.0
         self.settling = 0.0
+        self.settle_steps = 0
+        # joint targets are interpolated from q0 (at travelled = knot_start) to q1 (knot_end)
+        self.knot_start = self.knot_end = 0.0
+        self.knot_q0: np.ndarray | None = None
+        self.knot_q1: np.ndarray | None = None
+
+    def point(self, travelled: float) -> np.ndarray:
+        frac = travelled / self.length if self.length > 0 else 1.0
+        return self.start + (self.end - self.start) * frac
 
 
 class _Action:
@@ -97,7 +110,10 @@ class Arm(Device):
         self.qd = np.zeros(len(self.joints))
         self.q_target = self.q.copy()
         self.tool = np.array(c.getLinkState(self.body, self.tool_index)[4])
-        self.cup_ray = world.rays.add(self.tool.tolist(), (self.tool - [0, 0, 0.01]).tolist())
+        # cast only while the cup seeks a part (vacuum on, nothing held)
+        self.cup_ray = world.rays.add(
+            self.tool.tolist(), (self.tool - [0, 0, 0.01]).tolist(), active=False
+        )
         self.queue: deque[_Segment | _Action] = deque()
         self.state = "idle"
         self.result = "none"
@@ -376,8 +392,8 @@ class Arm(Device):
             upperLimits=ul,
             jointRanges=jr,
             restPoses=rest,
-            # called every step along a path from a nearby pose: a few iterations converge,
-            # and the end point is re-solved until the tool arrives
+            # solved from the current pose for a point a few steps ahead: a few iterations
+            # converge, and the end point is re-solved until the tool arrives
             maxNumIterations=8,
             residualThreshold=1e-4,
         )
@@ -399,13 +415,7 @@ class Arm(Device):
         while self.queue and isinstance(self.queue[0], _Action):
             self._run_action(self.queue.popleft())
         if self.queue:
-            seg = self.queue[0]
-            if seg.travelled < seg.length:
-                seg.travelled = min(seg.length, seg.travelled + seg.speed * dt)
-                frac = seg.travelled / seg.length if seg.length > 0 else 1.0
-                self.q_target = self._ik(seg.start + (seg.end - seg.start) * frac)
-            else:  # settling: refine the end point from where the arm now is
-                self.q_target = self._ik(seg.end)
+            self._track(self.queue[0], dt)
         if self._sent_target is self.q_target:
             return  # unchanged (every change assigns a new array): pybullet keeps its targets
         self._sent_target = self.q_target
@@ -416,6 +426,24 @@ class Arm(Device):
             targetPositions=self.q_target.tolist(),
             forces=self.max_force,
         )
+
+    def _track(self, seg: _Segment, dt: float) -> None:
+        """Joint targets along a straight tool move: IK at knots, interpolation between."""
+        if seg.travelled < seg.length:
+            before = seg.travelled
+            seg.travelled = min(seg.length, before + seg.speed * dt)
+            if seg.knot_q1 is None or seg.travelled > seg.knot_end + 1e-12:
+                seg.knot_q0 = self.q_target
+                seg.knot_start = before
+                seg.knot_end = min(seg.length, before + _IK_KNOT_STEPS * seg.speed * dt)
+                seg.knot_q1 = self._ik(seg.point(seg.knot_end))
+            span = seg.knot_end - seg.knot_start
+            frac = (seg.travelled - seg.knot_start) / span if span > 0 else 1.0
+            self.q_target = seg.knot_q0 + (seg.knot_q1 - seg.knot_q0) * frac
+        else:  # settling: refine the end point from where the arm now is
+            if seg.settle_steps % _IK_KNOT_STEPS == 0:
+                self.q_target = self._ik(seg.end)
+            seg.settle_steps += 1
 
     def _run_action(self, action: _Action) -> None:
         if action.name == "check_sealed" and self.holding is None:
@@ -453,20 +481,36 @@ class Arm(Device):
             not self.queue and self._joint_move is None and not self.vacuum and self.holding is None
         )
 
+    def _only_travelling(self) -> bool:
+        """Plain travel along a path: this step's logic needs no pose (nothing to seek, no
+        move to check for arrival)."""
+        if self._joint_move is not None or (self.vacuum and self.holding is None):
+            return False
+        seg = self.queue[0] if self.queue else None
+        return isinstance(seg, _Segment) and not seg.search and seg.travelled < seg.length
+
     def after_step(self) -> None:
         if self._still and self._was_still:
             return  # the pose is only read when someone asks for the signals
         self._was_still = self._still
+        if self._only_travelling():
+            self.ctx.world.rays.set_active(self.cup_ray, False)
+            return
         self._sense()
-        self.ctx.world.rays.move(
-            self.cup_ray,
-            (self.tool + [0, 0, 0.002]).tolist(),
-            (self.tool - [0, 0, self.cfg.suction_reach]).tolist(),
-        )
-        if self.vacuum and self.holding is None:
+        rays = self.ctx.world.rays
+        seeking = self.vacuum and self.holding is None
+        if seeking:
             part = self._part_under_cup()
             if part is not None:
                 self._seal(part)
+                seeking = False
+        rays.set_active(self.cup_ray, seeking)
+        if seeking:
+            rays.move(
+                self.cup_ray,
+                (self.tool + [0, 0, 0.002]).tolist(),
+                (self.tool - [0, 0, self.cfg.suction_reach]).tolist(),
+            )
         if self._joint_move is not None:
             q0, q1, duration, t = self._joint_move
             settled = np.max(np.abs(self.q - q1)) < 0.01

@@ -42,20 +42,26 @@ class RayBank:
     """All beam sensors of the line, cast in one rayTestBatch call per step.
 
     Devices register their rays at build time and read their slice of the results, so the
-    per-step cost is one C call however many sensors there are.
+    per-step cost is one C call however many sensors there are. A ray can be switched off
+    while nobody needs it (a suction cup's beam matters only while it seeks a part): an
+    inactive ray is not cast and reads as no hit.
     """
 
     def __init__(self) -> None:
         # plain lists: pybullet converts them faster than numpy arrays
         self._from: list[list[float]] = []
         self._to: list[list[float]] = []
+        self._active: list[bool] = []
+        self._cast: list[int] | None = []  # indices of the active rays (None: recompute)
         self.hit_body: list[int] = []
         self.hit_fraction: list[float] = []
 
-    def add(self, start: list[float], end: list[float]) -> int:
+    def add(self, start: list[float], end: list[float], active: bool = True) -> int:
         """Register a ray; returns its index into hit_body / hit_fraction."""
         self._from.append([float(v) for v in start])
         self._to.append([float(v) for v in end])
+        self._active.append(active)
+        self._cast = None
         self.hit_body.append(-1)
         self.hit_fraction.append(1.0)
         return len(self._from) - 1
@@ -65,12 +71,30 @@ class RayBank:
         self._from[index] = start
         self._to[index] = end
 
+    def set_active(self, index: int, active: bool) -> None:
+        if self._active[index] != active:
+            self._active[index] = active
+            self._cast = None
+            if not active:
+                self.hit_body[index], self.hit_fraction[index] = -1, 1.0
+
     def cast(self, client_id: int) -> None:
-        if not self._from:
+        cast = self._cast
+        if cast is None:
+            cast = self._cast = [i for i, on in enumerate(self._active) if on]
+        if not cast:
             return
-        results = pybullet.rayTestBatch(self._from, self._to, physicsClientId=client_id)
-        self.hit_body = [r[0] for r in results]
-        self.hit_fraction = [r[2] for r in results]
+        if len(cast) == len(self._from):
+            results = pybullet.rayTestBatch(self._from, self._to, physicsClientId=client_id)
+            self.hit_body = [r[0] for r in results]
+            self.hit_fraction = [r[2] for r in results]
+            return
+        results = pybullet.rayTestBatch(
+            [self._from[i] for i in cast], [self._to[i] for i in cast], physicsClientId=client_id
+        )
+        hit_body, hit_fraction = self.hit_body, self.hit_fraction
+        for i, r in zip(cast, results):
+            hit_body[i], hit_fraction[i] = r[0], r[2]
 
 
 class World:
