@@ -40,7 +40,7 @@ def test_shipped_configs_load():
 
 def test_minimal_config_loads_with_defaults():
     cfg = loads(MINIMAL, "mini.toml")
-    assert cfg.physics.timestep == 0.005
+    assert cfg.physics.timestep == 0.01
     assert cfg.device("eye").conveyor == "belt"
 
 

@@ -17,7 +17,12 @@ from twin.devices.base import CommandError
 from twin.line import Line
 
 DEFAULT_LINE = Path(__file__).resolve().parents[1] / "configs" / "default_line.toml"
-DT = 0.005  # s, the default twin step
+DT = 0.01  # s, the default twin step
+
+
+def steps(seconds: float) -> int:
+    return round(seconds / DT)
+
 
 PART_TOML = """
 name = "test"
@@ -104,12 +109,12 @@ def test_part_rides_belt_at_belt_speed_and_stops_with_it(yaw, speed, reverse):
         belt = line.devices["belt"]
         start = 0.7 if reverse else -0.7
         part = line.pool.spawn("box", belt.point(start, 0, 0.025 + 0.002), yaw, 0.0)
-        line.step(40)  # settle on the still belt
+        line.step(steps(0.2))  # settle on the still belt
         line.apply("belt", "set_direction", {"reverse": reverse})
         line.apply("belt", "run")
-        line.step(60)  # 0.3 s to get up to speed
+        line.step(steps(0.3))  # 0.3 s to get up to speed
         p0 = line.pool.pose(part.id)[0]
-        line.step(200)  # 1.0 s
+        line.step(steps(1))  # 1.0 s
         p1 = line.pool.pose(part.id)[0]
         a0, c0 = along_across(belt, p0)
         a1, c1 = along_across(belt, p1)
@@ -121,9 +126,9 @@ def test_part_rides_belt_at_belt_speed_and_stops_with_it(yaw, speed, reverse):
         assert belt.signals()["surface_speed"] == pytest.approx(expected, rel=0.05)
 
         line.apply("belt", "stop")
-        line.step(40)  # 0.2 s settle
+        line.step(steps(0.2))  # 0.2 s settle
         q0 = np.array(line.pool.pose(part.id)[0])
-        line.step(40)
+        line.step(steps(0.2))
         q1 = np.array(line.pool.pose(part.id)[0])
         assert np.linalg.norm(q1 - q0) / 0.2 < 0.001  # m/s: the part stands still
         assert abs(belt.signals()["surface_speed"]) < 0.001
@@ -134,11 +139,11 @@ def test_speed_change_applies_while_running():
         belt = line.devices["belt"]
         part = line.pool.spawn("box", belt.point(-0.9, 0, 0.027), 0.0, 0.0)
         line.apply("belt", "run")
-        line.step(100)
+        line.step(steps(0.5))
         line.apply("belt", "set_speed", {"speed": 0.45})
-        line.step(60)
+        line.step(steps(0.3))
         a0 = along_across(belt, line.pool.pose(part.id)[0])[0]
-        line.step(200)
+        line.step(steps(1))
         a1 = along_across(belt, line.pool.pose(part.id)[0])[0]
         assert a1 - a0 == pytest.approx(0.45, rel=0.05)  # m in 1 s
         assert line.signals()["belt"]["speed"] == 0.45
@@ -153,7 +158,7 @@ def test_end_stop_holds_part_on_running_belt():
         belt = line.devices["belt"]
         part = line.pool.spawn("box", belt.point(0.0, 0, 0.027), 0.0, 0.0)
         line.apply("belt", "run")
-        line.step(600)  # 3 s: far longer than the 0.5 m to the stop
+        line.step(steps(3))  # 3 s: far longer than the 0.5 m to the stop
         along, across = along_across(belt, line.pool.pose(part.id)[0])
         # its leading face rests against the stop at the belt end (+0.5 m), within 3 mm
         assert along + 0.04 == pytest.approx(0.5, abs=0.003)
@@ -183,7 +188,7 @@ offset = {eye_offset}
         belt = line.devices["belt"]
         sign = -1.0 if reverse else 1.0
         part = line.pool.spawn("box", belt.point(eye_offset - sign * 0.4, 0, 0.027), yaw, 0.0)
-        line.step(40)
+        line.step(steps(0.2))
         assert line.signals()["eye"] == {"blocked": False, "part": None, "count": 0}
         line.drain_events()
         line.apply("belt", "set_direction", {"reverse": reverse})
@@ -258,7 +263,7 @@ def transfer_run():
         step_until(line, lambda: eye.signals()["blocked"], 15.0, "the part at the pick eye")
         part_id = eye.signals()["part"]
         assert part_id is not None
-        line.step(100)  # 0.5 s: let it run up against the end stop, as the sequencer does
+        line.step(steps(0.5))  # 0.5 s: let it run up against the end stop, as the sequencer does
         line.apply("infeed", "stop")
         pos, _ = part_rest(line, part_id, 0.2)
         rec["at_stop"] = along_across(infeed, pos)[0] + line.pool.active[part_id].size[0] / 2
@@ -369,7 +374,7 @@ def test_arm_refuses_impossible_commands(cell):
 def test_vacuum_holds_part_through_physics_and_drops_it_when_off(cell):
     mill = cell.devices["mill"]
     part = cell.pool.spawn("housing", mill.point(0, 0, 0.027), 0.0, cell.sim_time)
-    cell.step(50)
+    cell.step(steps(0.25))
     s = run_job(cell, "robot", "pick", {"position": mill.point(0, 0, 0)})
     assert s["result"] == "ok" and s["holding"] == part.id
 
@@ -382,7 +387,7 @@ def test_vacuum_holds_part_through_physics_and_drops_it_when_off(cell):
     # a point over the bare floor, between the infeed and the station
     over_floor = [0.3, -0.3, 0.95]
     run_job(cell, "robot", "move_to", {"position": over_floor})
-    cell.step(40)
+    cell.step(steps(0.2))
     tool = np.array(cell.signals()["robot"]["tool_position"])
     assert math.dist(tool, over_floor) < 0.01
     # the part travelled with the tool: same offset from the cup within 3 mm
@@ -392,7 +397,7 @@ def test_vacuum_holds_part_through_physics_and_drops_it_when_off(cell):
     cell.apply("robot", "vacuum", {"on": False})
     cell.step(1)
     assert cell.signals()["robot"]["holding"] is None
-    cell.step(200)  # 1 s: falls ~0.9 m to the floor
+    cell.step(steps(1))  # 1 s: falls ~0.9 m to the floor
     pos = cell.pool.pose(part.id)[0]
     assert pos[2] < 0.05  # on the floor (housing is 0.05 m tall)
     assert math.dist(pos[:2], over_floor[:2]) < 0.1
@@ -442,7 +447,7 @@ def test_station_packml_cycle_through_commands():
         assert t_exec - t0 == pytest.approx(0.2, abs=DT + 1e-9)
 
         # Execute without a part: starved, and it stays in Execute
-        line.step(200)
+        line.step(steps(1))
         s = line.signals()["mill"]
         assert s["state"] == "Execute" and s["starved"] and not s["part_present"]
         assert s["progress"] == 0.0
@@ -489,11 +494,11 @@ def test_station_hold_pauses_processing():
         line.apply("mill", "start")
         step_until(line, lambda: st.signals()["state"] == "Execute", 2.0, "Execute")
         t_start = line.sim_time
-        line.step(200)  # 1 s of processing
+        line.step(steps(1))  # 1 s of processing
         line.apply("mill", "hold")
         step_until(line, lambda: st.signals()["state"] == "Held", 2.0, "Held")
         progress = st.signals()["progress"]
-        line.step(400)  # 2 s held: longer than the whole cycle
+        line.step(steps(2))  # 2 s held: longer than the whole cycle
         assert st.signals()["state"] == "Held"
         assert st.signals()["progress"] == progress
         held_for = 0.2 + 2.0 + DT

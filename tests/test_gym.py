@@ -18,7 +18,7 @@ SERVER_ARGS = {
     "twin/DefaultLine-v0": ("--no-builtin-controller",),  # the env runs the line's rules
     "twin/LineControl-v0": (),  # the robot keeps running under the built-in sequencer
 }
-FAST = {"twin/LineControl-v0": {"steps_per_action": 20}}  # keep the suite quick
+FAST = {"twin/LineControl-v0": {"steps_per_action": 10}}  # keep the suite quick
 
 
 def _rollout(env: gym.Env, seed: int, steps: int) -> tuple[list[np.ndarray], list[float]]:
@@ -115,7 +115,7 @@ def test_render_returns_rgb_of_the_configured_size() -> None:
 
 
 def test_episode_truncates_after_the_configured_time() -> None:
-    env = gym.make("twin/LineControl-v0", steps_per_action=100, episode_seconds=1.0)
+    env = gym.make("twin/LineControl-v0", steps_per_action=50, episode_seconds=1.0)
     try:
         env.reset(seed=0)
         t0 = time.monotonic()

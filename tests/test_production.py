@@ -117,16 +117,16 @@ def test_sensor_faults_override_the_beam():
         '{ kind = "noise", start = 2.0, end = 3.0, probability = 0.5 }]\n',
     )
     with Line(load_text(text)) as line:
-        line.step(40)  # 0.2 s: stuck on, no part near
+        line.step(round(0.2 / line.dt))  # 0.2 s: stuck on, no part near
         assert line.signals()["infeed_entry_eye"]["blocked"] is True
-        line.step(40)  # 0.4 s: the window is over
+        line.step(round(0.2 / line.dt))  # 0.4 s: the window is over
         assert line.signals()["infeed_entry_eye"]["blocked"] is False
         line.step(round(1.7 / line.dt))
         readings = []
-        for _ in range(100):  # 2.1 s .. 2.6 s: noise flips about half the readings
+        for _ in range(round(0.5 / line.dt)):  # 2.1 s .. 2.6 s: noise flips about half
             line.step()
             readings.append(line.signals()["infeed_entry_eye"]["blocked"])
-        assert 20 < sum(readings) < 80
+        assert 0.2 < sum(readings) / len(readings) < 0.8
         faults = [e for e in line.drain_events() if e.kind == "fault"]
         assert [(e.data["fault"], e.data["active"]) for e in faults] == [
             ("stuck_on", True),
@@ -148,7 +148,7 @@ def test_station_refuses_start_while_broken_down():
     )
     with Line(load_text(text), builtin_controller=False) as line:
         line.apply("mill", "reset")
-        line.step(200)  # 1 s: Idle, and broken down since 0.5 s
+        line.step(round(1.0 / line.dt))  # 1 s: Idle, and broken down since 0.5 s
         assert line.signals()["mill"]["fault"] == "breakdown"
         with pytest.raises(CommandError) as err:
             line.apply("mill", "start")

@@ -84,7 +84,7 @@ def test_raw_client_handshakes_describes_steps_and_reads_telemetry(raw):
         topic, payload = raw.sub.recv_multipart()
         topics.setdefault(topic, []).append(msgspec.msgpack.decode(payload))
     assert topics.get(b"state") and topics.get(b"event"), topics.keys()
-    assert all(s["step"] % 20 == 0 and s["version"] == 1 for s in topics[b"state"])
+    assert all(s["step"] % 10 == 0 and s["version"] == 1 for s in topics[b"state"])
     assert {e["type"] for e in topics[b"event"]} == {"event"}
 
     bad = raw.call({"type": "command", "device": "nope", "command": "run"})

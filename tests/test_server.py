@@ -56,11 +56,11 @@ def test_subscriber_receives_state_and_events():
         assert "part_spawned" in events, events
         last = states[-1]
         assert set(last.signals) >= {"infeed", "robot", "mill", "sink", "infeed_pick_eye"}
-        assert last.step > 0 and math.isclose(last.time, last.step * 0.005)
+        assert last.step > 0 and math.isclose(last.time, last.step * 0.01)
         assert last.mode == "fast"
         assert all({"id", "type", "position", "orientation"} <= set(p) for p in last.parts)
-        # the state arrives at 10 simulated Hz: every 20 steps of 5 ms
-        assert all(s.step % 20 == 0 for s in states)
+        # the state arrives at 10 simulated Hz: every 10 steps of 10 ms
+        assert all(s.step % 10 == 0 for s in states)
         assert server.stop() == 0, server.stderr_text()
 
 

@@ -214,7 +214,7 @@ def test_results_and_summary(one_worker):
         ("0.2", "7"), ("0.2", "8"), ("0.5", "7"), ("0.5", "8"),
     ]  # fmt: skip
     assert all(r["status"] == "ok" and r["error"] == "" for r in table)
-    assert all(float(r["steps"]) == 1600 for r in table)
+    assert all(float(r["steps"]) == 800 for r in table)
     summary = rows(one_worker / "summary.csv")
     assert [(s["ok"], s["failed"]) for s in summary] == [("2", "0"), ("2", "0")]
     assert (

@@ -66,6 +66,8 @@ class Client:
             self._ctx.term()
             raise
         self._dealer.connect(control_addr)
+        self._replies = zmq.Poller()  # kept: a poller per request is a measurable cost
+        self._replies.register(self._dealer, zmq.POLLIN)
         self._sub: zmq.Socket | None = None
 
     # plumbing --------------------------------------------------------------------------
@@ -87,8 +89,11 @@ class Client:
         req.id = next(self._ids)
         wait = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
-        # a DEALER with no connection to send on (e.g. its Curve key was refused) would block
-        if not self._dealer.poll(int(wait * 1000) + 1, zmq.POLLOUT):
+        # a DEALER with no connection to send on (e.g. its Curve key was refused) would block;
+        # the events flag answers without a poller in the usual case
+        if not (self._dealer.get(zmq.EVENTS) & zmq.POLLOUT) and not self._dealer.poll(
+            int(wait * 1000) + 1, zmq.POLLOUT
+        ):
             raise TwinTimeout(
                 f"cannot send '{m.request_tag(type(req))}' to {self.control_addr} within {wait} s "
                 "(not connected, or the server refused this client's key)"
@@ -96,7 +101,7 @@ class Client:
         self._dealer.send(encode(req), flags=zmq.NOBLOCK)
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not self._dealer.poll(int(left * 1000) + 1, zmq.POLLIN):
+            if left <= 0 or not self._replies.poll(int(left * 1000) + 1):
                 raise TwinTimeout(
                     f"no reply to '{m.request_tag(type(req))}' from {self.control_addr} "
                     f"within {self.timeout if timeout is None else timeout} s"

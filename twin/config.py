@@ -33,8 +33,8 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class Physics(_Strict, kw_only=True):
-    timestep: Annotated[float, msgspec.Meta(gt=0, le=0.05)] = 0.005  # s per twin step
-    substeps: Annotated[int, msgspec.Meta(ge=1, le=20)] = 2  # physics substeps per twin step
+    timestep: Annotated[float, msgspec.Meta(gt=0, le=0.05)] = 0.01  # s per twin step
+    substeps: Annotated[int, msgspec.Meta(ge=1, le=20)] = 4  # physics substeps per twin step
     gravity: Vec3 = msgspec.field(default_factory=lambda: [0.0, 0.0, -9.81])
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
     solver_iterations: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50

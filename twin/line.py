@@ -64,6 +64,13 @@ class Line:
                     ctx.devices[dc.id] = DEVICE_CLASSES[kind](dc, ctx)
         # keep config order for signals and describe
         self.devices: dict[str, Device] = {dc.id: ctx.devices[dc.id] for dc in cfg.devices}
+        # only the hooks a device really has: most devices act in one of the two
+        self._before = [
+            d.before_step for d in self.devices.values() if _overrides(d, "before_step")
+        ]
+        self._after = [d.after_step for d in self.devices.values() if _overrides(d, "after_step")]
+        self._sources = [d for d in self.devices.values() if isinstance(d, Source)]
+        self._sinks = [d for d in self.devices.values() if isinstance(d, Sink)]
         self.ctx = ctx
         self.controller = None
         self._suspended_controller = None
@@ -96,10 +103,7 @@ class Line:
         return self.world.dt
 
     def step(self, n: int = 1) -> None:
-        # only the hooks a device really has: most devices act in one of the two
-        before = [d.before_step for d in self.devices.values() if _overrides(d, "before_step")]
-        after = [d.after_step for d in self.devices.values() if _overrides(d, "after_step")]
-        world = self.world
+        before, after, world = self._before, self._after, self.world
         for _ in range(n):
             if self._estop_script or self._scripted_estop_until is not None:
                 self._run_estop_script()
@@ -260,8 +264,8 @@ class Line:
         return out
 
     def counts(self) -> dict[str, int]:
-        spawned = sum(d.spawned for d in self.devices.values() if isinstance(d, Source))
-        completed = sum(d.count for d in self.devices.values() if isinstance(d, Sink))
+        spawned = sum(d.spawned for d in self._sources)
+        completed = sum(d.count for d in self._sinks)
         return {
             "parts_spawned": spawned,
             "parts_completed": completed,
@@ -310,8 +314,9 @@ def _overrides(device: Device, hook: str) -> bool:
 
 
 class SignalView(Mapping[str, dict[str, Any]]):
-    """Line.signals() read lazily, one device at a time: a controller scan pays only for the
-    devices it looks at. Valid for the scan it was made for (the values are not refreshed)."""
+    """What the built-in controller reads in one scan: each device's status() (its signals
+    but for an arm's joint pose, which a PLC never reads), fetched only for the devices the
+    scan looks at. Valid for that scan only."""
 
     def __init__(self, line: Line) -> None:
         self._line = line
@@ -324,7 +329,7 @@ class SignalView(Mapping[str, dict[str, Any]]):
             if device_id == "line":
                 values = line.line_signals()
             else:
-                values = line.devices[device_id].signals()
+                values = line.devices[device_id].status()
             self._read[device_id] = values
         return values
 

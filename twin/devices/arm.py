@@ -25,9 +25,9 @@ _ARRIVE_TOL = 0.004  # m: a Cartesian segment is done when the tool is this clos
 _SETTLE_LIMIT = 1.0  # s: give up waiting for the tool to settle after this long
 _CLEARANCE = 0.004  # m: a placed part is released this far above the surface
 _HOLD_FORCE = 400.0  # N: the vacuum constraint's strength
-# steps between two IK solutions along a path (4 x 5 ms: a 50 Hz trajectory generator); the
-# chord error between knots is far below _ARRIVE_TOL at the arm's speeds
-_IK_KNOT_STEPS = 4
+# time between two IK solutions along a path (a 50 Hz trajectory generator); the chord
+# error between knots is far below _ARRIVE_TOL at the arm's speeds
+_IK_KNOT_PERIOD = 0.02  # s
 
 
 class _Segment:
@@ -127,6 +127,7 @@ class Arm(Device):
         self._sensed_at = -1
         self._sent_target: np.ndarray | None = None
         self._was_still = False
+        self._knot_steps = max(1, round(_IK_KNOT_PERIOD / world.dt))
 
     # model ---------------------------------------------------------------------------
     def _read_model(self) -> None:
@@ -435,13 +436,13 @@ class Arm(Device):
             if seg.knot_q1 is None or seg.travelled > seg.knot_end + 1e-12:
                 seg.knot_q0 = self.q_target
                 seg.knot_start = before
-                seg.knot_end = min(seg.length, before + _IK_KNOT_STEPS * seg.speed * dt)
+                seg.knot_end = min(seg.length, before + self._knot_steps * seg.speed * dt)
                 seg.knot_q1 = self._ik(seg.point(seg.knot_end))
             span = seg.knot_end - seg.knot_start
             frac = (seg.travelled - seg.knot_start) / span if span > 0 else 1.0
             self.q_target = seg.knot_q0 + (seg.knot_q1 - seg.knot_q0) * frac
         else:  # settling: refine the end point from where the arm now is
-            if seg.settle_steps % _IK_KNOT_STEPS == 0:
+            if seg.settle_steps % self._knot_steps == 0:
                 self.q_target = self._ik(seg.end)
             seg.settle_steps += 1
 
@@ -540,8 +541,7 @@ class Arm(Device):
                 self._finish(self._pending_result or "ok")
                 self._pending_result = None
 
-    def signals(self) -> dict[str, Any]:
-        self._sense()
+    def status(self) -> dict[str, Any]:
         return {
             "state": self.state,
             "busy": bool(self.queue) or self._joint_move is not None,
@@ -549,6 +549,12 @@ class Arm(Device):
             "jobs_done": self.jobs_done,
             "vacuum": self.vacuum,
             "holding": self.holding,
+        }
+
+    def signals(self) -> dict[str, Any]:
+        self._sense()
+        return {
+            **self.status(),
             "joint_positions": self.q.tolist(),
             "joint_velocities": self.qd.tolist(),
             "tool_position": self.tool.tolist(),

@@ -179,6 +179,11 @@ class Device:
     def signals(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def status(self) -> dict[str, Any]:
+        """The signals a PLC reads each scan. The same as signals() except where a signal
+        costs a physics read the controller has no use for (an arm's joint pose)."""
+        return self.signals()
+
     def safe_state(self, reason: str) -> None:
         """Go to the safe state: stop motion, hold position."""
 

@@ -11,6 +11,7 @@ from twin.devices.base import Arg, BuildContext, CommandError, CommandSpec, Devi
 from twin.devices.conveyor import conveyor_of
 
 _DROP = 0.002  # m: parts appear just above the belt and settle onto it
+_RETRY_EVERY = 4  # steps between two looks at a blocked spawn zone
 
 
 class Source(Device):
@@ -81,6 +82,8 @@ class Source(Device):
         if not (due or self._requested):
             self.blocked = False
             return
+        if self.blocked and self.ctx.world.step_index % _RETRY_EVERY:
+            return  # a blocked feeder tries again every few steps, not at every physics step
         if not self._zone_clear():
             self.blocked = True
             return

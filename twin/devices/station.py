@@ -68,6 +68,7 @@ class Station(Device):
         self.fault: str | None = None
         self._held_by_fault = False
         self.activity = "stopped"
+        self._activity_of: tuple[Any, ...] = ()  # (state, no part, fault) it was worked out for
 
     def point(self, along: float, across: float = 0.0, up: float = 0.0) -> list[float]:
         """World point on the table top, in the station frame."""
@@ -165,6 +166,10 @@ class Station(Device):
             self.machine.state_complete()
         if state == State.RESETTING:
             self._progress_part, self.progress = None, 0.0
+        key = (self.machine.state, self.part is None, self.fault)
+        if key == self._activity_of:
+            return  # activity depends on these only
+        self._activity_of = key
         activity = self._activity()
         if activity != self.activity:
             self.emit("station_activity", activity=activity, previous=self.activity)

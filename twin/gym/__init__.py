@@ -15,10 +15,10 @@ ENV_IDS = ("twin/DefaultLine-v0", "twin/LineControl-v0")
 
 _ENTRY = "twin.gym.env:TwinEnv"
 _SPECS = {
-    "twin/DefaultLine-v0": {"task": "pick_place", "steps_per_action": 10, "episode_seconds": 60.0},
+    "twin/DefaultLine-v0": {"task": "pick_place", "steps_per_action": 5, "episode_seconds": 60.0},
     "twin/LineControl-v0": {
         "task": "line_control",
-        "steps_per_action": 50,
+        "steps_per_action": 25,
         "episode_seconds": 300.0,
     },
 }

@@ -3,7 +3,7 @@ subprocess in lockstep mode) and an AsyncVectorEnv of 2 in-process twins.
 
 Each record is a dict with BenchResult's fields (name, ours, baseline, unit, details);
 rates are env steps per wall-clock second under a random policy on twin/DefaultLine-v0
-(one env step = 10 twin steps = 0.05 s simulated). The in-process baseline is the bare
+(one env step = 5 twin steps = 0.05 s simulated). The in-process baseline is the bare
 Line stepping the same number of twin steps without an env around it.
 """
 

@@ -34,7 +34,7 @@ class TwinEnv(gym.Env):
         *,
         backend: str = "inprocess",
         control: str | None = None,
-        steps_per_action: int = 10,
+        steps_per_action: int = 5,
         episode_seconds: float = 60.0,
         render_mode: str | None = None,
         render_size: tuple[int, int] = (320, 200),

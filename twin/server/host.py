@@ -91,6 +91,8 @@ class LineHost:
 
     def flush_events(self) -> None:
         events = self.line.drain_events()
+        if not events:
+            return
         self.monitor.consume(events)
         for ev in events:
             msg = EventMsg(step=ev.step, time=ev.time, kind=ev.kind, device=ev.device, data=ev.data)

@@ -74,6 +74,8 @@ class Server:
             self.endpoints.close()
             raise
         self.lock = ControlLock()
+        self._poller = zmq.Poller()
+        self._poller.register(self.endpoints.control, zmq.POLLIN)
         self.dispatcher = Dispatcher(self.host, self.lock)
         self.recorder = None
         if opts.record:
@@ -93,12 +95,20 @@ class Server:
         except zmq.Again:  # PUB drops rather than blocks, but never risk a stall
             pass
 
+    def _readable(self, timeout_ms: int) -> bool:
+        router = self.endpoints.control
+        if router.get(zmq.EVENTS) & zmq.POLLIN:  # no system call, no poller: the common case
+            return True
+        return timeout_ms > 0 and bool(self._poller.poll(timeout_ms))
+
     def serve_requests(self, timeout_ms: int) -> None:
         """Answer the requests waiting now (waiting up to timeout_ms for the first one)."""
         router = self.endpoints.control
-        if not router.poll(timeout_ms, zmq.POLLIN):
+        if not self._readable(timeout_ms):
             return
         for _ in range(MAX_REQUESTS_PER_POLL):
+            if not router.get(zmq.EVENTS) & zmq.POLLIN:
+                return
             try:
                 frames, user = self._receive(router)
             except zmq.Again:
