@@ -31,6 +31,8 @@ import zmq
 from twin.protocol import messages as m
 from twin.protocol.codec import decode_reply, decode_telemetry, encode
 
+_NOBLOCK = int(zmq.NOBLOCK)  # a plain int: pyzmq's flag enums cost microseconds per call
+
 
 class TwinError(Exception):
     """The server refused a request; `code` is machine-readable (see docs/protocol.md)."""
@@ -98,7 +100,7 @@ class Client:
                 f"cannot send '{m.request_tag(type(req))}' to {self.control_addr} within {wait} s "
                 "(not connected, or the server refused this client's key)"
             )
-        self._dealer.send(encode(req), flags=zmq.NOBLOCK)
+        self._dealer.send(encode(req), _NOBLOCK)
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not self._replies.poll(int(left * 1000) + 1):

@@ -28,6 +28,7 @@ _HOLD_FORCE = 400.0  # N: the vacuum constraint's strength
 # time between two IK solutions along a path (a 50 Hz trajectory generator); the chord
 # error between knots is far below _ARRIVE_TOL at the arm's speeds
 _IK_KNOT_PERIOD = 0.02  # s
+_TRAVEL_IK_ITERATIONS = 8
 
 
 class _Segment:
@@ -382,7 +383,7 @@ class Arm(Device):
             self.holding = None
 
     # stepping -------------------------------------------------------------------------
-    def _ik(self, point: np.ndarray) -> np.ndarray:
+    def _ik(self, point: np.ndarray, iterations: int = 8) -> np.ndarray:
         ll, ul, jr, rest = self._ik_limits
         q = self.ctx.world.client.calculateInverseKinematics(
             self.body,
@@ -395,7 +396,7 @@ class Arm(Device):
             restPoses=rest,
             # solved from the current pose for a point a few steps ahead: a few iterations
             # converge, and the end point is re-solved until the tool arrives
-            maxNumIterations=8,
+            maxNumIterations=iterations,
             residualThreshold=1e-4,
         )
         return np.clip(np.array(q)[self._ik_index], self.lower, self.upper)
@@ -437,7 +438,7 @@ class Arm(Device):
                 seg.knot_q0 = self.q_target
                 seg.knot_start = before
                 seg.knot_end = min(seg.length, before + self._knot_steps * seg.speed * dt)
-                seg.knot_q1 = self._ik(seg.point(seg.knot_end))
+                seg.knot_q1 = self._ik(seg.point(seg.knot_end), _TRAVEL_IK_ITERATIONS)
             span = seg.knot_end - seg.knot_start
             frac = (seg.travelled - seg.knot_start) / span if span > 0 else 1.0
             self.q_target = seg.knot_q0 + (seg.knot_q1 - seg.knot_q0) * frac

@@ -134,6 +134,9 @@ class KpiTracker:
         stations = self.station_kpis(now)
         wip_area = self._wip_area + self._wip * (now - self._wip_since)
         leads = np.array(self.lead_times) if self.lead_times else None
+        p50, p90, p95 = (
+            np.percentile(leads, [50, 90, 95]).tolist() if leads is not None else [0] * 3
+        )
         bottleneck = self.bottleneck(stations)
         if stations:
             availability = float(np.mean([s["availability"] for s in stations.values()]))
@@ -155,9 +158,9 @@ class KpiTracker:
             if leads is None
             else {
                 "mean": float(leads.mean()),
-                "p50": float(np.percentile(leads, 50)),
-                "p90": float(np.percentile(leads, 90)),
-                "p95": float(np.percentile(leads, 95)),
+                "p50": p50,
+                "p90": p90,
+                "p95": p95,
                 "max": float(leads.max()),
             },
             "oee": {
