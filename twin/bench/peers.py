@@ -5,9 +5,11 @@
 - `stuck-subscriber ADDR`: a SUB that connects and never reads; prints `ready` once connected.
   Lines `unsubscribe` / `subscribe` on its stdin toggle its subscription (answered `ok`), so
   one publisher can be timed with and without it without reconnecting.
-- `stepping-echo CONFIG`: the lockstep baseline. Builds the line (no controller) and binds a
-  REP on a wildcard port (printed as `control ADDR`). A request whose first byte is `s` costs
-  one bare stepSimulation; every request is answered with a blob of the length in bytes 1-9.
+- `stepping-echo CONFIG`: the lockstep baseline. Builds the line (no controller), runs it
+  for WARMUP_S simulated seconds so that belts move and parts are on them as on the served
+  line, and binds a REP on a wildcard port (printed as `control ADDR`). A request whose first
+  byte is `s` costs one bare stepSimulation; every request is answered with a blob of the
+  length in bytes 1-9.
 
 Every peer exits when its stdin closes, so the benchmark can always end it.
 """
@@ -20,6 +22,7 @@ import sys
 import zmq
 
 POLL_MS = 50
+WARMUP_S = 20.0  # the served line in the lockstep benchmark runs about 0 .. 45 s
 
 
 def _stdin_closed() -> bool:
@@ -83,6 +86,7 @@ def stepping_echo(config: str) -> None:
     from twin.line import Line
 
     line = Line(load(config), builtin_controller=False)
+    line.step(round(WARMUP_S / line.dt))  # the bodies in the same kind of state as served
     step = line.world.client.stepSimulation
     ctx = zmq.Context()
     rep = ctx.socket(zmq.REP)
