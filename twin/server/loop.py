@@ -24,7 +24,7 @@ from twin.server.endpoints import Endpoints, open_endpoints, remote_warning
 from twin.server.host import LineHost
 from twin.server.limits import DEFAULT_BURST, DEFAULT_MAX_QUEUED, DEFAULT_RATE, RateLimiter
 
-FAST_STEPS_PER_POLL = 4  # fast mode: steps between two zero-timeout polls (~2 ms of work)
+FAST_STEPS_PER_POLL = 8  # fast mode: steps between two zero-timeout polls (~5 ms of work)
 IDLE_POLL_MS = 10  # when not stepping (lockstep, paused): how long to wait for a request
 MAX_REQUESTS_PER_POLL = 64  # so a chatty client cannot stop the line from stepping
 REALTIME_MAX_LAG_S = 0.25  # further behind than this, realtime gives up catching up
