@@ -35,7 +35,7 @@ def fill_queues(server: Server) -> int:
 
 
 def slow_subscriber(config: str, *, quick: bool) -> BenchResult:
-    block, reps = (100, 8) if quick else (200, 40)
+    block, reps = (100, 8) if quick else (80, 100)  # short blocks: both see the same phase
     cfg = load(config)
     server = open_server(cfg, state_rate=1.0 / cfg.physics.timestep)  # state every step
     try:
