@@ -2,8 +2,8 @@
 
 The arm accepts joint targets and Cartesian jobs (move_to, pick, place). Cartesian moves
 are straight lines of the tool at a speed limit, turned into joint targets as a robot
-controller does: IK at knots every few steps (pybullet's), joint targets interpolated
-between them every step. The vacuum cup seals on a part only when a part is within `suction_reach`
+controller does: pybullet's IK at knots every few steps, joint targets interpolated between
+them every step. The vacuum cup seals on a part only when a part is within `suction_reach`
 of the cup (a short beam from the cup); while sealed, a fixed constraint holds the part, so
 it hangs from the tool through physics and drops if the vacuum is switched off.
 """
@@ -28,7 +28,6 @@ _HOLD_FORCE = 400.0  # N: the vacuum constraint's strength
 # time between two IK solutions along a path (a 50 Hz trajectory generator); the chord
 # error between knots is far below _ARRIVE_TOL at the arm's speeds
 _IK_KNOT_PERIOD = 0.02  # s
-_TRAVEL_IK_ITERATIONS = 8
 
 
 class _Segment:
@@ -383,7 +382,7 @@ class Arm(Device):
             self.holding = None
 
     # stepping -------------------------------------------------------------------------
-    def _ik(self, point: np.ndarray, iterations: int = 8) -> np.ndarray:
+    def _ik(self, point: np.ndarray) -> np.ndarray:
         ll, ul, jr, rest = self._ik_limits
         q = self.ctx.world.client.calculateInverseKinematics(
             self.body,
@@ -395,8 +394,9 @@ class Arm(Device):
             jointRanges=jr,
             restPoses=rest,
             # solved from the current pose for a point a few steps ahead: a few iterations
-            # converge, and the end point is re-solved until the tool arrives
-            maxNumIterations=iterations,
+            # converge, and the end point is re-solved until the tool arrives (fewer
+            # iterations make the settling longer and cost more than they save)
+            maxNumIterations=8,
             residualThreshold=1e-4,
         )
         return np.clip(np.array(q)[self._ik_index], self.lower, self.upper)
@@ -438,7 +438,7 @@ class Arm(Device):
                 seg.knot_q0 = self.q_target
                 seg.knot_start = before
                 seg.knot_end = min(seg.length, before + self._knot_steps * seg.speed * dt)
-                seg.knot_q1 = self._ik(seg.point(seg.knot_end), _TRAVEL_IK_ITERATIONS)
+                seg.knot_q1 = self._ik(seg.point(seg.knot_end))
             span = seg.knot_end - seg.knot_start
             frac = (seg.travelled - seg.knot_start) / span if span > 0 else 1.0
             self.q_target = seg.knot_q0 + (seg.knot_q1 - seg.knot_q0) * frac

@@ -102,7 +102,7 @@ class Server:
 
     def _readable(self, timeout_ms: int) -> bool:
         router = self.endpoints.control
-        if router.get(zmq.EVENTS) & zmq.POLLIN:  # no system call, no poller: the common case
+        if router.get(zmq.EVENTS) & zmq.POLLIN:  # a request already queued: no poller needed
             return True
         return timeout_ms > 0 and bool(self._poller.poll(timeout_ms))
 
