@@ -19,6 +19,7 @@ BENCH = [sys.executable, "-m", "twin.bench.command"]
 NAMES = [
     "free_run",
     "lockstep",
+    "lockstep_batched",
     "parts_scaling",
     "slow_subscriber",
     "startup",

@@ -53,7 +53,12 @@ def test_every_request_round_trips(request_):
 
 
 def test_requests_are_plain_maps_with_a_type_tag():
-    assert msgspec.msgpack.decode(encode(m.Step(n=5, id=9))) == {"type": "step", "n": 5, "id": 9}
+    assert msgspec.msgpack.decode(encode(m.Step(n=5, id=9))) == {
+        "type": "step",
+        "n": 5,
+        "commands": [],
+        "id": 9,
+    }
 
 
 def test_replies_and_telemetry_round_trip():

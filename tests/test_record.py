@@ -17,6 +17,7 @@ from conftest_server import ROOT, ServerProcess
 from mcap.reader import NonSeekingReader, make_reader
 from mcap.writer import Writer
 
+from twin.client import Client
 from twin.protocol.codec import decode_telemetry
 
 pytestmark = pytest.mark.timeout(120)
@@ -99,6 +100,27 @@ def test_lockstep_recording_replays_bit_for_bit(lockstep_recording):
     assert f"up to step {STEPS}" in done.stdout
     kinds = [r["request"]["type"] for r in _requests(lockstep_recording)]
     assert kinds.count("step") == STEPS // 10 and "take_control" in kinds and "command" in kinds
+
+
+def test_steps_carrying_commands_replay_bit_for_bit(tmp_path):
+    path = tmp_path / "batched.mcap"
+    args = ("--mode", "lockstep", "--no-builtin-controller", "--record", str(path))
+    with ServerProcess(*args) as server:
+        with Client(server.control, timeout=10) as c:
+            c.take_control()
+            for k in range(40):
+                commands = [("infeed", "set_speed", {"speed": 0.2 + 0.01 * k})]
+                if k == 10:
+                    commands.append(("mill", "start", {}))  # refused: Stopped
+                if k == 20:
+                    commands.append(("mill", "reset", {}))
+                state = c.step(10, commands=commands)
+                assert bool(state.refused) == (k == 10)
+        assert server.stop() == 0, server.stderr_text()
+    done = _twin("replay", str(path), "--verify")
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = [r["request"] for r in _requests(path) if r["request"]["type"] == "step"]
+    assert len(steps) == 40 and all(len(s["commands"]) >= 1 for s in steps)
 
 
 def test_recording_opens_in_mcap_reader_with_a_schema_per_channel(lockstep_recording):

@@ -194,6 +194,43 @@ def test_bad_input_is_answered_not_obeyed(lockstep_server, client):
     assert client.step(2).signals["infeed"]["running"] is True
 
 
+def test_step_carries_commands_in_one_round_trip(client):
+    client.take_control()
+    client.step(5)
+    # carried out in order before the step; one refused in the line's state, the rest go on
+    state = client.step(
+        3,
+        commands=[
+            ("infeed", "set_speed", {"speed": 0.4}),
+            ("mill", "start", {}),  # Stopped: PackML allows only reset or abort
+            ("mill", "reset", {}),
+        ],
+    )
+    assert state.step == 8
+    assert state.signals["infeed"]["speed"] == 0.4
+    assert state.signals["mill"]["state"] == "Resetting"
+    assert [(r["index"], r["code"]) for r in state.refused] == [(1, "illegal_state")]
+    assert "Stopped" in state.refused[0]["message"]
+    assert client.step(1).refused == []
+
+    # a command that does not exist fails the whole request: no command, no step
+    before = _line_state(client.get_state())
+    with pytest.raises(TwinError) as err:
+        client.step(2, commands=[("infeed", "set_speed", {"speed": 0.1}), ("no_such", "run", {})])
+    assert err.value.code == "unknown_device" and "commands[1]" in err.value.message
+    with pytest.raises(TwinError) as err:
+        client.step(2, commands=[("infeed", "set_speed", {"speed": 99.0})])
+    assert err.value.code == "out_of_range" and "commands[0]" in err.value.message
+    assert _line_state(client.get_state()) == before
+
+    # during an e-stop motion commands are refused, the step still happens
+    client.estop("test")
+    at = client.get_state().step
+    state = client.step(1, commands=[("infeed", "run", {})])
+    assert [r["code"] for r in state.refused] == ["estopped"]
+    assert state.step == at + 1 and state.signals["infeed"]["running"] is False
+
+
 def test_step_is_refused_outside_lockstep():
     with ServerProcess("--mode", "fast", "--no-builtin-controller") as server:
         with Client(server.control) as c:

@@ -135,9 +135,17 @@ class Client:
     def command(self, device: str, command: str, **args: Any) -> m.Ok:
         return self.request(m.Command(device=device, command=command, args=args))
 
-    def step(self, n: int = 1, timeout: float | None = None) -> m.State:
-        """Advance a lockstep server n steps; the state after them."""
-        return self.request(m.Step(n=n), timeout)
+    def step(
+        self,
+        n: int = 1,
+        timeout: float | None = None,
+        commands: Iterable[tuple[str, str, dict[str, Any]]] = (),
+    ) -> m.State:
+        """Advance a lockstep server n steps; the state after them. `commands` (device,
+        command, args) are carried out first, in the same round trip; those the line refuses
+        in its current state are listed in the reply's `refused`."""
+        batch = [m.StepCommand(device=d, command=c, args=a) for d, c, a in commands]
+        return self.request(m.Step(n=n, commands=batch), timeout)
 
     def take_control(self, watchdog: float | None = None) -> m.Ok:
         return self.request(m.TakeControl(watchdog=watchdog))

@@ -137,14 +137,7 @@ class Line:
     # commands -----------------------------------------------------------------------
     LINE_COMMANDS = tuple(c.value.lower() for c in Command)
 
-    def _line_command(self, command: str, args: Any) -> None:
-        if command not in self.LINE_COMMANDS:
-            raise CommandError(
-                "unknown_command",
-                f"the line has no command '{command}' (accepted: {list(self.LINE_COMMANDS)})",
-            )
-        if args:
-            raise CommandError("unknown_arg", f"line {command}: takes no arguments")
+    def _line_command(self, command: str) -> None:
         if self.estopped and command not in ("stop", "abort"):
             raise CommandError("estopped", f"the line is emergency-stopped: '{command}' refused")
         try:
@@ -157,14 +150,22 @@ class Line:
         elif command in ("start", "unhold", "unsuspend") and self.controller is not None:
             self.controller.restart()
 
-    def apply(self, device_id: str, command: str, args: dict[str, Any] | None = None) -> None:
-        """Validate and carry out one device command, or raise CommandError with no change.
-
-        The device id "line" addresses the line's own PackML state machine.
-        """
+    def check_command(
+        self, device_id: str, command: str, args: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """What can be checked without the line's state: the device and the command exist and
+        the arguments fit the command's declaration. Returns the clean arguments or raises
+        CommandError; changes nothing. The device id "line" addresses the line's own PackML
+        state machine."""
         if device_id == "line" and isinstance(command, str):
-            self._line_command(command, args)
-            return
+            if command not in self.LINE_COMMANDS:
+                raise CommandError(
+                    "unknown_command",
+                    f"the line has no command '{command}' (accepted: {list(self.LINE_COMMANDS)})",
+                )
+            if args:
+                raise CommandError("unknown_arg", f"line {command}: takes no arguments")
+            return {}
         device = self.devices.get(device_id) if isinstance(device_id, str) else None
         if device is None:
             raise CommandError(
@@ -172,8 +173,15 @@ class Line:
             )
         if not isinstance(command, str):
             raise CommandError("bad_type", f"command name must be a string, got {command!r}")
-        spec = device.command_spec(command)
-        clean = validate_args(spec, args)
+        return validate_args(device.command_spec(command), args)
+
+    def apply(self, device_id: str, command: str, args: dict[str, Any] | None = None) -> None:
+        """Validate and carry out one device command, or raise CommandError with no change."""
+        clean = self.check_command(device_id, command, args)
+        if device_id == "line":
+            self._line_command(command)
+            return
+        device = self.devices[device_id]
         if self.estopped and command not in self._ALLOWED_IN_ESTOP:
             raise CommandError(
                 "estopped", f"the line is emergency-stopped: '{command}' refused until estop_reset"

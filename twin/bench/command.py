@@ -25,7 +25,7 @@ from twin.bench.startup import startup
 Benchmark = Callable[..., BenchResult | list[BenchResult]]
 BENCHMARKS: dict[str, Benchmark] = {
     "free_run": free_run,
-    "lockstep": lockstep,
+    "lockstep": lockstep,  # two lines: lockstep, lockstep_batched
     "parts_scaling": parts_scaling,
     "slow_subscriber": slow_subscriber,
     "startup": startup,

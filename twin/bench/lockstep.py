@@ -1,6 +1,10 @@
 """lockstep: an external controller (this process) driving `twin serve --mode lockstep` in
-another process, one `command` (belt set_speed) and one `step n=1` per step, against a bare
-stepSimulation loop behind a raw REQ/REP ping-pong carrying blobs of the same sizes."""
+another process, against a bare stepSimulation loop behind a raw REQ/REP ping-pong carrying
+blobs of the same sizes. Two ways to send one belt command and one step per control cycle:
+
+- `lockstep`: a `command` request, then a `step n=1` request (two round trips);
+- `lockstep_batched`: one `step n=1` request carrying the command (one round trip).
+"""
 
 from __future__ import annotations
 
@@ -20,15 +24,20 @@ SPEEDS = (0.2, 0.25)
 
 
 class ControllerLoop:
-    """The external controller: per step, a belt command then a step request."""
+    """The external controller: per step, a belt command and a step request, in two round
+    trips or (batched) in one."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, batched: bool = False) -> None:
         self.client = client
+        self.batched = batched
         self.k = 0
 
-    def round_trip(self) -> tuple[m.Ok, m.State]:
+    def round_trip(self) -> tuple[m.Ok | None, m.State]:
         self.k += 1
-        ok = self.client.command("infeed", "set_speed", speed=SPEEDS[self.k % 2])
+        speed = SPEEDS[self.k % 2]
+        if self.batched:
+            return None, self.client.step(1, commands=[("infeed", "set_speed", {"speed": speed})])
+        ok = self.client.command("infeed", "set_speed", speed=speed)
         return ok, self.client.step(1)
 
     def rate(self, steps: int) -> float:
@@ -39,16 +48,16 @@ class ControllerLoop:
 
 
 class PingPong:
-    """The baseline: REQ/REP with blobs of our request/reply sizes; the peer steps on `s`."""
+    """The baseline: REQ/REP with blobs of our request/reply sizes; the peer steps on `s`.
+    `exchanges` are (kind, request size, reply size), one per round trip of a step."""
 
-    def __init__(self, addr: str, sizes: dict[str, int]) -> None:
+    def __init__(self, addr: str, exchanges: list[tuple[bytes, int, int]]) -> None:
         self.ctx = zmq.Context()
         self.req = self.ctx.socket(zmq.REQ)
         self.req.setsockopt(zmq.LINGER, 0)
         self.req.setsockopt(zmq.RCVTIMEO, RECV_TIMEOUT_MS)
         self.req.connect(addr)
-        self.command = self._blob(b"c", sizes["command_request"], sizes["command_reply"])
-        self.step = self._blob(b"s", sizes["step_request"], sizes["step_reply"])
+        self.blobs = [self._blob(kind, size, reply) for kind, size, reply in exchanges]
 
     @staticmethod
     def _blob(kind: bytes, size: int, reply_size: int) -> bytes:
@@ -56,7 +65,7 @@ class PingPong:
         return head + bytes(max(0, size - len(head)))
 
     def round_trip(self) -> None:
-        for blob in (self.command, self.step):
+        for blob in self.blobs:
             self.req.send(blob)
             self.req.recv()  # raises zmq.Again after RECV_TIMEOUT_MS
 
@@ -74,16 +83,32 @@ class PingPong:
 def message_sizes(loop: ControllerLoop) -> dict[str, int]:
     """Bytes on the wire of one round trip (msgspec re-encodes a decoded struct identically)."""
     ok, state = loop.round_trip()
-    command = m.Command(device="infeed", command="set_speed", args={"speed": 0.25}, id=loop.k)
+    step_reply = len(encode(state))
+    command = m.StepCommand(device="infeed", command="set_speed", args={"speed": 0.25})
+    if loop.batched:
+        return {
+            "step_request": len(encode(m.Step(n=1, commands=[command], id=loop.k))),
+            "step_reply": step_reply,
+        }
     return {
-        "command_request": len(encode(command)),
+        "command_request": len(
+            encode(m.Command(device="infeed", command="set_speed", args={"speed": 0.25}, id=loop.k))
+        ),
         "command_reply": len(encode(ok)),
         "step_request": len(encode(m.Step(n=1, id=loop.k))),
-        "step_reply": len(encode(state)),
+        "step_reply": step_reply,
     }
 
 
-def lockstep(config: str, *, quick: bool) -> BenchResult:
+def _exchanges(sizes: dict[str, int]) -> list[tuple[bytes, int, int]]:
+    out = []
+    if "command_request" in sizes:
+        out.append((b"c", sizes["command_request"], sizes["command_reply"]))
+    out.append((b"s", sizes["step_request"], sizes["step_reply"]))
+    return out
+
+
+def lockstep(config: str, *, quick: bool) -> list[BenchResult]:
     block, reps = (100, 4) if quick else (150, 30)  # short blocks: the VM's drift cancels
     with (
         twin_serve(config, "--mode", "lockstep", "--no-builtin-controller") as server,
@@ -94,27 +119,38 @@ def lockstep(config: str, *, quick: bool) -> BenchResult:
         with Client(control, timeout=RECV_TIMEOUT_MS / 1000) as client:
             client.hello("twin.bench")
             client.take_control()
-            loop = ControllerLoop(client)
-            sizes = message_sizes(loop)
-            ping = PingPong(echo_addr, sizes)
+            loops = [ControllerLoop(client), ControllerLoop(client, batched=True)]
+            sizes = [message_sizes(loop) for loop in loops]
+            pings = [PingPong(echo_addr, _exchanges(s)) for s in sizes]
             try:
-                loop.rate(20)
-                ping.rate(20)
-                ours, baseline = interleave(
-                    [lambda: loop.rate(block), lambda: ping.rate(block)], reps
+                for loop, ping in zip(loops, pings):
+                    loop.rate(20)
+                    ping.rate(20)
+                values = interleave(
+                    [
+                        lambda: loops[0].rate(block),
+                        lambda: pings[0].rate(block),
+                        lambda: loops[1].rate(block),
+                        lambda: pings[1].rate(block),
+                    ],
+                    reps,
                 )
             finally:
-                ping.close()
-    return BenchResult(
-        name="lockstep",
-        ours=median(ours),
-        baseline=median(baseline),
-        unit="steps/s",
-        target=TARGET,
-        details={
-            "round_trips_per_step": 2,
-            "bytes": sizes,
-            "steps_per_block": block,
-            "repetitions": reps,
-        },
-    )
+                for ping in pings:
+                    ping.close()
+    return [
+        BenchResult(
+            name=name,
+            ours=median(values[2 * i]),
+            baseline=median(values[2 * i + 1]),
+            unit="steps/s",
+            target=TARGET,
+            details={
+                "round_trips_per_step": len(_exchanges(sizes[i])),
+                "bytes": sizes[i],
+                "steps_per_block": block,
+                "repetitions": reps,
+            },
+        )
+        for i, name in enumerate(("lockstep", "lockstep_batched"))
+    ]

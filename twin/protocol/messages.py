@@ -15,6 +15,7 @@ PROTOCOL_VERSION = 1
 
 RequestId = int | str | None  # echoed back unchanged so a client can match replies
 MAX_STEPS_PER_REQUEST = 10_000  # keeps one request from starving the others for long
+MAX_COMMANDS_PER_STEP = 64
 MAX_WATCHDOG_S = 3600.0
 
 StepCount = Annotated[int, msgspec.Meta(ge=1, le=MAX_STEPS_PER_REQUEST)]
@@ -51,10 +52,25 @@ class Command(_Request, tag="command"):
     args: dict[str, Any] = {}
 
 
+class StepCommand(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A device command carried by a `step` request: the fields of a `command` request."""
+
+    device: Name
+    command: Name
+    args: dict[str, Any] = {}
+
+
 class Step(_Request, tag="step"):
-    """Advance the line by `n` steps (lockstep mode only); the reply is the state after."""
+    """Advance the line by `n` steps (lockstep mode only); the reply is the state after.
+
+    `commands` are carried out first, in order, each as a `command` request would be: one
+    round trip per control cycle. A command that does not exist or has bad arguments fails
+    the whole request before anything changes; one refused in the line's current state
+    (busy, illegal_state, estopped...) is listed in the reply's `refused` and the rest go on.
+    """
 
     n: StepCount = 1
+    commands: Annotated[list[StepCommand], msgspec.Meta(max_length=MAX_COMMANDS_PER_STEP)] = []
 
 
 class TakeControl(_Request, tag="take_control"):
@@ -190,6 +206,9 @@ class State(_Reply, tag="state"):
     signals: dict[str, dict[str, Any]] = {}
     parts: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
+    # the reply to a step with commands: those refused in the line's state, each with its
+    # index, device, command, code and message (always empty elsewhere)
+    refused: list[dict[str, Any]] = []
 
 
 class Ok(_Reply, tag="ok"):

@@ -199,19 +199,44 @@ class Dispatcher:
         return self._ok(req)
 
     def _command(self, client: bytes, req: m.Command, now: float) -> m.Ok:
-        if self.host.estopped:
-            raise Refused("estopped", "the line is emergency-stopped: estop_reset first")
-        self.host.line.apply(req.device, req.command, req.args)
+        self._apply(req.device, req.command, req.args)
         self.host.flush_events()
         return self._ok(req)
+
+    def _apply(self, device: str, command: str, args: dict[str, Any]) -> None:
+        if self.host.estopped:
+            raise Refused("estopped", "the line is emergency-stopped: estop_reset first")
+        self.host.line.apply(device, command, args)
 
     def _step(self, client: bytes, req: m.Step, now: float) -> m.State:
         if self.host.mode != "lockstep":
             raise Refused(
                 "wrong_mode", f"step is for lockstep mode; this server runs {self.host.mode}"
             )
+        line = self.host.line
+        for i, c in enumerate(req.commands):  # nothing changes unless every command exists
+            try:
+                line.check_command(c.device, c.command, c.args)
+            except CommandError as e:
+                raise CommandError(e.code, f"commands[{i}]: {e.message}") from None
+        refused = []
+        for i, c in enumerate(req.commands):
+            try:
+                self._apply(c.device, c.command, c.args)
+            except (CommandError, Refused) as e:
+                refused.append(
+                    {
+                        "index": i,
+                        "device": c.device,
+                        "command": c.command,
+                        "code": e.code,
+                        "message": e.message,
+                    }
+                )
         self.host.advance(req.n)
-        return self.host.state(req.id)
+        state = self.host.state(req.id)
+        state.refused = refused
+        return state
 
     def _pause(self, client: bytes, req: m.Pause, now: float) -> m.Ok:
         self._require_free_running("pause")
