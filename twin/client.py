@@ -91,16 +91,21 @@ class Client:
         req.id = next(self._ids)
         wait = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
-        # a DEALER with no connection to send on (e.g. its Curve key was refused) would block;
-        # the events flag answers without a poller in the usual case
-        if not (self._dealer.get(zmq.EVENTS) & zmq.POLLOUT) and not self._dealer.poll(
-            int(wait * 1000) + 1, zmq.POLLOUT
-        ):
-            raise TwinTimeout(
-                f"cannot send '{m.request_tag(type(req))}' to {self.control_addr} within {wait} s "
-                "(not connected, or the server refused this client's key)"
-            )
-        self._dealer.send(encode(req), _NOBLOCK)
+        payload = encode(req)
+        while True:
+            try:
+                self._dealer.send(payload, _NOBLOCK)
+                break
+            except zmq.Again:
+                # nowhere to send yet (not connected, or the server refused this client's
+                # key, or a connection being torn down): wait for one, not forever
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._dealer.poll(int(left * 1000) + 1, zmq.POLLOUT):
+                    raise TwinTimeout(
+                        f"cannot send '{m.request_tag(type(req))}' to {self.control_addr} "
+                        f"within {wait} s (not connected, or the server refused this "
+                        "client's key)"
+                    ) from None
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not self._replies.poll(int(left * 1000) + 1):

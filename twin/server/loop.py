@@ -100,19 +100,14 @@ class Server:
         except zmq.Again:  # PUB drops rather than blocks, but never risk a stall
             pass
 
-    def _readable(self, timeout_ms: int) -> bool:
-        router = self.endpoints.control
-        if router.get(zmq.EVENTS) & zmq.POLLIN:  # a request already queued: no poller needed
-            return True
-        return timeout_ms > 0 and bool(self._poller.poll(timeout_ms))
-
     def serve_requests(self, timeout_ms: int) -> None:
         """Answer the requests waiting now (waiting up to timeout_ms for the first one)."""
         router = self.endpoints.control
-        if not self._readable(timeout_ms):
+        if not self._poller.poll(timeout_ms):  # a kept poller: building one costs more
             return
-        for _ in range(MAX_REQUESTS_PER_POLL):
-            if not router.get(zmq.EVENTS) & zmq.POLLIN:
+        for i in range(MAX_REQUESTS_PER_POLL):
+            # the poll said the first is there; look before each further one (no exception)
+            if i and not router.get(zmq.EVENTS) & zmq.POLLIN:
                 return
             try:
                 frames, user = self._receive(router)
