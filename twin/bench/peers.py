@@ -34,12 +34,18 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def subscriber(addr: str) -> None:
-    ctx = zmq.Context()
+def _subscribe(ctx: zmq.Context, addr: str) -> zmq.Socket:
+    """A SUB to every topic of the PUB at `addr`."""
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.connect(addr)
+    return sub
+
+
+def subscriber(addr: str) -> None:
+    ctx = zmq.Context()
+    sub = _subscribe(ctx, addr)
     count = 0
     while not _stdin_closed():
         if sub.poll(POLL_MS, zmq.POLLIN):
@@ -58,10 +64,7 @@ def subscriber(addr: str) -> None:
 
 def stuck_subscriber(addr: str) -> None:
     ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(addr)
+    sub = _subscribe(ctx, addr)
     # peek until the first message is queued (so the PUB knows us), then never read again
     while not _stdin_closed():
         if sub.poll(POLL_MS, zmq.POLLIN):
