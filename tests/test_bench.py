@@ -100,3 +100,40 @@ def test_only_runs_the_named_benchmark() -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("startup") and "ratio" in lines[0]
+
+
+def test_breakdown_splits_the_free_run_step_into_its_pieces() -> None:
+    proc = subprocess.run(
+        [*BENCH, "--breakdown", "--quick", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    parts = result["parts_us_per_step"]
+    for label in ("bullet stepSimulation", "ray batch (all beam sensors)", "controller scan"):
+        assert _positive(parts[label]), label
+    assert any(label.startswith("robot.") for label in parts)  # the arm's hooks are timed
+    served = result["served_us_per_step"]
+    top_level = sum(us for label, us in parts.items() if " > " not in label)
+    # the timed pieces account for the step, but never for more than it
+    assert top_level <= served and top_level + result["rest_us_per_step"] == pytest.approx(served)
+    assert max(parts, key=parts.get) == "bullet stepSimulation"
+    assert _positive(result["bare_us_per_step"])
+
+
+def test_breakdown_prints_a_table() -> None:
+    proc = subprocess.run(
+        [*BENCH, "--breakdown", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("free run, 400 steps:")
+    assert any(line.endswith("bullet stepSimulation") for line in lines)
+    assert lines[-1].startswith("  ratio bare / served:")

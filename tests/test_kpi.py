@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from twin.events import Event
@@ -121,6 +122,24 @@ def test_wip_and_lead_time_obey_littles_law_on_a_steady_stream():
     rate = snap["parts_completed"] / 2000.0
     assert snap["wip_mean"] == pytest.approx(rate * snap["lead_time_s"]["mean"], rel=0.02)
     assert snap["lead_time_s"]["p90"] == pytest.approx(12.0)
+
+
+def test_lead_time_statistics_match_numpy_on_scattered_completions():
+    rng = np.random.default_rng(3)
+    leads = rng.uniform(5.0, 60.0, size=97)
+    k = KpiTracker({})
+    for i, lead in enumerate(leads, start=1):  # completion order is not lead-time order
+        k.consume([ev(0.0, "part_spawned", "src", part=i, type="a")])
+        k.consume([ev(float(lead), "part_completed", "sink", part=i, lead_time=float(lead))])
+    stats = k.snapshot(100.0)["lead_time_s"]
+    for q in (50, 90, 95):
+        assert stats[f"p{q}"] == float(np.percentile(leads, q))
+    assert stats["mean"] == pytest.approx(float(leads.mean()), rel=1e-12)
+    assert stats["max"] == float(leads.max())
+
+
+def test_no_lead_time_before_the_first_part_completes():
+    assert KpiTracker({}).snapshot(10.0)["lead_time_s"] is None
 
 
 def test_genealogy_records_visits_completion_and_quality():

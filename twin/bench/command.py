@@ -1,4 +1,5 @@
 """`twin bench [--json] [--quick] [--only NAME ...]`: run the benchmarks, one line each.
+`twin bench --breakdown`: where the free run's time goes, per step.
 
 Each benchmark alternates ours and its baseline in this run and reports medians. With
 --json every line is one JSON object with name, ours, baseline, unit, ratio (+ target, met,
@@ -12,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from twin.bench.breakdown import breakdown, print_breakdown
 from twin.bench.extras import gym_envs, sweep_throughput
 from twin.bench.free_run import free_run
 from twin.bench.lockstep import lockstep
@@ -47,10 +49,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--only", nargs="+", choices=sorted(BENCHMARKS), metavar="NAME", help="run only these"
     )
     p.add_argument("--config", default=DEFAULT_CONFIG, help="the line (default_line.toml)")
+    p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="time each piece of the free run's step (physics, sensors, devices, server)",
+    )
     p.set_defaults(func=run_bench)
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.breakdown:
+        result = breakdown(args.config, **({"reps": 10} if args.quick else {}))
+        print_breakdown(result, args.json)
+        return 0
     names = [name for name in BENCHMARKS if not args.only or name in args.only]
     failed = 0
     for name in names:

@@ -42,6 +42,7 @@ class Sequencer:
         self._reserved: dict[str, str] = {}  # destination key -> arm
         self._pick_points = {id(t): self._pick_point(t) for t in cfg.transfers}
         self._place_points = {id(t): self._place_point(t) for t in cfg.transfers}
+        self._stations = [d for d, dev in line.devices.items() if dev.kind == "station"]
         self.errors: list[str] = []
 
     # taught points from config geometry ----------------------------------------------
@@ -87,9 +88,8 @@ class Sequencer:
             if self._belt_out.get(rule.conveyor) != run:
                 self._belt_out[rule.conveyor] = run
                 self._send(rule.conveyor, "run" if run else "stop")
-        for dev_id, dev in self.line.devices.items():
-            if dev.kind == "station":
-                self._scan_station(dev_id, s[dev_id])
+        for dev_id in self._stations:
+            self._scan_station(dev_id, s[dev_id])
         for arm in self._jobs:
             self._scan_arm(arm, s)
 

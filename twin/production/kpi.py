@@ -18,10 +18,9 @@ The bottleneck is the station with the largest active share (execute + down), th
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from typing import Any
-
-import numpy as np
 
 from twin.events import Event
 
@@ -58,7 +57,10 @@ class KpiTracker:
         self.spawned = 0
         self.completed = 0
         self.good = 0
-        self.lead_times: list[float] = []
+        self.lead_times: list[float] = []  # in completion order
+        # kept sorted as parts complete, so a snapshot reads percentiles without sorting
+        self._leads_sorted: list[float] = []
+        self._lead_sum = 0.0
         self._wip = 0
         self._wip_since = start
         self._wip_area = 0.0
@@ -82,7 +84,10 @@ class KpiTracker:
                     self.good += 1
                 spawned_at = self._spawn_time.pop(d["part"], None)
                 lead = d.get("lead_time", e.time - spawned_at if spawned_at is not None else 0.0)
-                self.lead_times.append(float(lead))
+                lead = float(lead)
+                self.lead_times.append(lead)
+                bisect.insort(self._leads_sorted, lead)
+                self._lead_sum += lead
                 self._wip_change(-1, e.time)
             elif kind == "station_activity" and e.device in self.stations:
                 self.stations[e.device].switch(d["activity"], e.time)
@@ -133,13 +138,10 @@ class KpiTracker:
         elapsed = max(now - self.start, 1e-12)
         stations = self.station_kpis(now)
         wip_area = self._wip_area + self._wip * (now - self._wip_since)
-        leads = np.array(self.lead_times) if self.lead_times else None
-        p50, p90, p95 = (
-            np.percentile(leads, [50, 90, 95]).tolist() if leads is not None else [0] * 3
-        )
+        leads = self._leads_sorted
         bottleneck = self.bottleneck(stations)
         if stations:
-            availability = float(np.mean([s["availability"] for s in stations.values()]))
+            availability = sum(s["availability"] for s in stations.values()) / len(stations)
             ideal = self.stations[bottleneck["station"]].ideal_cycle_time
             run = elapsed * availability
             performance = min(1.0, ideal * self.completed / run) if run > 0 else 0.0
@@ -154,15 +156,15 @@ class KpiTracker:
             "throughput_per_hour": self.completed / elapsed * 3600,
             "wip": self._wip,
             "wip_mean": wip_area / elapsed,
-            "lead_time_s": None
-            if leads is None
-            else {
-                "mean": float(leads.mean()),
-                "p50": p50,
-                "p90": p90,
-                "p95": p95,
-                "max": float(leads.max()),
-            },
+            "lead_time_s": {
+                "mean": self._lead_sum / len(leads),
+                "p50": percentile(leads, 50),
+                "p90": percentile(leads, 90),
+                "p95": percentile(leads, 95),
+                "max": leads[-1],
+            }
+            if leads
+            else None,
             "oee": {
                 "availability": availability,
                 "performance": performance,
@@ -172,3 +174,15 @@ class KpiTracker:
             "stations": stations,
             "bottleneck": bottleneck,
         }
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The q-th percentile of sorted values, as numpy.percentile's default (linear) method
+    computes it, to the last bit: a snapshot runs at telemetry rate, numpy's call would cost
+    more than the rest of the snapshot."""
+    index = q / 100 * (len(ordered) - 1)
+    lo = int(index)
+    hi = min(lo + 1, len(ordered) - 1)
+    a, b, t = ordered[lo], ordered[hi], index - lo
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t

@@ -31,6 +31,8 @@ REALTIME_MAX_LAG_S = 0.25  # further behind than this, realtime gives up catchin
 # plain ints: pyzmq's flag enums cost microseconds of enum arithmetic on every frame
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 
 
 @dataclass
@@ -107,7 +109,7 @@ class Server:
             return
         for i in range(MAX_REQUESTS_PER_POLL):
             # the poll said the first is there; look before each further one (no exception)
-            if i and not router.get(zmq.EVENTS) & zmq.POLLIN:
+            if i and not router.get(_EVENTS) & _POLLIN:
                 return
             try:
                 frames, user = self._receive(router)
