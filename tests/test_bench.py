@@ -74,6 +74,18 @@ def test_free_run_reports_real_time_factor(quick_results: dict[str, dict]) -> No
     details = quick_results["free_run"]["details"]
     assert _positive(details["real_time_factor"])
     assert details["telemetry_received"] > 0  # the subscriber really got telemetry
+    assert _positive(details["target_budget_us"])
+    assert math.isfinite(details["line_only_us_over_bare"])
+
+
+@pytest.mark.parametrize("name", ["lockstep", "lockstep_batched"])
+def test_lockstep_reports_its_budget_and_the_line_alone(
+    quick_results: dict[str, dict], name: str
+) -> None:
+    details = quick_results[name]["details"]
+    assert _positive(details["target_budget_us"])
+    assert math.isfinite(details["line_without_controller_us_over_bare"])
+    assert details["round_trips_per_step"] == (2 if name == "lockstep" else 1)
 
 
 def test_parts_scaling_reports_cost_per_part(quick_results: dict[str, dict]) -> None:

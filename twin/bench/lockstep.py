@@ -12,9 +12,13 @@ import time
 
 import zmq
 
+from twin.bench.hosted import bare_rate, line_rate
+from twin.bench.peers import WARMUP_S
 from twin.bench.processes import peer, twin_serve
 from twin.bench.result import BenchResult, interleave, median
 from twin.client import Client
+from twin.config import load
+from twin.line import Line
 from twin.protocol import messages as m
 from twin.protocol.codec import encode
 
@@ -108,6 +112,21 @@ def _exchanges(sizes: dict[str, int]) -> list[tuple[bytes, int, int]]:
     return out
 
 
+def line_overhead_us(config: str, *, block: int, reps: int) -> float:
+    """µs a step that the line served in lockstep (no controller) costs over bare
+    stepSimulation of its bodies, in this process with no sockets: the part of the gap
+    that no protocol work can win back."""
+    line = Line(load(config), builtin_controller=False)
+    try:
+        line.step(round(WARMUP_S / line.dt))  # as the stepping echo: belts moving, parts on
+        ours, bare = interleave(
+            [lambda: line_rate(line, block), lambda: bare_rate(line, block)], reps
+        )
+    finally:
+        line.close()
+    return 1e6 / median(ours) - 1e6 / median(bare)
+
+
 def lockstep(config: str, *, quick: bool) -> list[BenchResult]:
     block, reps = (100, 4) if quick else (150, 30)  # short blocks: the VM's drift cancels
     with (
@@ -138,6 +157,7 @@ def lockstep(config: str, *, quick: bool) -> list[BenchResult]:
             finally:
                 for ping in pings:
                     ping.close()
+    line_us = line_overhead_us(config, block=40, reps=10 if quick else 100)
     return [
         BenchResult(
             name=name,
@@ -147,6 +167,9 @@ def lockstep(config: str, *, quick: bool) -> list[BenchResult]:
             target=TARGET,
             details={
                 "round_trips_per_step": len(_exchanges(sizes[i])),
+                # the most ours may add for the target, and what the line alone adds
+                "target_budget_us": (1 / TARGET - 1) * 1e6 / median(values[2 * i + 1]),
+                "line_without_controller_us_over_bare": line_us,
                 "bytes": sizes[i],
                 "steps_per_block": block,
                 "repetitions": reps,
