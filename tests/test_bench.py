@@ -37,15 +37,16 @@ def _positive(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    """`twin bench` with these arguments in a subprocess, ended after TIMEOUT_S."""
+    return subprocess.run(
+        [*BENCH, *args], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
+
+
 @pytest.fixture(scope="module")
 def quick_results() -> dict[str, dict]:
-    proc = subprocess.run(
-        [*BENCH, "--quick", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
+    proc = _bench("--quick", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return {r["name"]: r for r in results}
@@ -102,26 +103,14 @@ def test_slow_subscriber_reports_memory(quick_results: dict[str, dict]) -> None:
 
 
 def test_only_runs_the_named_benchmark() -> None:
-    proc = subprocess.run(
-        [*BENCH, "--quick", "--only", "startup"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
+    proc = _bench("--quick", "--only", "startup")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("startup") and "ratio" in lines[0]
 
 
 def test_breakdown_splits_the_free_run_step_into_its_pieces() -> None:
-    proc = subprocess.run(
-        [*BENCH, "--breakdown", "--quick", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
+    proc = _bench("--breakdown", "--quick", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
     parts = result["parts_us_per_step"]
@@ -137,13 +126,7 @@ def test_breakdown_splits_the_free_run_step_into_its_pieces() -> None:
 
 
 def test_breakdown_prints_a_table() -> None:
-    proc = subprocess.run(
-        [*BENCH, "--breakdown", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
+    proc = _bench("--breakdown", "--quick")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("free run, 400 steps:")

@@ -57,7 +57,6 @@ class KpiTracker:
         self.spawned = 0
         self.completed = 0
         self.good = 0
-        self.lead_times: list[float] = []  # in completion order
         # kept sorted as parts complete, so a snapshot reads percentiles without sorting
         self._leads_sorted: list[float] = []
         self._lead_sum = 0.0
@@ -85,7 +84,6 @@ class KpiTracker:
                 spawned_at = self._spawn_time.pop(d["part"], None)
                 lead = d.get("lead_time", e.time - spawned_at if spawned_at is not None else 0.0)
                 lead = float(lead)
-                self.lead_times.append(lead)
                 bisect.insort(self._leads_sorted, lead)
                 self._lead_sum += lead
                 self._wip_change(-1, e.time)
