@@ -118,7 +118,8 @@ def _raw_request(dealer: zmq.Socket, payload: bytes, timeout_s: float = 10.0) ->
 
 BAD_REQUESTS = [
     ("malformed", b"\xc1\xc1"),
-    ("malformed", msgspec.msgpack.encode([1, 2, 3])),
+    ("unknown_request", msgspec.msgpack.encode([1, 2, 3])),  # an array that is no image cycle
+    ("malformed", msgspec.msgpack.encode("step")),
     ("malformed", b"\x91" * 200_000 + b"\xc0"),  # nested deeper than any decoder recurses
     ("too_large", msgspec.msgpack.encode({"type": "heartbeat", "pad": "x" * (2 << 20)})),
     ("unknown_request", msgspec.msgpack.encode({"type": "fly", "id": 1})),
@@ -332,7 +333,7 @@ def test_describe_lists_devices_commands_and_schema(client):
     devices = {dev["id"]: dev for dev in d.devices}
     speed = devices["infeed"]["commands"][2]["args"][0]
     assert speed["name"] == "speed" and speed["unit"] == "m/s" and speed["max"] == 0.6
-    assert set(d.requests) == m.REQUEST_TAGS
+    assert set(d.requests) == m.REQUEST_TAGS | {"image"}
     assert {"request", "reply", "telemetry", "$defs"} <= set(d.schema)
     assert d.schema["$defs"]["Step"]["properties"]["n"]["maximum"] == d.max_steps_per_request
 

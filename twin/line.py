@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from twin.command_rules import ALLOWED_IN_ESTOP
 from twin.config import (
     ArmConfig,
     ConveyorConfig,
@@ -138,8 +139,6 @@ class Line:
     LINE_COMMANDS = tuple(c.value.lower() for c in Command)
 
     def _line_command(self, command: str) -> None:
-        if self.estopped and command not in ("stop", "abort"):
-            raise CommandError("estopped", f"the line is emergency-stopped: '{command}' refused")
         try:
             self.packml.command(command)
         except IllegalCommand as e:
@@ -173,23 +172,26 @@ class Line:
             )
         if not isinstance(command, str):
             raise CommandError("bad_type", f"command name must be a string, got {command!r}")
-        return validate_args(device.command_spec(command), args)
+        clean = validate_args(device.command_spec(command), args)
+        device.check(command, clean)  # e.g. an arm's reach: before any look at its state
+        return clean
 
     def apply(self, device_id: str, command: str, args: dict[str, Any] | None = None) -> None:
         """Validate and carry out one device command, or raise CommandError with no change."""
         clean = self.check_command(device_id, command, args)
+        # the one e-stop rule (twin.command_rules), for the line's own commands and devices'
+        if self.estopped and command not in ALLOWED_IN_ESTOP:
+            raise CommandError(
+                "estopped",
+                f"the line is emergency-stopped: '{command}' refused until estop_reset "
+                f"(only {sorted(ALLOWED_IN_ESTOP)} pass)",
+            )
         if device_id == "line":
             self._line_command(command)
             return
-        device = self.devices[device_id]
-        if self.estopped and command not in self._ALLOWED_IN_ESTOP:
-            raise CommandError(
-                "estopped", f"the line is emergency-stopped: '{command}' refused until estop_reset"
-            )
-        device.apply(command, clean)
+        self.devices[device_id].apply(command, clean)
 
     # e-stop ---------------------------------------------------------------------------
-    _ALLOWED_IN_ESTOP = frozenset({"stop", "abort", "halt", "hold", "vacuum"})
 
     def estop(self, reason: str = "") -> None:
         """Emergency stop: safe state, built-in controller suspended, motion commands refused."""

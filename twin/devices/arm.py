@@ -223,6 +223,12 @@ class Arm(Device):
         )
 
     # commands ------------------------------------------------------------------------
+    def check(self, command: str, args: dict[str, Any]) -> None:
+        if command == "move_joints":
+            self._check_limits(args["positions"])
+        elif command in ("move_to", "pick", "place"):
+            self._check_reach(command, args["position"])
+
     def _require_idle(self, command: str) -> None:
         self._sense()  # jobs start from where the tool really is
         if self.queue or self._joint_move is not None:
@@ -243,8 +249,7 @@ class Arm(Device):
             )
         return target
 
-    def cmd_move_joints(self, positions: list[float]) -> None:
-        self._require_idle("move_joints")
+    def _check_limits(self, positions: list[float]) -> np.ndarray:
         q = np.array(positions)
         bad = [
             f"joint {i}: {v} not in [{lo:.4f}, {hi:.4f}] rad"
@@ -255,6 +260,11 @@ class Arm(Device):
             raise CommandError(
                 "out_of_range", f"arm '{self.id}': move_joints outside limits: {'; '.join(bad)}"
             )
+        return q
+
+    def cmd_move_joints(self, positions: list[float]) -> None:
+        q = self._check_limits(positions)
+        self._require_idle("move_joints")
         self._start_joint_move(q)
 
     def cmd_home(self) -> None:
@@ -267,8 +277,8 @@ class Arm(Device):
         self.state, self.result = "moving", "running"
 
     def cmd_move_to(self, position: list[float]) -> None:
-        self._require_idle("move_to")
         target = self._check_reach("move_to", position)
+        self._require_idle("move_to")
         self.queue.append(_Segment(self.tool.copy(), target, self.cfg.max_tool_speed))
         self.state, self.result = "moving", "running"
 
@@ -284,10 +294,10 @@ class Arm(Device):
         return above
 
     def cmd_pick(self, position: list[float]) -> None:
+        target = self._check_reach("pick", position)
         self._require_idle("pick")
         if self.holding is not None:
             raise CommandError("holding", f"arm '{self.id}': already holding part {self.holding}")
-        target = self._check_reach("pick", position)
         tallest = max(t.size[2] for t in self.ctx.pool.types.values())
         above = self._via_travel_height(target)
         near = np.array([target[0], target[1], target[2] + tallest + 0.03])
@@ -303,10 +313,10 @@ class Arm(Device):
         self.state, self.result = "picking", "running"
 
     def cmd_place(self, position: list[float]) -> None:
+        target = self._check_reach("place", position)
         self._require_idle("place")
         if self.holding is None:
             raise CommandError("not_holding", f"arm '{self.id}': place needs a part on the cup")
-        target = self._check_reach("place", position)
         height = self.ctx.pool.active[self.holding].size[2]
         # aim the part's centre, not the cup, at the commanded point
         cup = target[:2] - self.grip_offset
