@@ -32,7 +32,17 @@ def spawn_gateway(kind: str, control: str, telemetry: str, *extra: str) -> subpr
         local_address(telemetry),
         *extra,
     ]
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    """Linux: the gateway gets SIGTERM when the twin's process dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop_gateway(proc: subprocess.Popen, timeout: float = 5.0) -> None:
