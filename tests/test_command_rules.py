@@ -25,7 +25,7 @@ REACHABLE = {"position": [0.3, 0.0, 1.0]}
 
 class InProcess:
     def __init__(self) -> None:
-        self.line = Line(load(ROOT / "configs" / "default_line.toml"), builtin_controller=False)
+        self.line = Line(load(ROOT / "configs" / "default_line.toml"))
 
     def command(self, device: str, command: str, **args: Any) -> str:
         try:

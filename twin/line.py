@@ -166,7 +166,6 @@ class Line:
         self.devices[device_id].apply(command, clean)
 
     # e-stop ---------------------------------------------------------------------------
-
     def estop(self, reason: str = "") -> None:
         """Emergency stop: the line aborts (so no controller acts), safe state, motion
         commands refused."""
