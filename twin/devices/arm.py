@@ -26,7 +26,8 @@ import pybullet
 
 from twin.config import ArmConfig
 from twin.devices import arm_jobs as jobs
-from twin.devices.arm_gripper import VacuumCup, locate_part, nearest_turn
+from twin.devices.arm_contacts import Contact, ContactWatch, name_of
+from twin.devices.arm_gripper import VacuumCup, locate_part, nearest_turn, seat_check
 from twin.devices.arm_model import RobotModel
 from twin.devices.arm_motion import (
     CartesianLimits,
@@ -35,37 +36,18 @@ from twin.devices.arm_motion import (
     JointTrajectory,
     Leg,
 )
+from twin.devices.arm_tracking import Follower
 from twin.devices.base import Arg, BuildContext, CommandError, CommandSpec, Device, SignalSpec
 from twin.sim.assets import resolve_asset
 
 _ARRIVE_TOL = 0.004  # m: a Cartesian move is done when the tool is this close to its end
 _JOINT_TOL = 0.01  # rad: a joint move is done when every joint is this close
 _SETTLE_LIMIT = 1.0  # s: a move not arrived this long after its profile ended is not_reached
-_TOUCH_DEPTH = 0.0005  # m: contacts closer than this count as touching
-_SEAT_TILT = 0.05  # rad: a placed part tilted more than this is not seated
-_SEAT_HEIGHT = 0.005  # m: nor one whose bottom is further than this from the surface
 _MAX_COORD = 1e3  # m: targets further from the origin than this are refused outright
 # time between two IK solutions along a path (a 50 Hz trajectory generator); the chord
 # error between knots is far below _ARRIVE_TOL at the arm's speeds
 _IK_KNOT_PERIOD = 0.02  # s
 _PLAN_SAMPLES = 4  # intervals per leg at which the joint motion is sampled when planning
-
-
-class _Running:
-    """The step being executed: its trajectory, the time into it, the IK knots."""
-
-    def __init__(self, step: jobs.Motion | jobs.JointMotion, traj: Any) -> None:
-        self.step = step
-        self.traj = traj
-        self.t = 0.0
-        self.settling = 0.0
-        self.knot_t0 = self.knot_t1 = 0.0
-        self.knot_q0: np.ndarray | None = None
-        self.knot_q1: np.ndarray | None = None
-
-    @property
-    def searching(self) -> bool:
-        return isinstance(self.step, jobs.Motion) and self.step.legs[-1].search
 
 
 class Arm(Device):
@@ -141,7 +123,7 @@ class Arm(Device):
         self.cmd_yaw = self.yaw  # the tool yaw the controller commands (follows the plan)
         self.cup = VacuumCup(world, ctx.pool, self.body, m.tool_index, cfg)
         self.queue: deque[jobs.Step] = deque()
-        self.running: _Running | None = None
+        self.running: Follower | None = None
         self.state = "idle"
         self.result = "none"
         self.activity = "idle"
@@ -156,7 +138,7 @@ class Arm(Device):
         self._sent_target: np.ndarray | None = None
         self._was_still = False
         self._knot_steps = max(1, round(_IK_KNOT_PERIOD / world.dt))
-        self._touching_at_start: set[int] = set()  # bodies a motion may leave, not hit
+        self.touch = ContactWatch(c, self.body, {self.pedestal} if self.pedestal else set())
 
     # compatibility: what the cup holds is the arm's to report
     @property
@@ -449,22 +431,13 @@ class Arm(Device):
 
     def _check_seated(self, target: np.ndarray) -> None:
         part_id = self._job_extra.get("part")
-        if part_id is None or part_id not in self.ctx.pool.active:
-            self.seated = False
-            return
-        c = self.ctx.world.client
-        pos, orn = self.ctx.pool.pose(part_id)
-        rot = c.getMatrixFromQuaternion(orn)
-        tilt = math.acos(max(-1.0, min(1.0, rot[8])))
-        height = self.ctx.pool.active[part_id].size[2]
-        off = math.hypot(pos[0] - target[0], pos[1] - target[1])
-        self.seated = bool(
-            off <= self.cfg.seat_tolerance
-            and tilt <= _SEAT_TILT
-            and abs(pos[2] - height / 2 - target[2]) <= _SEAT_HEIGHT
-        )
-        self._job_extra["seated"] = bool(self.seated)
-        self._job_extra["offset"] = round(off, 4)
+        seated, offset = False, None
+        if part_id is not None and part_id in self.ctx.pool.active:
+            seated, offset = seat_check(self.ctx.world, self.ctx.pool, part_id, target, self.cfg)
+        self.seated = seated
+        self._job_extra["seated"] = seated
+        if offset is not None:
+            self._job_extra["offset"] = round(offset, 4)
 
     # finishing ------------------------------------------------------------------------
     def _set_activity(self, activity: str) -> None:
@@ -492,7 +465,6 @@ class Arm(Device):
 
     # stepping -------------------------------------------------------------------------
     def before_step(self) -> None:
-        dt = self.ctx.world.dt
         while self.running is None and self.queue:
             step = self.queue[0]
             self._set_activity(step.activity)
@@ -505,18 +477,14 @@ class Arm(Device):
                 # the motion starts where the tool is (after an early stop, a retry...)
                 first = step.legs[0]
                 first.start, first.yaw0 = self.tool.copy(), self.cmd_yaw
-            self.running = _Running(step, self._trajectory(step, self.q_target))
-            # a motion may start in contact (after a collision stop): leaving is no collision
-            self._touching_at_start = {
-                pt[2] for pt in self.ctx.world.client.getContactPoints(bodyA=self.body)
-            }
-        run = self.running
-        if run is not None:
-            run.t += dt  # runs on past the profile's end while the arm settles
-            if isinstance(run.traj, JointTrajectory):
-                self.q_target = run.traj.at(run.t)
-            else:
-                self._track(run)
+            traj = self._trajectory(step, self.q_target)
+            self.running = Follower(step, traj, self.ctx.world.dt, self._knot_steps)
+            self.touch.motion_started()
+        if self.running is not None:
+            q, yaw = self.running.advance(self.q_target, self.model.ik)
+            self.q_target = q
+            if yaw is not None:
+                self.cmd_yaw = yaw
         if self._sent_target is self.q_target:
             return  # unchanged (every change assigns a new array): pybullet keeps its targets
         self._sent_target = self.q_target
@@ -527,28 +495,6 @@ class Arm(Device):
             targetPositions=self.q_target.tolist(),
             forces=self.model.max_force,
         )
-
-    def _track(self, run: _Running) -> None:
-        """Joint targets along the profiled path: IK at knots, interpolated between."""
-        traj: CartesianTrajectory = run.traj
-        dt = self.ctx.world.dt
-        if run.t <= traj.duration + 1e-9:
-            if run.knot_q1 is None or run.t > run.knot_t1 + 1e-9:
-                run.knot_q0 = self.q_target
-                run.knot_t0 = run.t - dt
-                run.knot_t1 = min(traj.duration, run.knot_t0 + self._knot_steps * dt)
-                point, yaw = traj.pose(run.knot_t1)
-                self.cmd_yaw = yaw
-                run.knot_q1 = self.model.ik(point, yaw)
-            span = run.knot_t1 - run.knot_t0
-            frac = min(1.0, (run.t - run.knot_t0) / span) if span > 0 else 1.0
-            self.q_target = run.knot_q0 + (run.knot_q1 - run.knot_q0) * frac
-        else:  # settling: refine the end point from where the arm now is
-            if round(run.settling / dt) % self._knot_steps == 0:
-                last = traj.legs[-1]
-                self.cmd_yaw = last.yaw1
-                self.q_target = self.model.ik(last.end, last.yaw1)
-            run.settling += dt
 
     def _sense(self) -> None:
         """Read joints and tool pose (once per step at most)."""
@@ -563,42 +509,9 @@ class Arm(Device):
         """Parked with nothing to watch: no job, no vacuum, no part on the cup."""
         return not self.busy and not self.cup.vacuum and self.holding is None
 
-    def _contacts(self) -> list[tuple]:
-        """Touching contacts of the arm's links with anything but its pedestal and the part
-        on its cup: (body, link of the arm, point)."""
-        c = self.ctx.world.client
+    def _contacts(self) -> list[Contact]:
         held = self.holding
-        held_body = self.ctx.pool.active[held].body if held is not None else None
-        out, seen = [], set()
-        for pt in c.getContactPoints(bodyA=self.body):
-            body, link = pt[2], pt[3]
-            seen.add(body)
-            if link < 0 or body in (self.body, self.pedestal) or pt[8] > _TOUCH_DEPTH:
-                continue
-            if body in self._touching_at_start or body == held_body:
-                continue
-            out.append((body, link, pt[6]))
-        self._touching_at_start &= seen
-        return out
-
-    def _name_of(self, body: int, point: tuple) -> str:
-        """What a body is, in the words of the line: a part, the floor, or a device."""
-        if body == self.ctx.world.floor:
-            return "floor"
-        part = self.ctx.pool.part_at_body(body)
-        if part is not None:
-            return f"part {part}"
-        devices = self.ctx.devices
-        for dev_id, dev in devices.items():
-            if getattr(dev, "body", None) == body or getattr(dev, "pedestal", None) == body:
-                return dev_id
-        # static boxes (tables, rails, stops) belong to the device they stand nearest to
-        placed = [
-            (d, dev.cfg.position) for d, dev in devices.items() if hasattr(dev.cfg, "position")
-        ]
-        if not placed:
-            return f"body {body}"
-        return min(placed, key=lambda dp: math.hypot(dp[1][0] - point[0], dp[1][1] - point[1]))[0]
+        return self.touch.contacts(self.ctx.pool.active[held].body if held is not None else None)
 
     def after_step(self) -> None:
         still = self._still
@@ -606,15 +519,10 @@ class Arm(Device):
             return  # the pose is only read when someone asks for the signals
         self._was_still = still
         run = self.running
-        if (
-            run is not None
-            and not self.cup.seeking
-            and not run.searching
-            and run.t < run.traj.duration
-        ):
+        if run is not None and not self.cup.seeking and not run.searching and run.profiled:
             # plain travel: look for collisions at the IK knots only, the pose is not needed
             self.cup.sleep()
-            if round(run.t / self.ctx.world.dt) % self._knot_steps == 0:
+            if run.at_knot:
                 hit = self._contacts()
                 if hit:
                     self._collided(hit)
@@ -631,12 +539,12 @@ class Arm(Device):
             self._finish(self._pending_result or "ok")
             self._pending_result = None
 
-    def _collided(self, hits: list[tuple]) -> None:
+    def _collided(self, hits: list[Contact]) -> None:
         body, _, point = hits[0]
-        what = self._name_of(body, point)
+        what = name_of(body, point, self.ctx.world.floor, self.ctx.pool, self.ctx.devices)
         self._halt("collision", halted=False, hit=what, at=[round(v, 4) for v in point])
 
-    def _watch(self, run: _Running) -> None:
+    def _watch(self, run: Follower) -> None:
         """Decide whether the running step is over: arrived, sealed, touched, or stuck."""
         if run.searching:
             touched = self._touched()
@@ -649,12 +557,12 @@ class Arm(Device):
                 self.running = None
                 self.queue.popleft()
                 return
-        elif run.t < run.traj.duration:
+        elif run.profiled:
             hit = self._contacts()
             if hit:
                 self._collided(hit)
             return
-        if run.t < run.traj.duration:
+        if run.profiled:
             return
         if isinstance(run.traj, JointTrajectory):
             err = float(np.max(np.abs(self.q - run.traj.q1)))

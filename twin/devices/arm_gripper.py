@@ -152,3 +152,25 @@ class VacuumCup:
         offset = np.array([cy * ox - sy * oy, sy * ox + cy * oy])
         cup = np.array([*(np.asarray(centre_xy[:2]) - offset), -oz])
         return cup, yaw
+
+
+_SEAT_TILT = 0.05  # rad: a placed part tilted more than this is not seated
+_SEAT_HEIGHT = 0.005  # m: nor one whose bottom is further than this from the surface
+
+
+def seat_check(
+    world: World, pool: PartPool, part_id: int, target: np.ndarray, cfg
+) -> tuple[bool, float]:
+    """Does the part sit flat on the surface at `target` (its bottom centre), within the
+    arm's seat tolerance? Returns that and the part's distance from the point in x/y."""
+    c = world.client
+    part = pool.active[part_id]
+    pos, orn = c.getBasePositionAndOrientation(part.body)
+    tilt = math.acos(max(-1.0, min(1.0, c.getMatrixFromQuaternion(orn)[8])))
+    off = math.hypot(pos[0] - target[0], pos[1] - target[1])
+    seated = (
+        off <= cfg.seat_tolerance
+        and tilt <= _SEAT_TILT
+        and abs(pos[2] - part.size[2] / 2 - target[2]) <= _SEAT_HEIGHT
+    )
+    return bool(seated), off
