@@ -546,7 +546,14 @@ class Arm(Device):
 
     def _watch(self, run: Follower) -> None:
         """Decide whether the running step is over: arrived, sealed, touched, or stuck."""
-        if run.searching:
+        if run.searching and self.holding is not None and run.step.activity == "placing":
+            if self._part_landed():
+                self.running = None
+                self.queue.popleft()
+                return
+            if run.profiled:
+                return
+        elif run.searching:
             touched = self._touched()
             if self.holding is None and touched is not None and self.cup.seeking:
                 # the cup pressed on a part: that is what seals a suction cup
@@ -581,6 +588,14 @@ class Arm(Device):
                 self._collided(hit)
                 return
             self._halt("not_reached", halted=False, distance=round(distance, 4))
+
+    def _part_landed(self) -> bool:
+        """The part on the cup rests on something (lowering it further would push)."""
+        held = self.ctx.pool.active[self.holding].body  # type: ignore[index]
+        for pt in self.ctx.world.client.getContactPoints(bodyA=held):
+            if pt[2] != self.body and pt[8] <= 0.0005:
+                return True
+        return False
 
     def _touched(self) -> int | None:
         """The body the cup (or the wrist) is pressing on, if any: a search stops there."""

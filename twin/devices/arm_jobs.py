@@ -132,7 +132,8 @@ def place(
     lift = np.array([drop[0], drop[1], s.travel_height])
     return [
         Motion(legs, "moving_to_place"),
-        Motion([Leg(near, drop, cup_yaw, cup_yaw, s.search)], "placing"),
+        # lowered like a search: it stops if the part meets something on the way down
+        Motion([Leg(near, drop, cup_yaw, cup_yaw, s.search, search=True)], "placing"),
         Action("release", "placing"),
         Motion([Leg(drop, lift, cup_yaw, cup_yaw, s.travel)], "placing"),
         Action("check_seated", "placing", {"target": target}),

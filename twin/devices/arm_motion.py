@@ -87,7 +87,7 @@ class Leg:
     yaw0: float
     yaw1: float
     speed: float  # m/s, the leg's own speed limit (travel or search speed)
-    search: bool = False  # ends early when the cup seals or touches
+    search: bool = False  # ends early on contact (the cup on a part, a part on a surface)
 
 
 @dataclass(frozen=True)
