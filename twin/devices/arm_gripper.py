@@ -156,6 +156,7 @@ class VacuumCup:
 
 _SEAT_TILT = 0.05  # rad: a placed part tilted more than this is not seated
 _SEAT_HEIGHT = 0.005  # m: nor one whose bottom is further than this from the surface
+_CARRIED = 0.02  # m/s: a placed part moving faster than this rides on a belt
 
 
 def seat_check(
@@ -168,8 +169,10 @@ def seat_check(
     pos, orn = c.getBasePositionAndOrientation(part.body)
     tilt = math.acos(max(-1.0, min(1.0, c.getMatrixFromQuaternion(orn)[8])))
     off = math.hypot(pos[0] - target[0], pos[1] - target[1])
+    # a part already carried off by a running belt is judged by how it lies, not where
+    carried = math.hypot(*c.getBaseVelocity(part.body)[0][:2]) > _CARRIED
     seated = (
-        off <= cfg.seat_tolerance
+        (off <= cfg.seat_tolerance or carried)
         and tilt <= _SEAT_TILT
         and abs(pos[2] - part.size[2] / 2 - target[2]) <= _SEAT_HEIGHT
     )

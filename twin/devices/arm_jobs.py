@@ -19,6 +19,9 @@ _APPROACH = 0.03  # m: the cup stops this far above a part's top before searchin
 _PLACE_APPROACH = 0.04  # m: above the release height, where the slow lowering starts
 _CLEARANCE = 0.004  # m: a placed part is released this far above the surface
 _SEARCH_BELOW = 0.01  # m: how far below the located top the search may go
+# m: a tool this close below the travel height goes straight across (a separate lift of a
+# few mm would cost a whole S-curve's start and stop)
+_LEVEL = 0.01
 
 
 @dataclass
@@ -63,8 +66,10 @@ def _via_travel_height(
     up = np.array([tool[0], tool[1], h])
     above = np.array([xy[0], xy[1], h])
     legs = []
-    if up[2] - tool[2] > 1e-3:
+    if up[2] - tool[2] > _LEVEL:
         legs.append(Leg(tool.copy(), up, yaw, yaw, s.travel))
+    else:  # already at the travel height (within a lift's settling): straight across
+        up = tool.copy()
     legs.append(Leg(up, above, yaw, yaw_to, s.travel))
     return legs, above
 
