@@ -156,8 +156,10 @@ class SinkConfig(_Strict, tag="sink", tag_field="kind", kw_only=True):
     zone_length: Positive = 0.2
 
 
+# Every device kind is one member of this union (its tag names the kind and the module in
+# twin/devices/ that builds it). The order is the build order: what others are mounted on first.
 DeviceConfig = (
-    SourceConfig | ConveyorConfig | PhotoEyeConfig | ArmConfig | StationConfig | SinkConfig
+    ConveyorConfig | StationConfig | ArmConfig | PhotoEyeConfig | SourceConfig | SinkConfig
 )
 
 
@@ -342,6 +344,3 @@ def _check_references(cfg: LineConfig, source: str) -> None:
         expect(f"{here}.place.station", t.place.station, StationConfig, "station")
         expect(f"{here}.place.conveyor", t.place.conveyor, ConveyorConfig, "conveyor")
         expect(f"{here}.place.clear_eye", t.place.clear_eye, PhotoEyeConfig, "photoeye")
-
-
-Kind = Literal["source", "conveyor", "photoeye", "arm", "station", "sink"]
