@@ -127,7 +127,7 @@ def run_job(line: Line, command: str, args: dict | None = None, max_seconds: flo
 
 @pytest.fixture()
 def cell():
-    with Line(load(DEFAULT_LINE), builtin_controller=False) as line:
+    with Line(load(DEFAULT_LINE)) as line:
         line.apply("source", "disable")
         yield line
 
@@ -233,7 +233,7 @@ def test_shoulder_is_read_from_the_model():
     """The reach is measured from the shoulder the URDF defines (0.333 m above the Panda's
     base), wherever the base is mounted."""
     text = DEFAULT_LINE.read_text().replace("pedestal_height = 0.6", "pedestal_height = 0.4")
-    with Line(loads(text, "<test>"), builtin_controller=False) as line:
+    with Line(loads(text, "<test>")) as line:
         robot = line.devices["robot"]
         assert robot.shoulder[2] == pytest.approx(0.4 + 0.333, abs=1e-4)
         assert robot.shoulder[:2] == pytest.approx([0.0, 0.0], abs=1e-4)
@@ -278,7 +278,7 @@ size = [0.08, 0.08, 0.05]
 mass = 5.0
 """
     text = DEFAULT_LINE.read_text() + heavy
-    with Line(loads(text, "<test>"), builtin_controller=False) as line:
+    with Line(loads(text, "<test>")) as line:
         line.apply("source", "disable")
         mill = line.devices["mill"]
         part = line.pool.spawn("anvil", mill.point(0, 0, 0.026), 0.0, line.sim_time)

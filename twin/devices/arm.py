@@ -442,8 +442,8 @@ class Arm(Device):
     # finishing ------------------------------------------------------------------------
     def _set_activity(self, activity: str) -> None:
         if activity != self.activity:
-            self.activity = activity
-            self.emit("arm_activity", activity=activity)
+            previous, self.activity = self.activity, activity
+            self.emit("arm_activity", activity=activity, previous=previous)
 
     def _finish(self, result: str, activity: str | None = None, **extra: Any) -> None:
         self.result = result
