@@ -77,6 +77,7 @@ class Signal:
     min: float | None = None
     max: float | None = None
     length: int | None = None  # for floats, when known
+    choices: list[str] | None = None  # for str signals, when describe lists them
 
 
 @dataclass
@@ -164,6 +165,7 @@ def _signal(raw: dict[str, Any]) -> Signal:
         min=_number(raw.get("min")),
         max=_number(raw.get("max")),
         length=raw.get("length") if isinstance(raw.get("length"), int) else None,
+        choices=list(raw["choices"]) if raw.get("choices") else None,
     )
 
 

@@ -127,7 +127,7 @@ async def _main(opts: object) -> None:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     for s in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(s, task.cancel)  # type: ignore[union-attr]
+        loop.add_signal_handler(s, _stop_once, loop, task)
 
     def ready(gateway: object) -> None:
         print(f"opcua     {gateway.endpoint_url} (line {gateway.model.line})", flush=True)  # type: ignore[attr-defined]
@@ -136,6 +136,15 @@ async def _main(opts: object) -> None:
         await run_gateway(opts, ready)  # type: ignore[arg-type]
     except asyncio.CancelledError:
         pass
+
+
+def _stop_once(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> None:
+    """The first SIGINT/SIGTERM stops the gateway cleanly; repeats must not cut that short."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(s)
+        loop.add_signal_handler(s, lambda: None)
+    if task is not None:
+        task.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:
