@@ -13,11 +13,13 @@ from typing import Any
 
 from twin.command_rules import ALLOWED_IN_ESTOP
 from twin.config import LineConfig
+from twin.description import RECIPES, packml_description
 from twin.devices.base import BuildContext, CommandError, Device, validate_args
 from twin.devices.kinds import BUILD_ORDER, device_class
 from twin.devices.sink import Sink
 from twin.devices.source import Source
-from twin.events import Event, EventLog
+from twin.events import Event, EventLog, event_catalogue
+from twin.geometry import CONVENTIONS, device_geometry, teach_points
 from twin.parts import PartPool
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
 from twin.sim.world import World
@@ -230,12 +232,18 @@ class Line:
         }
 
     def describe(self) -> dict[str, Any]:
+        """The line's self-description: devices with their signals, commands and geometry,
+        the teach points, the PackML states and rules, each kind's recipe, the events."""
+        cfg = self.cfg
         return {
-            "line": self.cfg.name,
+            "line": cfg.name,
             "timestep": self.dt,
             "seed": self.seed,
             "devices": [
-                *(d.describe() for d in self.devices.values()),
+                *(
+                    {**d.describe(), "geometry": device_geometry(cfg, d.cfg)}
+                    for d in self.devices.values()
+                ),
                 {
                     "id": "line",
                     "kind": "line",
@@ -254,6 +262,14 @@ class Line:
                     ],
                 },
             ],
+            "conventions": CONVENTIONS,
+            "part_types": [
+                {"name": t.name, "size": list(t.size), "mass": t.mass} for t in cfg.part_types
+            ],
+            "teach_points": teach_points(cfg),
+            "packml": packml_description(),
+            "recipes": RECIPES,
+            "events": event_catalogue(),
         }
 
     def close(self) -> None:

@@ -199,6 +199,10 @@ class HelloReply(_Reply, tag="hello"):
     role: str = "controller"  # "observer" for a Curve client with an observer key
 
 
+# the parts of Line.describe() a describe reply passes on as they are
+DESCRIBE_EXTRAS = ("conventions", "part_types", "teach_points", "packml", "recipes", "events")
+
+
 class DescribeReply(_Reply, tag="describe"):
     line: str
     mode: str
@@ -210,6 +214,13 @@ class DescribeReply(_Reply, tag="describe"):
     max_message_bytes: int
     max_steps_per_request: int
     schema: dict[str, Any]
+    # where things are and how to drive them (see twin.geometry and twin.description)
+    conventions: dict[str, str] = {}
+    part_types: list[dict[str, Any]] = []
+    teach_points: list[dict[str, Any]] = []
+    packml: dict[str, Any] = {}
+    recipes: dict[str, list[str]] = {}
+    events: list[dict[str, Any]] = []
 
 
 class State(_Reply, tag="state"):

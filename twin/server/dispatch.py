@@ -191,6 +191,7 @@ class Dispatcher:
             max_message_bytes=MAX_MESSAGE_BYTES,
             max_steps_per_request=m.MAX_STEPS_PER_REQUEST,
             schema=self._schema,
+            **{k: desc[k] for k in m.DESCRIBE_EXTRAS},
         )
         return self._stamp(reply, req.id)
 
