@@ -356,3 +356,28 @@ def test_refuses_non_loopback_bind_without_allow_remote():
     )
     assert proc.returncode == 2
     assert "--allow-remote" in proc.stderr
+
+
+def test_client_exchanges_a_process_image(client):
+    client.take_control()
+    image = client.declare_image(
+        ["infeed.running", "infeed.speed", "mill.state"], ["infeed.run", "infeed.set_speed"]
+    )
+    assert image.inputs == ["infeed.running", "infeed.speed", "mill.state"]
+    reply = image.exchange({"infeed.set_speed": [0.4], "infeed.run": []}, n=3)
+    assert reply.step == 3 and reply.refused == []
+    assert image.values(reply) == {
+        "infeed.running": True,
+        "infeed.speed": 0.4,
+        "mill.state": "Stopped",
+    }
+    reply = image.exchange([None, [0.2]], n=1)
+    assert reply.inputs[:2] == [True, 0.2] and reply.step == 4
+    assert client.step(1).signals["infeed"]["speed"] == 0.2  # the same line as step requests
+    with pytest.raises(TwinError) as err:
+        image.exchange([None], n=1)
+    assert err.value.code == "bad_image"
+    client.reset()  # a new lease: the client keeps it, the image must be declared again
+    with pytest.raises(TwinError) as err:
+        image.exchange(n=1)
+    assert err.value.code == "bad_image"
