@@ -85,7 +85,9 @@ def test_page_shows_the_running_line(twin, browser) -> None:  # noqa: ANN001
         expect(page.locator("#connection")).to_have_text("live", timeout=10_000)
         expect(page.locator("#role")).to_have_text("controller")
         expect(page.locator("#line-name")).to_have_text("default_line")
-        step0 = wait_until(lambda: number(page, "#step") > 0 and number(page, "#step"), 10, "a step")
+        step0 = wait_until(
+            lambda: number(page, "#step") > 0 and number(page, "#step"), 10, "a step"
+        )
         wait_until(lambda: number(page, "#step") > step0 + 50, 10, "the step counter to advance")
         done0 = number(page, "#parts-completed")
         wait_until(
@@ -153,7 +155,11 @@ def test_estop_from_the_page_stops_the_line_and_reset_brings_it_back(twin, brows
 
         def stopped() -> bool:
             s = latest_state(client)
-            return s.estopped and not s.signals["infeed"]["running"] and s.signals["line"]["state"] != "Execute"
+            return (
+                s.estopped
+                and not s.signals["infeed"]["running"]
+                and s.signals["line"]["state"] != "Execute"
+            )
 
         wait_until(stopped, 10, "the e-stop in the telemetry")
         expect(page.locator("#line-state")).to_have_text("E-STOP")

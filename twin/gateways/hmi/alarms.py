@@ -74,14 +74,29 @@ class AlarmList:
         data = event.data if isinstance(event.data, dict) else {}
         # a fault clearing is news, not an alarm to acknowledge
         alarm = event.kind in ALARM_KINDS and not (event.kind == "fault" and not data.get("active"))
-        return self._add(event.step, event.time, event.kind, event.device, describe_event(event.kind, data), alarm)
+        return self._add(
+            event.step,
+            event.time,
+            event.kind,
+            event.device,
+            describe_event(event.kind, data),
+            alarm,
+        )
 
     def refusal(self, step: int, time: float, device: str, text: str) -> Entry:
         """A command from the page that the twin (or the HMI) refused."""
         return self._add(step, time, "refused", device, text, True)
 
     def _add(self, step: int, time: float, kind: str, device: str, text: str, alarm: bool) -> Entry:
-        entry = Entry(id=next(self._ids), step=step, time=time, kind=kind, device=device, text=text, alarm=alarm)
+        entry = Entry(
+            id=next(self._ids),
+            step=step,
+            time=time,
+            kind=kind,
+            device=device,
+            text=text,
+            alarm=alarm,
+        )
         self.entries.append(entry)
         return entry
 

@@ -87,7 +87,9 @@ async def _main(gateway: object) -> int:
     try:
         await gateway.start()  # type: ignore[attr-defined]
         print(f"hmi       {gateway.url} (observers)", flush=True)  # type: ignore[attr-defined]
-        print(f"hmi-control {gateway.controller_url} (operators: keep this URL private)", flush=True)  # type: ignore[attr-defined]
+        print(
+            f"hmi-control {gateway.controller_url} (operators: keep this URL private)", flush=True
+        )  # type: ignore[attr-defined]
         while True:
             await asyncio.sleep(3600)
     except asyncio.CancelledError:

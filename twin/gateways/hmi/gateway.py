@@ -288,13 +288,15 @@ class HmiGateway:
                     data = message.get("bytes") or b""
                 await self._handle(session, data)
                 if session.refused_in_a_row > MAX_REFUSED_IN_A_ROW:
-                    await session.websocket.close(code=1008, reason="too many refused requests")
+                    await session.close_after_sending(1008, "too many refused requests")
                     return
 
     # -- page requests ---------------------------------------------------------------------
     async def _handle(self, session: Session, data: str | bytes) -> None:
         if not session.budget.take():
-            self._reply(session, None, "rate_limited", "too many requests from this page; slow down")
+            self._reply(
+                session, None, "rate_limited", "too many requests from this page; slow down"
+            )
             return
         try:
             op = ops.decode(data)
@@ -316,7 +318,11 @@ class HmiGateway:
             self._reply(session, op.ref, "twin_unreachable", str(e), op)
         else:
             session.refused_in_a_row = 0
-            session.push(_json.encode({"type": "reply", "ref": op.ref, "ok": True, "detail": detail}).decode())
+            session.push(
+                _json.encode(
+                    {"type": "reply", "ref": op.ref, "ok": True, "detail": detail}
+                ).decode()
+            )
         self._control_changed()
 
     async def _carry_out(self, session: Session, op: ops.PageOp) -> str:

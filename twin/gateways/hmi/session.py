@@ -51,6 +51,8 @@ class Session:
         self._queue: deque[str] = deque(maxlen=MAX_QUEUED)
         self._state: str | None = None
         self._wake = asyncio.Event()
+        self._closing: tuple[int, str] | None = None
+        self._closed = asyncio.Event()
 
     @property
     def controller(self) -> bool:
@@ -74,6 +76,19 @@ class Session:
             if self._state is not None:
                 text, self._state = self._state, None
                 await self._send(text)
+            if self._closing is not None:
+                await self.websocket.close(*self._closing)
+                self._closed.set()
+                return
+
+    async def close_after_sending(self, code: int, reason: str) -> None:
+        """Close once what is queued (e.g. the refusals that explain why) has been sent."""
+        self._closing = (code, reason)
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._closed.wait(), SEND_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            pass
 
     async def _send(self, text: str) -> None:
         await asyncio.wait_for(self.websocket.send_text(text), SEND_TIMEOUT_S)

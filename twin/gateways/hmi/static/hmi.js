@@ -59,7 +59,7 @@ function onWelcome(msg) {
   hmi.welcome = msg;
   hmi.role = msg.role;
   $("#line-name").textContent = msg.line;
-  $("#mode").textContent = `${msg.mode}${msg.builtin_controller ? ", built-in controller" : ""}`;
+  $("#mode").textContent = `${msg.mode}${msg.builtin_controller ? " · sequencer" : ""}`;
   const role = $("#role");
   role.textContent = msg.role;
   role.title = msg.why;

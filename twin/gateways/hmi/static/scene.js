@@ -161,9 +161,13 @@ function conveyor(dev, g, view) {
   texture.repeat.set(g.length / stripe, 1);
   const belt = new THREE.Mesh(new THREE.BoxGeometry(g.length, g.width, 0.03), new THREE.MeshStandardMaterial({ map: texture }));
   belt.position.z = g.surface_height - 0.015;
-  const frame = box([g.length - 0.1, 0.04, g.surface_height - 0.03], "#3a4450");
-  frame.position.z = (g.surface_height - 0.03) / 2;
-  group.add(belt, frame);
+  group.add(belt);
+  const legHeight = g.surface_height - 0.03;
+  for (const x of [-0.45, 0, 0.45]) for (const y of [-0.4, 0.4]) {
+    const leg = box([0.04, 0.04, legHeight], "#3a4450");
+    leg.position.set(x * g.length, y * g.width, legHeight / 2);
+    group.add(leg);
+  }
   group.position.set(g.surface_center[0], g.surface_center[1], 0);
   group.rotation.z = g.yaw;
   view.belts.push({ id: dev.id, texture, stripe, speed: 0 });
