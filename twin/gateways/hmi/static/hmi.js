@@ -162,7 +162,7 @@ function updateTile(tile, state) {
     }
   } else if (tile.dataset.kind === "conveyor") {
     tile.querySelector(".state").textContent = sig.running ? "running" : "stopped";
-    detail.textContent = `${(sig.surface_speed ?? 0).toFixed(2)} m/s`;
+    detail.textContent = `${Math.abs(sig.surface_speed ?? 0).toFixed(2)} m/s`;
   } else if (tile.dataset.kind === "arm") {
     tile.querySelector(".state").textContent = sig.activity || sig.state;
     detail.textContent = `${sig.result} · jobs ${sig.jobs_done}${sig.holding != null ? ` · holding ${sig.holding}` : ""}`;
