@@ -114,7 +114,7 @@ def test_sensor_faults_override_the_beam():
     text = DEFAULT.replace(
         "offset = -0.55\n",
         'offset = -0.55\nfaults = [{ kind = "stuck_on", start = 0.1, end = 0.3 }, '
-        '{ kind = "noise", start = 2.0, end = 3.0, probability = 0.5 }]\n',
+        '{ kind = "noise", start = 2.0, end = 3.0, rate = 50.0 }]\n',
     )
     with Line(load_text(text)) as line:
         line.step(round(0.2 / line.dt))  # 0.2 s: stuck on, no part near
