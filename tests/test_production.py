@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from twin.analytics.monitor import ProductionMonitor
 from twin.config import load, loads
 from twin.line import Line
-from twin.production.monitor import ProductionMonitor
 from twin.run import run_line
 
 ROOT = Path(__file__).resolve().parents[1]

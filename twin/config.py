@@ -144,6 +144,14 @@ class ArmConfig(_Strict, tag="arm", tag_field="kind", kw_only=True):
     )
     max_payload: Annotated[float, msgspec.Meta(gt=0, le=10_000)] = 3.0  # kg
     reach: Length = 0.82  # m from the shoulder; further targets are refused
+    # motion limits of the robot controller (joint speed limits come from the model)
+    max_tool_acceleration: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 4.0  # m/s^2, path
+    max_tool_jerk: Annotated[float, msgspec.Meta(gt=0, le=1e5)] = 40.0  # m/s^3 along a path
+    max_joint_acceleration: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 6.0  # rad/s^2
+    max_joint_jerk: Annotated[float, msgspec.Meta(gt=0, le=1e5)] = 60.0  # rad/s^3 per joint
+    pick_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3  # seal tries before pick_failed
+    max_pick_tilt: Annotated[float, msgspec.Meta(ge=0, le=0.8)] = 0.2  # rad; more is refused
+    seat_tolerance: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.01  # m; further: not seated
 
 
 class StationConfig(_Strict, tag="station", tag_field="kind", kw_only=True):
@@ -167,8 +175,10 @@ class SinkConfig(_Strict, tag="sink", tag_field="kind", kw_only=True):
     zone_length: Length = 0.2
 
 
+# Every device kind is one member of this union (its tag names the kind and the module in
+# twin/devices/ that builds it). The order is the build order: what others are mounted on first.
 DeviceConfig = (
-    SourceConfig | ConveyorConfig | PhotoEyeConfig | ArmConfig | StationConfig | SinkConfig
+    ConveyorConfig | StationConfig | ArmConfig | PhotoEyeConfig | SourceConfig | SinkConfig
 )
 
 
@@ -436,6 +446,3 @@ def _check_models(cfg: LineConfig, source: str) -> None:
                 raise ConfigError(
                     f"{source}: devices[{i}] (device '{d.id}').{e.field}: {e}"
                 ) from None
-
-
-Kind = Literal["source", "conveyor", "photoeye", "arm", "station", "sink"]

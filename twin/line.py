@@ -10,37 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from twin.config import (
-    ArmConfig,
-    ConveyorConfig,
-    LineConfig,
-    PhotoEyeConfig,
-    SinkConfig,
-    SourceConfig,
-    StationConfig,
-)
-from twin.devices.arm import Arm
+from twin.config import LineConfig
 from twin.devices.base import BuildContext, CommandError, Device, validate_args
-from twin.devices.conveyor import Conveyor
-from twin.devices.photoeye import PhotoEye
+from twin.devices.kinds import BUILD_ORDER, device_class
 from twin.devices.sink import Sink
 from twin.devices.source import Source
-from twin.devices.station import Station
 from twin.events import Event, EventLog
 from twin.parts import PartPool
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
 from twin.sim.world import World
-
-DEVICE_CLASSES: dict[type, type[Device]] = {
-    ConveyorConfig: Conveyor,
-    PhotoEyeConfig: PhotoEye,
-    SourceConfig: Source,
-    SinkConfig: Sink,
-    StationConfig: Station,
-    ArmConfig: Arm,
-}
-# devices that others are mounted on are built first
-_BUILD_ORDER = [ConveyorConfig, StationConfig, ArmConfig, PhotoEyeConfig, SourceConfig, SinkConfig]
 
 
 class Line:
@@ -58,10 +36,10 @@ class Line:
         self.events = EventLog(lambda: (self.world.step_index, self.world.sim_time))
         self.pool = PartPool(self.world, cfg.part_types)
         ctx = BuildContext(self.world, self.pool, self.events, self.seed)
-        for kind in _BUILD_ORDER:
+        for kind in BUILD_ORDER:  # devices that others are mounted on are built first
             for dc in cfg.devices:
                 if type(dc) is kind:
-                    ctx.devices[dc.id] = DEVICE_CLASSES[kind](dc, ctx)
+                    ctx.devices[dc.id] = device_class(kind)(dc, ctx)
         # keep config order for signals and describe
         self.devices: dict[str, Device] = {dc.id: ctx.devices[dc.id] for dc in cfg.devices}
         # only the hooks a device really has: most devices act in one of the two

@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 
+from twin.analytics.monitor import ProductionMonitor
 from twin.config import LineConfig
 from twin.line import Line
-from twin.production.monitor import ProductionMonitor
 from twin.record.run_tap import RunRecording
 
 
@@ -159,7 +159,7 @@ def run_line(
     summary.faults = monitor.faults
     summary.genealogy = monitor.genealogy.as_list()
     if plot is not None:
-        from twin.production.plot import plot_run
+        from twin.analytics.plot import plot_run
 
         plot_run(monitor.timeline, line.sim_time, plot, title=f"{cfg.name}, seed {line.seed}")
     line.close()

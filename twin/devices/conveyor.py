@@ -61,10 +61,6 @@ class Conveyor(Device):
         x0, y0, _ = self.cfg.position
         return [x0 + c * along - s * across, y0 + s * along + c * across, self.cfg.height + up]
 
-    @property
-    def surface_z(self) -> float:
-        return self.cfg.height
-
     def _build(self) -> None:
         cfg, world = self.cfg, self.ctx.world
         c = world.client

@@ -31,7 +31,6 @@ class Sink(Device):
         self.aabb_min = [min(p[i] for p in corners) for i in range(3)]
         self.aabb_max = [max(p[i] for p in corners) for i in range(3)]
         self.count = 0
-        self.by_type: dict[str, int] = {}
         self.last_part: int | None = None
         self.last_lead_time = 0.0
         self.lead_time_sum = 0.0
@@ -48,7 +47,6 @@ class Sink(Device):
             part = pool.release(part_id)
             lead = now - part.spawn_time
             self.count += 1
-            self.by_type[part.type] = self.by_type.get(part.type, 0) + 1
             self.last_part, self.last_lead_time = part.id, lead
             self.lead_time_sum += lead
             if part.quality == "good":

@@ -77,10 +77,6 @@ class Station(Device):
         return [x0 + c * along - s * across, y0 + s * along + c * across, self.cfg.size[2] + up]
 
     @property
-    def surface_z(self) -> float:
-        return self.cfg.size[2]
-
-    @property
     def state(self) -> State:
         return self.machine.state
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twin.analytics.monitor import ProductionMonitor
 from twin.config import LineConfig
 from twin.line import Line
-from twin.production.monitor import ProductionMonitor
 from twin.protocol.codec import encode
 from twin.protocol.messages import TOPIC_EVENT, TOPIC_KPI, TOPIC_STATE, EventMsg, Kpis, State
 

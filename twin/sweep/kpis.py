@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twin.production.kpi import ACTIVITIES
+from twin.analytics.kpi import ACTIVITIES
 from twin.sweep.paths import PathError, get_value, parse
 
 NUM, TEXT = "number", "text"
@@ -35,7 +35,7 @@ _STATION: dict[str, Any] = {
     "time_s": dict.fromkeys(ACTIVITIES, NUM),
     **dict.fromkeys(("processed", "good", "availability", "performance", "quality", "oee"), NUM),
 }
-# mirrors twin.production.kpi.KpiTracker.snapshot; tests/test_sweep.py checks it against a run
+# mirrors twin.analytics.kpi.KpiTracker.snapshot; tests/test_sweep.py checks it against a run
 KPI_SCHEMA: dict[str, Any] = {
     **_SUMMARY,
     "kpis": {

@@ -22,7 +22,7 @@ import bisect
 from collections.abc import Iterable
 from typing import Any
 
-from twin.events import Event
+from twin.events import Event, PartCompleted, PartSpawned, ProcessFinished, StationActivity
 
 ACTIVITIES = ("execute", "starved", "blocked", "idle", "held", "down", "stopped")
 
@@ -72,27 +72,25 @@ class KpiTracker:
 
     def consume(self, events: Iterable[Event]) -> None:
         for e in events:
-            kind, d = e.kind, e.data
-            if kind == "part_spawned":
+            if isinstance(e, PartSpawned):
                 self.spawned += 1
-                self._spawn_time[d["part"]] = e.time
+                self._spawn_time[e.part] = e.time
                 self._wip_change(+1, e.time)
-            elif kind == "part_completed":
+            elif isinstance(e, PartCompleted):
                 self.completed += 1
-                if d.get("quality", "good") == "good":
+                if e.quality == "good":
                     self.good += 1
-                spawned_at = self._spawn_time.pop(d["part"], None)
-                lead = d.get("lead_time", e.time - spawned_at if spawned_at is not None else 0.0)
-                lead = float(lead)
+                self._spawn_time.pop(e.part, None)
+                lead = float(e.lead_time)
                 bisect.insort(self._leads_sorted, lead)
                 self._lead_sum += lead
                 self._wip_change(-1, e.time)
-            elif kind == "station_activity" and e.device in self.stations:
-                self.stations[e.device].switch(d["activity"], e.time)
-            elif kind == "process_finished" and e.device in self.stations:
+            elif isinstance(e, StationActivity) and e.device in self.stations:
+                self.stations[e.device].switch(e.activity, e.time)
+            elif isinstance(e, ProcessFinished) and e.device in self.stations:
                 clock = self.stations[e.device]
                 clock.processed += 1
-                clock.good += d.get("quality", "good") == "good"
+                clock.good += e.quality == "good"
 
     def station_kpis(self, now: float) -> dict[str, dict[str, Any]]:
         out = {}
