@@ -221,9 +221,18 @@ class ViewConfig(_Strict, kw_only=True):
     height: Annotated[int, msgspec.Meta(ge=16, le=4096)] = 640
 
 
+class PartPoolConfig(_Strict, kw_only=True):
+    """How many parts the line holds at once, and how parts that leave it are found."""
+
+    capacity: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000  # parts on the line at once
+    lost_check_period: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.1  # s between looks
+    cell_margin: Annotated[float, msgspec.Meta(ge=0, le=MAX_SIZE)] = 0.5  # m around the devices
+
+
 class LineConfig(_Strict, kw_only=True):
     name: str
     physics: Physics = msgspec.field(default_factory=Physics)
+    part_pool: PartPoolConfig = msgspec.field(default_factory=PartPoolConfig)
     part_types: Annotated[list[PartType], msgspec.Meta(min_length=1)]
     devices: Annotated[list[DeviceConfig], msgspec.Meta(min_length=1)]
     controller: SequencerConfig | None = None
