@@ -276,14 +276,17 @@ def _device_label(raw: dict, path: str) -> str:
 def read_config_file(path: str | Path, what: str = "config") -> bytes:
     """The bytes of a config file: a regular file of at most MAX_CONFIG_BYTES, read once.
 
-    Devices, pipes and /proc files are refused before reading, so `twin check /dev/zero`
-    answers at once instead of reading until memory runs out.
+    Devices and pipes are refused before reading, and no more than the cap is ever read (a
+    /proc file looks regular), so `twin check /dev/zero` answers at once instead of reading
+    until memory runs out.
     """
     path = Path(path)
     try:
+        # look before opening: opening a FIFO for reading would wait for a writer
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ConfigError(f"{path}: cannot read {what}: not a regular file")
         with open(path, "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # swapped since we looked
                 raise ConfigError(f"{path}: cannot read {what}: not a regular file")
             data = f.read(MAX_CONFIG_BYTES + 1)  # /proc files report size 0: read, then measure
     except OSError as e:
