@@ -12,16 +12,12 @@ physics state; everything it decides on is a signal any external controller can 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from twin.config import SequencerConfig, Transfer
+from twin.config import LineConfig, SequencerConfig, StationConfig, Transfer
+from twin.control.port import CommandPort, Signals
 from twin.devices.base import CommandError
-
-if TYPE_CHECKING:
-    from twin.line import Line
-
-Signals = Mapping[str, dict[str, Any]]  # device id -> its signals
+from twin.geometry import pick_point, place_point
 
 
 class _ArmJob:
@@ -32,33 +28,31 @@ class _ArmJob:
 
 
 class Sequencer:
-    def __init__(self, cfg: SequencerConfig, line: Line) -> None:
+    """Scans every `period` steps of `dt` s; reads only the signals it is handed, acts only
+    through `port`, and takes its taught points from the line config's geometry."""
+
+    def __init__(
+        self,
+        line_cfg: LineConfig,
+        port: CommandPort,
+        dt: float,
+        rules: SequencerConfig | None = None,
+    ) -> None:
+        cfg = rules if rules is not None else line_cfg.controller
+        if cfg is None:
+            raise ValueError(f"line '{line_cfg.name}' has no [controller] section")
         self.cfg = cfg
-        self.line = line
-        self.period = max(1, round(cfg.scan_time / line.dt))  # steps per PLC scan
+        self.port = port
+        self.dt = dt
+        self.period = max(1, round(cfg.scan_time / dt))  # steps per PLC scan
         self._belt_out: dict[str, bool] = {}
         self._blocked_for: dict[str, float] = {}  # PLC on-delay timers for stop eyes
         self._jobs: dict[str, _ArmJob | None] = {t.arm: None for t in cfg.transfers}
         self._reserved: dict[str, str] = {}  # destination key -> arm
-        self._pick_points = {id(t): self._pick_point(t) for t in cfg.transfers}
-        self._place_points = {id(t): self._place_point(t) for t in cfg.transfers}
-        self._stations = [d for d, dev in line.devices.items() if dev.kind == "station"]
+        self._pick_points = {id(t): pick_point(line_cfg, t) for t in cfg.transfers}
+        self._place_points = {id(t): place_point(line_cfg, t) for t in cfg.transfers}
+        self._stations = [d.id for d in line_cfg.devices if isinstance(d, StationConfig)]
         self.errors: list[str] = []
-
-    # taught points from config geometry ----------------------------------------------
-    def _pick_point(self, t: Transfer) -> list[float]:
-        devices = self.line.devices
-        if t.pick.eye is not None:
-            eye = devices[t.pick.eye]
-            belt = devices[eye.cfg.conveyor]
-            return belt.point(eye.cfg.offset, 0, 0)
-        return devices[t.pick.station].point(0, 0, 0)
-
-    def _place_point(self, t: Transfer) -> list[float]:
-        devices = self.line.devices
-        if t.place.station is not None:
-            return devices[t.place.station].point(0, 0, 0)
-        return devices[t.place.conveyor].point(t.place.offset, 0, 0)
 
     @staticmethod
     def _dest_key(t: Transfer) -> str:
@@ -72,13 +66,13 @@ class Sequencer:
     # scan ----------------------------------------------------------------------------
     def _send(self, device: str, command: str, args: dict[str, Any] | None = None) -> None:
         try:
-            self.line.apply(device, command, args)
+            self.port.send(device, command, args)
         except CommandError as e:  # a PLC logs and goes on; the next scan retries
             self.errors.append(e.message)
             del self.errors[:-20]
 
     def tick(self, s: Signals) -> None:
-        dt = self.period * self.line.dt
+        dt = self.period * self.dt
         for rule in self.cfg.belts:
             blocked = rule.stop_eye is not None and s[rule.stop_eye]["blocked"]
             timer = self._blocked_for[rule.conveyor] = (

@@ -14,6 +14,7 @@ import pybullet
 
 from twin.config import ConveyorConfig
 from twin.devices.base import Arg, BuildContext, CommandError, CommandSpec, Device, SignalSpec
+from twin.geometry import belt_frame
 
 _SLAB = 0.02  # m, belt thickness
 _WRAP = 0.05  # m of slab travel before it is reset back
@@ -52,14 +53,13 @@ class Conveyor(Device):
         self.reverse = False
         self.surface_speed = 0.0
         self._drive_dirty = True
+        self.frame = belt_frame(cfg)
         self._build()
 
     # geometry -------------------------------------------------------------------------
     def point(self, along: float, across: float = 0.0, up: float = 0.0) -> list[float]:
         """World point at `along` m from the belt centre, `up` m above the belt surface."""
-        c, s = math.cos(self.cfg.yaw), math.sin(self.cfg.yaw)
-        x0, y0, _ = self.cfg.position
-        return [x0 + c * along - s * across, y0 + s * along + c * across, self.cfg.height + up]
+        return self.frame.point(along, across, up)
 
     def _build(self) -> None:
         cfg, world = self.cfg, self.ctx.world

@@ -7,6 +7,7 @@ from typing import Any
 from twin.config import SinkConfig
 from twin.devices.base import BuildContext, Device, SignalSpec
 from twin.devices.conveyor import conveyor_of
+from twin.geometry import sink_zone
 
 
 class Sink(Device):
@@ -21,15 +22,7 @@ class Sink(Device):
     def __init__(self, cfg: SinkConfig, ctx: BuildContext) -> None:
         super().__init__(cfg, ctx)
         belt = conveyor_of(ctx, cfg.id, cfg.conveyor)
-        half = cfg.zone_length / 2
-        corners = [
-            belt.point(cfg.offset + dx, dy * belt.cfg.width / 2, up)
-            for dx in (-half, half)
-            for dy in (-1, 1)
-            for up in (0.005, 0.3)
-        ]
-        self.aabb_min = [min(p[i] for p in corners) for i in range(3)]
-        self.aabb_max = [max(p[i] for p in corners) for i in range(3)]
+        self.aabb_min, self.aabb_max = sink_zone(cfg, belt.cfg)
         self.count = 0
         self.last_part: int | None = None
         self.last_lead_time = 0.0
