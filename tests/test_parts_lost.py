@@ -18,7 +18,7 @@ DEFAULT = (ROOT / "configs" / "default_line.toml").read_text()
 
 def default_line(pool: str = "") -> Line:
     text = DEFAULT.replace("[physics]", pool + "\n[physics]") if pool else DEFAULT
-    return Line(loads(text, "default_line.toml"), builtin_controller=False)
+    return Line(loads(text, "default_line.toml"))
 
 
 def reverse_infeed(line: Line) -> None:

@@ -66,7 +66,7 @@ def test_a_dropout_on_a_real_eye_blinks_while_a_part_sits_in_the_beam():
         "offset = -0.55\n",
         'offset = -0.55\nfaults = [{ kind = "dropout", start = 1.0, rate = 2.0, duration = 0.1 }]\n',
     )
-    with Line(loads(text, "dropout.toml"), builtin_controller=False) as line:
+    with Line(loads(text, "dropout.toml")) as line:
         line.apply("source", "disable")
         eye = line.devices["infeed_entry_eye"]
         line.pool.spawn("housing", line.devices["infeed"].point(-0.55, 0, 0.03), 0.0, 0.0)

@@ -108,6 +108,8 @@ class Line:
         self.world.step()
         for hook in self._after:
             hook()
+        if self.world.step_index % self.lost_parts.period == 0:
+            self.lost_parts.check()
 
     def _advance_line_state(self) -> None:
         """Acting states complete within a step; after start-up or an e-stop reset the line

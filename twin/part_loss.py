@@ -12,7 +12,6 @@ regions where a lost part would be (below the surfaces, around the cell), run ev
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 
 from twin.config import (
@@ -24,6 +23,7 @@ from twin.config import (
     SourceConfig,
     StationConfig,
 )
+from twin.geometry import Frame, Point, arm_base, belt_frame, belt_point, fixture_frame, zone_box
 from twin.parts import PARK_Z, PartPool
 from twin.sim.world import World
 
@@ -40,38 +40,36 @@ class CellBounds:
 
     def __init__(self, cfg: LineConfig) -> None:
         margin = cfg.part_pool.cell_margin
-        xs: list[float] = []
-        ys: list[float] = []
+        boxes: list[tuple[Point, Point]] = []
         self.anchors: list[tuple[str, float, float]] = []  # device id, x, y of its centre
         surfaces: list[float] = []
         belts = {d.id: d for d in cfg.devices if isinstance(d, ConveyorConfig)}
         for d in cfg.devices:
             if isinstance(d, ConveyorConfig):
-                corners = _rectangle(d.position, d.length, d.width, d.yaw)
+                frame = belt_frame(d)
+                half = (d.length / 2, d.width / 2)
                 surfaces.append(d.height)
-                self.anchors.append((d.id, d.position[0], d.position[1]))
             elif isinstance(d, StationConfig):
-                corners = _rectangle(d.position, d.size[0], d.size[1], d.yaw)
+                frame = fixture_frame(d)
+                half = (d.size[0] / 2, d.size[1] / 2)
                 surfaces.append(d.size[2])
-                self.anchors.append((d.id, d.position[0], d.position[1]))
             elif isinstance(d, ArmConfig):
-                x, y = d.position[0], d.position[1]
-                corners = [(x - d.reach, y - d.reach), (x + d.reach, y + d.reach)]
-                self.anchors.append((d.id, x, y))
+                x, y, z = arm_base(d)
+                frame, half = Frame(x, y, z, 0.0), (d.reach, d.reach)
             elif isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)):
-                belt = belts[d.conveyor]
-                x = belt.position[0] + math.cos(belt.yaw) * d.offset
-                y = belt.position[1] + math.sin(belt.yaw) * d.offset
+                x, y, _ = belt_point(belts[d.conveyor], d.offset)
                 self.anchors.append((d.id, x, y))
                 continue
             else:
                 continue
-            xs += [p[0] for p in corners]
-            ys += [p[1] for p in corners]
-        if not xs:  # no device with a footprint: the cell is the margin around the origin
-            xs, ys = [0.0], [0.0]
-        self.x_min, self.x_max = min(xs) - margin, max(xs) + margin
-        self.y_min, self.y_max = min(ys) - margin, max(ys) + margin
+            self.anchors.append((d.id, frame.x, frame.y))
+            boxes.append(zone_box(frame, (-half[0], half[0]), (-half[1], half[1]), (0.0, 0.0)))
+        if not boxes:  # no device with a footprint: the cell is the margin around the origin
+            boxes = [([0.0, 0.0, 0.0], [0.0, 0.0, 0.0])]
+        self.x_min = min(lo[0] for lo, _ in boxes) - margin
+        self.x_max = max(hi[0] for _, hi in boxes) + margin
+        self.y_min = min(lo[1] for lo, _ in boxes) - margin
+        self.y_max = max(hi[1] for _, hi in boxes) + margin
         # halfway down from the lowest surface that carries parts; with none, the floor itself
         self.floor_level = min(surfaces) / 2 if surfaces else 0.0
 
@@ -83,6 +81,8 @@ class CellBounds:
         )
 
     def nearest(self, x: float, y: float) -> str:
+        if not self.anchors:
+            return "line"
         return min(self.anchors, key=lambda a: (a[1] - x) ** 2 + (a[2] - y) ** 2)[0]
 
     def regions(self) -> list[tuple[list[float], list[float]]]:
@@ -97,17 +97,6 @@ class CellBounds:
             ([lo, lo, _CEILING], [hi, hi, hi]),  # thrown up
             ([lo, lo, lo], [hi, hi, _PARK_BOTTOM]),  # through the floor, falling for ever
         ]
-
-
-def _rectangle(
-    centre: list[float], length: float, width: float, yaw: float
-) -> list[tuple[float, float]]:
-    c, s = math.cos(yaw), math.sin(yaw)
-    out = []
-    for dx in (-length / 2, length / 2):
-        for dy in (-width / 2, width / 2):
-            out.append((centre[0] + c * dx - s * dy, centre[1] + s * dx + c * dy))
-    return out
 
 
 class LostPartDetector:
