@@ -200,3 +200,121 @@ async def _watch_alarms(endpoint: str, twin: TwinClient) -> list[dict]:
         assert root is not None
         await sub.delete()
     return events
+
+
+def test_opcua_security_roles_and_no_anonymous_off_loopback(tmp_path: Path) -> None:
+    from twin.gateways.opcua.gateway import OpcUaGateway
+    from twin.gateways.opcua.options import OpcUaOptions
+    from twin.gateways.opcua.security import add_user
+
+    users = tmp_path / "users.toml"
+    add_user(users, "plc", "controller", "plc-secret", None)
+    add_user(users, "hmi", "observer", "hmi-secret", None)
+    port = free_port()
+    with ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server:
+        opts = OpcUaOptions(
+            endpoint=f"opc.tcp://0.0.0.0:{port}/twin",
+            control=server.control,
+            telemetry=server.telemetry,
+            users=str(users),
+            pki=str(tmp_path / "pki"),
+        )
+
+        async def scenario() -> dict[str, str]:
+            gateway = OpcUaGateway(opts)
+            await gateway.start()
+            try:
+                return await _secure_clients(f"opc.tcp://127.0.0.1:{port}/twin", tmp_path)
+            finally:
+                await gateway.stop()
+
+        try:
+            outcome = asyncio.run(scenario())
+        finally:
+            assert server.stop() == 0
+    assert outcome["anonymous_plain"] != "ok"
+    assert outcome["anonymous_secure"] != "ok"
+    assert outcome["wrong_password"] != "ok"
+    assert outcome["observer_read"] == "ok"
+    assert outcome["observer_write"] == "BadUserAccessDenied"
+    assert outcome["observer_call"] == "BadUserAccessDenied"
+    assert outcome["controller_call"] == "ok"
+    assert outcome["controller_write_sign_only"] == "ok"
+
+
+async def _secure_clients(url: str, tmp: Path) -> dict[str, str]:
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    cert, key = tmp / "client_cert.der", tmp / "client_key.pem"
+    app_uri = "urn:test:opcua-client"
+    await setup_self_signed_certificate(
+        key,
+        cert,
+        app_uri,
+        socket.gethostname(),
+        [ExtendedKeyUsageOID.CLIENT_AUTH],
+        {"commonName": "test client"},
+    )
+    out: dict[str, str] = {}
+
+    async def attempt(
+        name: str, user: str | None, password: str | None, mode: str | None, action
+    ) -> None:  # noqa: ANN001
+        client = Client(url, timeout=10)
+        client.application_uri = app_uri
+        if user is not None:
+            client.set_user(user)
+            client.set_password(password or "")
+        if mode is not None:
+            await client.set_security_string(f"Basic256Sha256,{mode},{cert},{key}")
+        try:
+            async with client:
+                ns = await client.get_namespace_index(NS.format(line="default_line"))
+                await action(client, ns)
+            out[name] = "ok"
+        except ua.UaStatusCodeError as e:
+            out[name] = type(e).__name__
+        except Exception as e:  # refused during the handshake
+            out[name] = f"{type(e).__name__}: {e}"
+
+    async def read(c: Client, ns: int) -> None:
+        await c.get_node(ua.NodeId("mill.state", ns)).read_value()
+
+    async def write(c: Client, ns: int) -> None:
+        node = c.get_node(ua.NodeId("infeed.speed", ns))
+        await node.write_value(ua.DataValue(ua.Variant(0.3, ua.VariantType.Double)))
+
+    async def call(c: Client, ns: int) -> None:
+        await c.get_node(ua.NodeId("mill", ns)).call_method(ua.NodeId("mill.Reset", ns))
+
+    await attempt("anonymous_plain", None, None, None, read)
+    await attempt("anonymous_secure", None, None, "SignAndEncrypt", read)
+    await attempt("wrong_password", "plc", "guess", "SignAndEncrypt", read)
+    await attempt("observer_read", "hmi", "hmi-secret", "SignAndEncrypt", read)
+    await attempt("observer_write", "hmi", "hmi-secret", "SignAndEncrypt", write)
+    await attempt("observer_call", "hmi", "hmi-secret", "SignAndEncrypt", call)
+    await attempt("controller_call", "plc", "plc-secret", "SignAndEncrypt", call)
+    await attempt("controller_write_sign_only", "plc", "plc-secret", "Sign", write)
+    return out
+
+
+def test_opcua_refuses_a_non_loopback_endpoint_without_users() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "twin.cli",
+            "opcua",
+            "--endpoint",
+            "opc.tcp://0.0.0.0:4840/twin",
+            "--control",
+            "tcp://127.0.0.1:1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 2
+    assert "loopback" in run.stderr

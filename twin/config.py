@@ -147,8 +147,8 @@ class ArmConfig(_Strict, tag="arm", tag_field="kind", kw_only=True):
     # motion limits of the robot controller (joint speed limits come from the model)
     max_tool_acceleration: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 4.0  # m/s^2, path
     max_tool_jerk: Annotated[float, msgspec.Meta(gt=0, le=1e5)] = 40.0  # m/s^3 along a path
-    max_joint_acceleration: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 6.0  # rad/s^2
-    max_joint_jerk: Annotated[float, msgspec.Meta(gt=0, le=1e5)] = 60.0  # rad/s^3 per joint
+    max_joint_acceleration: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 10.0  # rad/s^2
+    max_joint_jerk: Annotated[float, msgspec.Meta(gt=0, le=1e5)] = 100.0  # rad/s^3 per joint
     pick_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3  # seal tries before pick_failed
     max_pick_tilt: Annotated[float, msgspec.Meta(ge=0, le=0.8)] = 0.2  # rad; more is refused
     seat_tolerance: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.01  # m; further: not seated

@@ -6,7 +6,8 @@ the first write or method call takes it (`take_control` with a watchdog), and th
 heartbeats the twin while that client shows signs of life. When the client goes quiet for
 `idle_timeout` s (or disconnects), the heartbeats stop, so the twin's own watchdog trips and
 puts the line in its safe state, exactly as if the client had talked to the twin directly.
-Another client cannot act while the holder is alive: it gets a refusal naming the holder.
+Another client cannot act while the holder is alive: it gets a refusal naming the holder. The
+same user (by name) in a new session, e.g. a PLC that reconnected, takes over at once.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class Lease:
         """Hold the twin's control for `owner`, or LeaseRefused."""
         self.touch(owner)
         async with self._lock:
-            if self.owner is not None and self.owner is not owner and self._alive(self.owner):
+            # the same user in a new session (a PLC that reconnected) takes over at once
+            other = self.owner is not None and self.owner is not owner and self.owner_label != label
+            if other and self._alive(self.owner):
                 raise LeaseRefused(
                     "control_held",
                     f"{self.owner_label} holds control through this gateway; "
@@ -78,7 +81,8 @@ class Lease:
         try:
             await self.link.request(m.Command(device=device, command=command, args=args))
         except LinkError as e:
-            if e.code == "not_controller":  # the twin's watchdog took it meanwhile: once more
+            # the twin's watchdog or lease timeout took it meanwhile: once more
+            if e.code in ("not_controller", "stale_lease"):
                 self.held = False
                 await self.acquire(owner, label)
                 await self.link.request(m.Command(device=device, command=command, args=args))
