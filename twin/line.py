@@ -168,7 +168,11 @@ class Line:
 
     def apply(self, device_id: str, command: str, args: dict[str, Any] | None = None) -> None:
         """Validate and carry out one device command, or raise CommandError with no change."""
-        clean = self.check_command(device_id, command, args)
+        self.carry_out(device_id, command, self.check_command(device_id, command, args))
+
+    def carry_out(self, device_id: str, command: str, clean: dict[str, Any]) -> None:
+        """Carry out a command whose arguments `check_command` returned, in the line's state
+        now (raise CommandError with no change to refuse it)."""
         # the one e-stop rule (twin.command_rules), for the line's own commands and devices'
         if self.estopped and command not in ALLOWED_IN_ESTOP:
             raise CommandError(
