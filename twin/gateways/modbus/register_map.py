@@ -229,7 +229,7 @@ class RegisterMap:
                         scale=scale_for(a.type, a.unit),
                         unit=a.unit,
                         choices=a.choices,
-                        doc=a.doc,
+                        doc=a.doc if i == 0 else "",
                     )
 
     # the table for PLC programmers -------------------------------------------------------
