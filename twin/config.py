@@ -126,8 +126,8 @@ class ArmConfig(_Strict, tag="arm", tag_field="kind", kw_only=True):
     # motion limits of the robot controller (joint speed limits come from the model)
     max_tool_acceleration: Positive = 4.0  # m/s^2 along a Cartesian path
     max_tool_jerk: Positive = 40.0  # m/s^3 along a Cartesian path
-    max_joint_acceleration: Positive = 6.0  # rad/s^2 per joint in joint moves
-    max_joint_jerk: Positive = 60.0  # rad/s^3 per joint in joint moves
+    max_joint_acceleration: Positive = 10.0  # rad/s^2 per joint in joint moves
+    max_joint_jerk: Positive = 100.0  # rad/s^3 per joint in joint moves
     pick_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3  # seal tries before pick_failed
     max_pick_tilt: Annotated[float, msgspec.Meta(ge=0, le=0.8)] = 0.2  # rad; more is refused
     seat_tolerance: Positive = 0.01  # m; a placed part further off the point is not seated

@@ -120,10 +120,36 @@ class GripperReleased(Event, **_kind("gripper_released")):
 
 class ArmJobDone(Event, **_kind("arm_job_done")):
     """An arm finished a job: `result` is `ok`, `no_part` (a pick found nothing),
-    `not_reached` or `halted`."""
+    `pick_failed` (no seal after the allowed attempts, or a tilted part refused),
+    `not_reached` (with `distance`), `collision` (with `hit` and `at`) or `halted`."""
 
     result: str
     holding: int | None  # the part in the gripper afterwards
+    planned_duration: float  # s: the job's motion profile, as planned when it started
+    duration: float  # s: from the command to this event
+    seated: bool | None = None  # a place: the part sits flat on its point
+    offset: float | None = None  # m: a place: the part's distance from the point in x/y
+    distance: float | None = None  # m: not_reached: how far the tool stopped from the target
+    hit: str | None = None  # collision: what the arm hit ("mill", "part 7", "floor", ...)
+    at: list[float] | None = None  # collision: where (world point, m)
+
+
+class ArmActivity(Event, **_kind("arm_activity")):
+    """An arm's activity changed (what robot utilisation integrates): idle, moving,
+    moving_to_pick, picking, moving_to_place, placing, waiting (idle holding a part),
+    halted."""
+
+    activity: str
+    previous: str
+
+
+class PickFailed(Event, **_kind("pick_failed")):
+    """A pick gave up: the cup did not seal after `attempts` tries, or the part was refused
+    (tilted beyond the arm's `max_pick_tilt`, attempts 0). The job ends `pick_failed`."""
+
+    reason: str
+    attempts: int
+    part: int | None  # the located part, if any
 
 
 class Fault(Event, **_kind("fault")):
