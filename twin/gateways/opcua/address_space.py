@@ -178,7 +178,7 @@ class Builder:
             if a.choices:
                 bits.append("one of " + ", ".join(a.choices))
             if a.optional:
-                bits.append('optional: "" or empty leaves it out')
+                bits.append('optional: leave it out, or give "", [] or NaN')
             arg.Description = ua.LocalizedText("; ".join(bits))
             args.append(arg)
         await parent.add_method(
