@@ -133,7 +133,7 @@ def test_t_quantiles_and_confidence_interval():
 
 def test_kpi_names_match_what_a_run_reports():
     summary = summary_dict(run_line(load(LINE), 1.0, progress=False))
-    for path in leaves(["mill"]):
+    for path in leaves(["mill"], ["robot"]):
         get_value(summary, path)  # every documented KPI exists (or is None, like lead times)
 
     def flat(d, prefix):
@@ -142,7 +142,7 @@ def test_kpi_names_match_what_a_run_reports():
             yield from flat(v, p) if isinstance(v, dict) else ([p] if v is not None else [])
 
     reported = {p for p in flat(summary["kpis"], "kpis") if "reason" not in p}
-    assert reported <= set(leaves(["mill"]))  # and nothing a run reports is missing
+    assert reported <= set(leaves(["mill"], ["robot"]))  # and nothing a run reports is missing
 
 
 # ---------------------------------------------------------------- bad sweep files

@@ -19,7 +19,8 @@ class ProductionMonitor:
         stations = {
             dev_id: d.cfg.cycle_time for dev_id, d in line.devices.items() if d.kind == "station"
         }
-        self.kpis = KpiTracker(stations, start=line.sim_time)
+        robots = [dev_id for dev_id, d in line.devices.items() if d.kind == "arm"]
+        self.kpis = KpiTracker(stations, start=line.sim_time, robots=robots)
         self.genealogy = Genealogy()
         self.timeline = Timeline(list(stations), start=line.sim_time)
         self.faults: list[dict[str, Any]] = []
@@ -30,5 +31,15 @@ class ProductionMonitor:
         self.genealogy.consume(events)
         self.timeline.consume(events)
         for e in events:
-            if e.kind in ("fault", "estop", "estop_reset", "watchdog", "safe_state"):
+            if e.kind in (
+                "fault",
+                "estop",
+                "estop_reset",
+                "watchdog",
+                "safe_state",
+                "alarm",
+                "pick_failed",
+                "part_not_seated",
+                "interlock_violated",
+            ):
                 self.faults.append({"time": e.time, "device": e.device, "kind": e.kind, **e.data})
