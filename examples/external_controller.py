@@ -16,43 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from twin.client import Client, TwinError
-from twin.config import ConveyorConfig, LineConfig, PhotoEyeConfig, StationConfig, Transfer, load
+from twin.config import LineConfig, StationConfig, Transfer, load
+from twin.geometry import pick_point, place_point
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default_line.toml"
 Signals = dict[str, dict[str, Any]]
-
-
-# taught points: from the config, the way a commissioning engineer would teach them -------
-def _conveyor_point(c: ConveyorConfig, along: float) -> list[float]:
-    x0, y0, _ = c.position
-    return [x0 + math.cos(c.yaw) * along, y0 + math.sin(c.yaw) * along, c.height]
-
-
-def _station_point(s: StationConfig) -> list[float]:
-    return [s.position[0], s.position[1], s.size[2]]
-
-
-class TaughtPoints:
-    def __init__(self, cfg: LineConfig) -> None:
-        self.devices = {d.id: d for d in cfg.devices}
-
-    def pick(self, t: Transfer) -> list[float]:
-        if t.pick.eye is not None:
-            eye = self.devices[t.pick.eye]
-            assert isinstance(eye, PhotoEyeConfig)
-            return _conveyor_point(self.devices[eye.conveyor], eye.offset)  # type: ignore[arg-type]
-        return _station_point(self.devices[t.pick.station])  # type: ignore[arg-type]
-
-    def place(self, t: Transfer) -> list[float]:
-        if t.place.station is not None:
-            return _station_point(self.devices[t.place.station])  # type: ignore[arg-type]
-        return _conveyor_point(self.devices[t.place.conveyor], t.place.offset)  # type: ignore[arg-type]
 
 
 # the control program -------------------------------------------------------------------
@@ -63,7 +36,7 @@ class Controller:
         assert cfg.controller is not None, "the config has no [controller] section to follow"
         self.rules = cfg.controller
         self.client = client
-        self.points = TaughtPoints(cfg)
+        self.cfg = cfg  # taught points: twin.geometry, the code the twin's own controller uses
         self.stations = [d.id for d in cfg.devices if isinstance(d, StationConfig)]
         self.belt_out: dict[str, bool] = {}
         self.blocked_since: dict[str, float] = {}
@@ -127,7 +100,7 @@ class Controller:
             if a["busy"] or a["jobs_done"] == done_before:
                 return  # still on its job
             if phase == "picking" and a["result"] == "ok" and a["holding"] is not None:
-                if self.send(arm, "place", position=self.points.place(t)):
+                if self.send(arm, "place", position=place_point(self.cfg, t)):
                     self.jobs[arm] = (t, "placing", a["jobs_done"])
                 return
             self.reserved.pop(self.dest_key(t), None)
@@ -136,7 +109,7 @@ class Controller:
             return
         for t in self.rules.transfers:
             if t.arm == arm and self.source_ready(t, s) and self.dest_ready(t, s):
-                if self.send(arm, "pick", position=self.points.pick(t)):
+                if self.send(arm, "pick", position=pick_point(self.cfg, t)):
                     self.reserved[self.dest_key(t)] = arm
                     self.jobs[arm] = (t, "picking", a["jobs_done"])
                 return

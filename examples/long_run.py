@@ -12,8 +12,8 @@ import resource
 import time
 from pathlib import Path
 
+from twin.automation import build_line
 from twin.config import load
-from twin.line import Line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=3.0)
     parser.add_argument("--report-every", type=float, default=600.0, help="simulated seconds")
     args = parser.parse_args()
-    line = Line(load(args.config))
+    line = build_line(load(args.config))
     chunk = round(args.report_every / line.dt)
     start = time.perf_counter()
     while line.sim_time < args.hours * 3600 - 1e-9:

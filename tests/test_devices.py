@@ -52,7 +52,6 @@ end_stop = {str(end_stop).lower()}
 
 
 def make_line(*fragments: str, **kw) -> Line:
-    kw.setdefault("builtin_controller", False)
     return Line(loads(PART_TOML + "".join(fragments), "<test>"), **kw)
 
 
@@ -256,7 +255,7 @@ def transfer_run():
     """infeed -> pick at the pick eye -> place on the mill -> pick -> place on the stopped
     outfeed; records what a user would look at after each job."""
     rec: dict = {}
-    with Line(load(DEFAULT_LINE), builtin_controller=False) as line:
+    with Line(load(DEFAULT_LINE)) as line:
         d = line.devices
         eye, infeed = d["infeed_pick_eye"], d["infeed"]
         line.apply("infeed", "run")
@@ -328,7 +327,7 @@ def test_pick_from_station_and_gripper_events(transfer_run):
 @pytest.fixture(scope="module")
 def cell():
     """The default cell without its controller, for arm commands that need no infeed part."""
-    with Line(load(DEFAULT_LINE), builtin_controller=False) as line:
+    with Line(load(DEFAULT_LINE)) as line:
         line.apply("source", "disable")
         yield line
 
@@ -493,7 +492,7 @@ def test_station_completes_only_at_the_end_of_a_batch():
         line.apply("mill", "start")
         for n in (1, 2):
             part = line.pool.spawn("box", st.point(0, 0, 0.027), 0.0, line.sim_time)
-            step_until(line, lambda: st.signals()["processed"] == n, 5.0, f"part {n}")
+            step_until(line, lambda n=n: st.signals()["processed"] == n, 5.0, f"part {n}")
             line.step(steps(0.5))
             assert st.signals()["state"] == ("Suspended" if n == 1 else "Complete")
             line.pool.release(part.id)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 
-from twin.events import Event
-from twin.production.genealogy import Genealogy
-from twin.production.kpi import KpiTracker
+from twin.analytics.genealogy import Genealogy
+from twin.analytics.kpi import KpiTracker
+from twin.events import EVENT_TYPES, Event, make_event
+
+_BLANK = {int: 0, float: 0.0, str: "", bool: False}
 
 
 def ev(t: float, kind: str, device: str = "line", **data) -> Event:
-    return Event(step=round(t * 200), time=t, kind=kind, device=device, data=data)
+    """A typed event; the fields a scenario does not care about get blank values."""
+    for f in msgspec.structs.fields(EVENT_TYPES[kind]):
+        if f.required and f.name not in ("step", "time", "device") and f.name not in data:
+            data[f.name] = _BLANK.get(f.type)  # None for the optional (union) types
+    return make_event(kind, device, round(t * 200), t, **data)
 
 
 def steady_station(cycle: float, parts: int, gap: float = 0.0, rejects: set[int] = frozenset()):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
+from twin.automation import build_line
 from twin.config import load
-from twin.line import Line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,7 @@ def rss_mib() -> float:
 
 
 def test_memory_and_bodies_stay_flat_over_a_long_run():
-    line = Line(load(ROOT / "configs" / "default_line.toml"))
+    line = build_line(load(ROOT / "configs" / "default_line.toml"))
     try:
         line.step(round(60 / line.dt))  # warm up: first parts, caches, pools
         line.drain_events()

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from twin.analytics.monitor import ProductionMonitor
+from twin.automation import build_line
 from twin.config import load, loads
 from twin.line import Line
-from twin.production.monitor import ProductionMonitor
 from twin.run import run_line
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +103,7 @@ mttr = 20.0
 
 def test_random_breakdowns_converge_to_mtbf_over_mtbf_plus_mttr():
     expected = 60.0 / (60.0 + 20.0)
-    with Line(loads(STATION_ONLY.format(seed=3), "station.toml")) as line:
+    with build_line(loads(STATION_ONLY.format(seed=3), "station.toml")) as line:
         monitor = ProductionMonitor(line)
         for _ in range(40):
             line.step(1000)  # 40 000 s simulated, ~500 breakdowns
@@ -118,7 +119,7 @@ def test_sensor_faults_override_the_beam():
         'offset = -0.55\nfaults = [{ kind = "stuck_on", start = 0.1, end = 0.3 }, '
         '{ kind = "noise", start = 2.0, end = 3.0, probability = 0.5 }]\n',
     )
-    with Line(load_text(text)) as line:
+    with build_line(load_text(text)) as line:
         line.step(round(0.2 / line.dt))  # 0.2 s: stuck on, no part near
         assert line.signals()["infeed_entry_eye"]["blocked"] is True
         line.step(round(0.2 / line.dt))  # 0.4 s: the window is over
@@ -148,7 +149,7 @@ def test_station_refuses_start_while_broken_down():
         "cycle_time = 8.0              # s per part",
         "cycle_time = 8.0\nbreakdowns = [{ at = 0.5, duration = 5.0 }]",
     )
-    with Line(load_text(text), builtin_controller=False) as line:
+    with Line(load_text(text)) as line:
         line.apply("mill", "reset")
         line.step(round(1.0 / line.dt))  # 1 s: Idle, and broken down since 0.5 s
         assert line.signals()["mill"]["fault"] == "breakdown"
@@ -168,7 +169,7 @@ def test_default_config_runs_clean():
 def test_the_line_is_a_packml_unit():
     from twin.devices.base import CommandError
 
-    with Line(load(ROOT / "configs" / "default_line.toml")) as line:
+    with build_line(load(ROOT / "configs" / "default_line.toml")) as line:
         line.step(10)
         assert line.signals()["line"]["state"] == "Execute"
         with pytest.raises(CommandError) as err:

@@ -36,7 +36,7 @@ duration = 8.0
 replications = 2
 timeout = 120
 kpis = ["kpis.wip_mean", "kpis.stations.mill.utilisation.execute", "kpis.lead_time_s.mean",
-        "steps", "kpis.bottleneck.station"]
+        "steps", "kpis.bottleneck.resource"]
 [set]
 "devices.source.first_at" = 0.2
 [grid]
@@ -218,7 +218,8 @@ def test_results_and_summary(one_worker):
     summary = rows(one_worker / "summary.csv")
     assert [(s["ok"], s["failed"]) for s in summary] == [("2", "0"), ("2", "0")]
     assert (
-        "kpis.wip_mean.ci95" in summary[0] and summary[0]["kpis.bottleneck.station.mode"] == "mill"
+        "kpis.wip_mean.ci95" in summary[0]
+        and summary[0]["kpis.bottleneck.resource.mode"] == "robot"
     )
     assert (one_worker / "plot.png").stat().st_size > 1000
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from twin.bench.command import add_parser as add_bench_parser
 from twin.config import ConfigError, load
+from twin.gateways.modbus.command import add_parser as add_modbus_parser
+from twin.gateways.opcua.command import add_parser as add_opcua_parser
 from twin.record.command import add_parser as add_record_parser
 from twin.server.command import add_parser as add_serve_parser
 from twin.server.keys import add_parser as add_keys_parser
@@ -123,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_record_parser(sub)
     add_bench_parser(sub)
     add_sweep_parser(sub)
+    add_opcua_parser(sub)
+    add_modbus_parser(sub)
     return parser
 
 

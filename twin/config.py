@@ -126,6 +126,14 @@ class ArmConfig(_Strict, tag="arm", tag_field="kind", kw_only=True):
     suction_reach: Positive = 0.008  # m from the cup within which vacuum seals on a part
     max_payload: Positive = 3.0  # kg
     reach: Positive = 0.82  # m from the shoulder; further targets are refused
+    # motion limits of the robot controller (joint speed limits come from the model)
+    max_tool_acceleration: Positive = 4.0  # m/s^2 along a Cartesian path
+    max_tool_jerk: Positive = 40.0  # m/s^3 along a Cartesian path
+    max_joint_acceleration: Positive = 10.0  # rad/s^2 per joint in joint moves
+    max_joint_jerk: Positive = 100.0  # rad/s^3 per joint in joint moves
+    pick_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3  # seal tries before pick_failed
+    max_pick_tilt: Annotated[float, msgspec.Meta(ge=0, le=0.8)] = 0.2  # rad; more is refused
+    seat_tolerance: Positive = 0.01  # m; a placed part further off the point is not seated
 
 
 class StationConfig(_Strict, tag="station", tag_field="kind", kw_only=True):
@@ -152,8 +160,10 @@ class SinkConfig(_Strict, tag="sink", tag_field="kind", kw_only=True):
     zone_length: Positive = 0.2
 
 
+# Every device kind is one member of this union (its tag names the kind and the module in
+# twin/devices/ that builds it). The order is the build order: what others are mounted on first.
 DeviceConfig = (
-    SourceConfig | ConveyorConfig | PhotoEyeConfig | ArmConfig | StationConfig | SinkConfig
+    ConveyorConfig | StationConfig | ArmConfig | PhotoEyeConfig | SourceConfig | SinkConfig
 )
 
 
@@ -341,6 +351,3 @@ def _check_references(cfg: LineConfig, source: str) -> None:
         expect(f"{here}.place.station", t.place.station, StationConfig, "station")
         expect(f"{here}.place.conveyor", t.place.conveyor, ConveyorConfig, "conveyor")
         expect(f"{here}.place.clear_eye", t.place.clear_eye, PhotoEyeConfig, "photoeye")
-
-
-Kind = Literal["source", "conveyor", "photoeye", "arm", "station", "sink"]

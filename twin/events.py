@@ -1,43 +1,398 @@
-"""Events: what happened on the line, stamped with step index and simulated time."""
+"""Events: what happened on the line, stamped with step index and simulated time.
+
+Each event kind is one small frozen struct below, declared once: its fields are the event's
+data, its docstring and field comments are its documentation (`event_catalogue()` feeds
+`describe` and the table in docs/protocol.md). Consumers match on the struct types, never on
+kind strings. On the wire an event stays `{kind, device, data}` (`Event.kind`, `Event.data`).
+
+To add an event kind: declare one subclass of `Event` with `tag="the_kind"` and its fields;
+`emit(kind, device, **fields)` then builds it. Fields that are sometimes absent from
+the data get a default (they are left out of `data` while they hold it); all others are
+required, so a call site that forgets one fails at once.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import msgspec
 
+_HEADER = ("step", "time", "device")
 
-class Event(msgspec.Struct, frozen=True, kw_only=True):
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    """Base of every event: when it happened and on which device."""
+
     step: int
     time: float  # s of simulated time
-    kind: str  # e.g. "part_spawned", "eye_blocked", "gripper_attached", "station_state"
-    device: str  # the device id, or "line"
-    data: dict[str, Any] = {}
+    device: str  # the device id, "line" or "server"
+
+    _data_fields: ClassVar[tuple[str, ...]] = ()
+    _optional: ClassVar[dict[str, Any]] = {}  # field -> default: left out of `data` when unset
+
+    @property
+    def kind(self) -> str:
+        return self.__struct_config__.tag  # type: ignore[return-value]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The event's own fields, as the wire's `data` map."""
+        optional = self._optional
+        out = {}
+        for name in self._data_fields:
+            value = getattr(self, name)
+            if name in optional and value == optional[name]:
+                continue
+            out[name] = value
+        return out
+
+
+EVENT_TYPES: dict[str, type[Event]] = {}  # kind -> struct, filled by _register()
+
+
+def _register() -> None:
+    """Index every declared event struct by its kind (msgspec sets the tag after class
+    creation, so this runs after the declarations and again for late subclasses)."""
+    stack = list(Event.__subclasses__())
+    while stack:
+        cls = stack.pop(0)  # declaration order
+        stack += cls.__subclasses__()
+        tag = cls.__struct_config__.tag
+        if not isinstance(tag, str) or EVENT_TYPES.get(tag) is cls:
+            continue
+        if tag in EVENT_TYPES:
+            raise TypeError(f"event kind '{tag}' is declared twice")
+        fields = [f for f in msgspec.structs.fields(cls) if f.name not in _HEADER]
+        cls._data_fields = tuple(f.name for f in fields)
+        cls._optional = {f.name: f.default for f in fields if not f.required}
+        EVENT_TYPES[tag] = cls
+
+
+def _kind(tag: str) -> dict[str, Any]:
+    return {"tag": tag, "frozen": True, "kw_only": True}
+
+
+# parts ------------------------------------------------------------------------------------
+class PartSpawned(Event, **_kind("part_spawned")):
+    """A source put a part on its belt."""
+
+    part: int
+    type: str  # part type name
+    quality: str  # "good" or "reject" (defective material)
+    defect: str | None  # why it is a reject
+
+
+class PartCompleted(Event, **_kind("part_completed")):
+    """A part reached a sink and left the line."""
+
+    part: int
+    type: str
+    lead_time: float  # s from spawn to completion
+    quality: str  # "good" or "reject"
+    defect: str | None
+
+
+# sensors and robots -----------------------------------------------------------------------
+class EyeBlocked(Event, **_kind("eye_blocked")):
+    """A photo-eye's beam was interrupted (rising edge)."""
+
+    part: int | None  # the part in the beam, if a part
+
+
+class EyeCleared(Event, **_kind("eye_cleared")):
+    """A photo-eye's beam is clear again."""
+
+    part: int | None  # the part that left the beam
+
+
+class GripperAttached(Event, **_kind("gripper_attached")):
+    """An arm's vacuum sealed on a part."""
+
+    part: int
+
+
+class GripperReleased(Event, **_kind("gripper_released")):
+    """An arm's vacuum let a part go."""
+
+    part: int
+
+
+class ArmJobDone(Event, **_kind("arm_job_done")):
+    """An arm finished a job: `result` is `ok`, `no_part` (a pick found nothing),
+    `pick_failed` (no seal after the allowed attempts, or a tilted part refused),
+    `not_reached` (with `distance`), `collision` (with `hit` and `at`) or `halted`."""
+
+    result: str
+    holding: int | None  # the part in the gripper afterwards
+    planned_duration: float  # s: the job's motion profile, as planned when it started
+    duration: float  # s: from the command to this event
+    seated: bool | None = None  # a place: the part sits flat on its point
+    offset: float | None = None  # m: a place: the part's distance from the point in x/y
+    distance: float | None = None  # m: not_reached: how far the tool stopped from the target
+    hit: str | None = None  # collision: what the arm hit ("mill", "part 7", "floor", ...)
+    at: list[float] | None = None  # collision: where (world point, m)
+
+
+class ArmActivity(Event, **_kind("arm_activity")):
+    """An arm's activity changed (what robot utilisation integrates): idle, moving,
+    moving_to_pick, picking, moving_to_place, placing, waiting (idle holding a part),
+    halted."""
+
+    activity: str
+    previous: str
+
+
+class PickFailed(Event, **_kind("pick_failed")):
+    """A pick gave up: the cup did not seal after `attempts` tries, or the part was refused
+    (tilted beyond the arm's `max_pick_tilt`, attempts 0). The job ends `pick_failed`."""
+
+    reason: str
+    attempts: int
+    part: int | None  # the located part, if any
+
+
+class Fault(Event, **_kind("fault")):
+    """A fault became active or cleared: `breakdown` at a station; `stuck_on`, `stuck_off`,
+    `dropout` or `noise` at a photo-eye."""
+
+    fault: str  # "breakdown", "stuck_on", "stuck_off", "dropout", "noise"
+    active: bool
+    until: float | None = None  # s: when a breakdown will be repaired (when it starts)
+
+
+# stations ---------------------------------------------------------------------------------
+class StationState(Event, **_kind("station_state")):
+    """A station's PackML state changed."""
+
+    old: str
+    new: str
+    cause: str  # the command or "SC" (state complete)
+    part: int | None  # the part on the fixture
+
+
+class StationActivity(Event, **_kind("station_activity")):
+    """A station's activity changed (what KPIs integrate)."""
+
+    activity: str  # execute, starved, blocked, idle, held, down, stopped
+    previous: str
+
+
+class PartEntered(Event, **_kind("part_entered")):
+    """A part arrived on a station's fixture."""
+
+    part: int
+
+
+class PartLeft(Event, **_kind("part_left")):
+    """A part left a station's fixture."""
+
+    part: int
+
+
+class ProcessStarted(Event, **_kind("process_started")):
+    """A station started processing a part."""
+
+    part: int
+
+
+class ProcessFinished(Event, **_kind("process_finished")):
+    """A station finished processing a part."""
+
+    part: int
+    cycle_time: float  # s of processing
+    quality: str  # "good" or "reject"
+    defect: str | None
+
+
+class PartNotSeated(Event, **_kind("part_not_seated")):
+    """A part came to rest on a station's fixture but not seated (tilted, off centre or not
+    down on the fixture): the station will not process it."""
+
+    part: int
+    tilt_deg: float  # degrees between the part's axis and the vertical
+    offset: float  # m: the part's centre from the fixture centre, in the table plane
+    gap: float  # m: the part's bottom above the fixture
+
+
+class InterlockViolated(Event, **_kind("interlock_violated")):
+    """A part arrived on (`load`) or left (`unload`) a station's fixture while the station's
+    interlock (`load_ok` / `unload_ok`) did not allow it."""
+
+    part: int
+    action: str  # "load" or "unload"
+    state: str  # the station's PackML state at the time
+
+
+class Alarm(Event, **_kind("alarm")):
+    """The built-in sequencer raised (`active` true) or cleared an alarm: `pick_failed`,
+    `place_failed` or `part_not_seated`, after `tries` failed attempts. It clears when the
+    source or destination changes (an operator took the part away)."""
+
+    alarm: str
+    active: bool
+    tries: int | None = None
+    message: str | None = None
+
+
+# the line ---------------------------------------------------------------------------------
+class LineState(Event, **_kind("line_state")):
+    """The line's own PackML state changed (device "line")."""
+
+    old: str
+    new: str
+    cause: str
+
+
+class Estop(Event, **_kind("estop")):
+    """Emergency stop (device "line")."""
+
+    reason: str
+
+
+class EstopReset(Event, **_kind("estop_reset")):
+    """The e-stop was released (device "line")."""
+
+
+class SafeState(Event, **_kind("safe_state")):
+    """Belts stopped, robots hold, stations Held (device "line")."""
+
+    reason: str
+
+
+class EventsDropped(Event, **_kind("events_dropped")):
+    """Events were dropped because nobody drained them in time (device "line")."""
+
+    count: int  # dropped since the last report
+    total: int  # dropped since the line was built
+
+
+# the server -------------------------------------------------------------------------------
+class ControlTaken(Event, **_kind("control_taken")):
+    """A client took control (device "server")."""
+
+    client: str
+    watchdog: float
+
+
+class ControlReleased(Event, **_kind("control_released")):
+    """The controlling client released control (device "server")."""
+
+    client: str
+
+
+class Watchdog(Event, **_kind("watchdog")):
+    """The controlling client went silent: control is gone, the line safe-stops."""
+
+    reason: str
+    client: str
+    timeout: float  # s
+    silent_for: float  # s
+
+
+class Paused(Event, **_kind("paused")):
+    """The server paused stepping."""
+
+
+class Resumed(Event, **_kind("resumed")):
+    """The server resumed stepping."""
+
+
+class Reset(Event, **_kind("reset")):
+    """The line was rebuilt from its config."""
+
+    seed: int
+
+
+_register()
+
+
+def make_event(kind: str, device: str, step: int, time: float, **data: Any) -> Event:
+    """Build the event of `kind`; an unknown kind or a wrong field is a programming error."""
+    cls = EVENT_TYPES.get(kind)
+    if cls is None:
+        _register()
+        cls = EVENT_TYPES.get(kind)
+    if cls is None:
+        raise ValueError(
+            f"unknown event kind '{kind}': declare it as a struct in twin/events.py "
+            f"(known: {sorted(EVENT_TYPES)})"
+        )
+    try:
+        return cls(step=step, time=time, device=device, **data)
+    except TypeError as e:
+        raise TypeError(f"event '{kind}' from '{device}': {e}") from None
+
+
+def event_catalogue() -> list[dict[str, Any]]:
+    """Every event kind with its data fields, types and docs, from the declarations."""
+    out = []
+    for kind, cls in EVENT_TYPES.items():
+        fields = []
+        for f in msgspec.structs.fields(cls):
+            if f.name in _HEADER:
+                continue
+            fields.append({"name": f.name, "type": _type_name(f.type), "optional": not f.required})
+        doc = " ".join((cls.__doc__ or "").split())
+        out.append({"kind": kind, "doc": doc, "fields": fields})
+    return out
+
+
+def _type_name(t: Any) -> str:
+    names = {int: "int", float: "float", str: "str", bool: "bool", type(None): "null"}
+    if t in names:
+        return names[t]
+    args = getattr(t, "__args__", None)
+    if args:
+        return "|".join(_type_name(a) for a in args)
+    return str(t)
 
 
 class EventLog:
     """Collects events during a step; consumers drain them (telemetry, recorder, KPIs).
 
     A line nobody drains must not grow without bound: past `max_pending` the oldest events
-    are dropped and counted in `dropped`.
+    are dropped; the next drain reports how many in an `events_dropped` event.
     """
 
-    def __init__(self, clock, max_pending: int = 100_000) -> None:
+    def __init__(self, clock: Callable[[], tuple[int, float]], max_pending: int = 100_000) -> None:
         self._clock = clock  # returns (step, time)
         self._pending: list[Event] = []
         self.max_pending = max_pending
-        self.dropped = 0
-        self.counts: dict[str, int] = {}
+        self.dropped = 0  # since the line was built
+        self._unreported = 0
 
     def emit(self, kind: str, device: str, **data: Any) -> None:
         step, time = self._clock()
-        self._pending.append(Event(step=step, time=time, kind=kind, device=device, data=data))
-        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self._pending.append(make_event(kind, device, step, time, **data))
         if len(self._pending) > self.max_pending:
             excess = len(self._pending) - self.max_pending // 2
             del self._pending[:excess]  # amortised: trim in halves, not one by one
             self.dropped += excess
+            self._unreported += excess
 
     def drain(self) -> list[Event]:
         out, self._pending = self._pending, []
+        if self._unreported:
+            step, time = self._clock()
+            note = EventsDropped(
+                step=step, time=time, device="line", count=self._unreported, total=self.dropped
+            )
+            self._unreported = 0
+            out.insert(0, note)
         return out
+
+
+def event_table_markdown() -> str:
+    """The event table of docs/protocol.md, rendered from the declarations (a test keeps the
+    doc equal to it)."""
+    rows = ["| kind | data fields | what happened |", "|---|---|---|"]
+    for e in event_catalogue():
+        fields = ", ".join(
+            f"`{f['name']}` ({f['type'].replace('|', ' or ')}"
+            + (", optional" if f["optional"] else "")
+            + ")"
+            for f in e["fields"]
+        )
+        rows.append(f"| `{e['kind']}` | {fields or '–'} | {e['doc']} |")
+    return "\n".join(rows)

@@ -1,8 +1,9 @@
-"""Line: builds the devices of a config into one World and steps them.
+"""Line: builds the devices of a config into one World and steps them (the plant).
 
-Per step: the built-in controller (if any) reads signals and issues commands, devices set
-their actuators, physics advances, then devices read their sensors. Commands from outside
-are validated against each device's declared specs before anything changes.
+Per step: the line's own state machine advances, devices set their actuators, physics
+advances, then devices read their sensors. Commands are validated against each device's
+declared specs before anything changes. The line knows no controller: the built-in one and
+the config's scripted e-stops are composed around it in `twin.automation`.
 """
 
 from __future__ import annotations
@@ -10,37 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from twin.config import (
-    ArmConfig,
-    ConveyorConfig,
-    LineConfig,
-    PhotoEyeConfig,
-    SinkConfig,
-    SourceConfig,
-    StationConfig,
-)
-from twin.devices.arm import Arm
+from twin.config import LineConfig
 from twin.devices.base import BuildContext, CommandError, Device, validate_args
-from twin.devices.conveyor import Conveyor
-from twin.devices.photoeye import PhotoEye
+from twin.devices.kinds import BUILD_ORDER, device_class
 from twin.devices.sink import Sink
 from twin.devices.source import Source
-from twin.devices.station import Station
 from twin.events import Event, EventLog
 from twin.parts import PartPool
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
 from twin.sim.world import World
-
-DEVICE_CLASSES: dict[type, type[Device]] = {
-    ConveyorConfig: Conveyor,
-    PhotoEyeConfig: PhotoEye,
-    SourceConfig: Source,
-    SinkConfig: Sink,
-    StationConfig: Station,
-    ArmConfig: Arm,
-}
-# devices that others are mounted on are built first
-_BUILD_ORDER = [ConveyorConfig, StationConfig, ArmConfig, PhotoEyeConfig, SourceConfig, SinkConfig]
 
 
 class Line:
@@ -50,7 +29,6 @@ class Line:
         *,
         seed: int | None = None,
         gui: bool = False,
-        builtin_controller: bool = True,
     ) -> None:
         self.cfg = cfg
         self.seed = cfg.physics.seed if seed is None else seed
@@ -58,10 +36,10 @@ class Line:
         self.events = EventLog(lambda: (self.world.step_index, self.world.sim_time))
         self.pool = PartPool(self.world, cfg.part_types)
         ctx = BuildContext(self.world, self.pool, self.events, self.seed)
-        for kind in _BUILD_ORDER:
+        for kind in BUILD_ORDER:  # devices that others are mounted on are built first
             for dc in cfg.devices:
                 if type(dc) is kind:
-                    ctx.devices[dc.id] = DEVICE_CLASSES[kind](dc, ctx)
+                    ctx.devices[dc.id] = device_class(kind)(dc, ctx)
         # keep config order for signals and describe
         self.devices: dict[str, Device] = {dc.id: ctx.devices[dc.id] for dc in cfg.devices}
         # only the hooks a device really has: most devices act in one of the two
@@ -72,22 +50,14 @@ class Line:
         self._sources = [d for d in self.devices.values() if isinstance(d, Source)]
         self._sinks = [d for d in self.devices.values() if isinstance(d, Sink)]
         self.ctx = ctx
-        self.controller = None
-        self._suspended_controller = None
         self.estopped = False
         # the line as a whole is a PackML unit: it starts itself (Stopped -> Execute) and
-        # its built-in controller acts only in Execute
+        # a built-in controller acts only in Execute
         self.packml = PackMLMachine(State.STOPPED)
         self.packml.on_transition = lambda old, new, cause: self.emit(
             "line_state", old=old.value, new=new.value, cause=cause
         )
         self._auto_start = True
-        self._estop_script = sorted((w.at, w.at + w.duration) for w in cfg.estops)
-        self._scripted_estop_until: float | None = None
-        if builtin_controller and cfg.controller is not None:
-            from twin.control.sequencer import Sequencer
-
-            self.controller = Sequencer(cfg.controller, self)
 
     # time ---------------------------------------------------------------------------
     @property
@@ -105,21 +75,27 @@ class Line:
     def step(self, n: int = 1) -> None:
         before, after, world = self._before, self._after, self.world
         for _ in range(n):
-            if self._estop_script or self._scripted_estop_until is not None:
-                self._run_estop_script()
             if self._auto_start or self.packml.is_acting:
                 self._advance_line_state()
-            if (
-                self.controller is not None
-                and self.packml.state == State.EXECUTE
-                and world.step_index % self.controller.period == 0
-            ):
-                self.controller.tick(SignalView(self))
             for hook in before:
                 hook()
             world.step()
             for hook in after:
                 hook()
+
+    # one step in two halves, for the code that runs a controller between them
+    def begin_step(self) -> None:
+        """The line's own state advances (what a controller then sees as the line state)."""
+        if self._auto_start or self.packml.is_acting:
+            self._advance_line_state()
+
+    def finish_step(self) -> None:
+        """Devices act, physics advances, devices sense."""
+        for hook in self._before:
+            hook()
+        self.world.step()
+        for hook in self._after:
+            hook()
 
     def _advance_line_state(self) -> None:
         """Acting states complete within a step; after start-up or an e-stop reset the line
@@ -151,8 +127,6 @@ class Line:
             self.events.emit("safe_state", "line", reason="line abort")
         elif command in ("hold", "stop"):
             self.safe_state(f"line {command}")
-        elif command in ("start", "unhold", "unsuspend") and self.controller is not None:
-            self.controller.restart()
 
     def check_command(
         self, device_id: str, command: str, args: dict[str, Any] | None = None
@@ -196,10 +170,10 @@ class Line:
     _ALLOWED_IN_ESTOP = frozenset({"stop", "abort", "halt", "hold", "vacuum"})
 
     def estop(self, reason: str = "") -> None:
-        """Emergency stop: safe state, built-in controller suspended, motion commands refused."""
+        """Emergency stop: the line aborts (so no controller acts), safe state, motion
+        commands refused."""
         if not self.estopped:
             self.estopped = True
-            self.suspend_controller()
             if self.packml.can(Command.ABORT):
                 self.packml.command(Command.ABORT)
         why = f"estop: {reason}" if reason else "estop"
@@ -212,7 +186,6 @@ class Line:
         """Release the e-stop; devices stay in their safe state until commanded."""
         if self.estopped:
             self.estopped = False
-            self.resume_controller()
             if self.packml.state == State.ABORTING:
                 self.packml.state_complete()
             if self.packml.state == State.ABORTED:
@@ -220,34 +193,9 @@ class Line:
             self._auto_start = True  # Clearing -> Stopped -> Idle -> Execute by itself
         self.emit("estop_reset")
 
-    def _run_estop_script(self) -> None:
-        now = self.sim_time
-        if self._scripted_estop_until is not None and now >= self._scripted_estop_until - 1e-9:
-            self._scripted_estop_until = None
-            self.estop_reset()
-        if self._estop_script and now >= self._estop_script[0][0] - 1e-9:
-            _, until = self._estop_script.pop(0)
-            self._scripted_estop_until = until
-            self.estop("scripted in config")
-
     def emit(self, kind: str, device: str = "line", **data: Any) -> None:
         """Record an event from outside the devices (server, faults) in the same stream."""
         self.events.emit(kind, device, **data)
-
-    @property
-    def has_builtin_controller(self) -> bool:
-        return self.controller is not None or self._suspended_controller is not None
-
-    def suspend_controller(self) -> None:
-        """Stop the built-in controller from acting (e.g. during an e-stop); keeps its memory."""
-        if self.controller is not None:
-            self._suspended_controller, self.controller = self.controller, None
-
-    def resume_controller(self) -> None:
-        """Let the built-in controller act again; it re-sends its outputs from a clean image."""
-        if self._suspended_controller is not None:
-            self.controller, self._suspended_controller = self._suspended_controller, None
-            self.controller.restart()
 
     def safe_state(self, reason: str) -> None:
         """Belts stop, robots hold, stations go to Held; an event says why."""

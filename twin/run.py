@@ -8,9 +8,10 @@ from typing import Any
 
 import msgspec
 
+from twin.analytics.monitor import ProductionMonitor
+from twin.automation import build_line
 from twin.config import LineConfig
 from twin.line import Line
-from twin.production.monitor import ProductionMonitor
 from twin.record.run_tap import RunRecording
 
 
@@ -129,9 +130,10 @@ def run_line(
     record: str | None = None,
 ) -> RunSummary:
     """Step the line with its built-in controller for `duration` simulated seconds."""
-    line = Line(cfg, seed=seed, gui=gui)
-    rec = RunRecording(record, cfg, line) if record else None  # MCAP: states and events
-    step, drain = (rec.step, rec.drain) if rec else (line.step, line.drain_events)
+    automated = build_line(cfg, seed=seed, gui=gui)
+    line = automated.line
+    rec = RunRecording(record, cfg, automated) if record else None  # MCAP: states and events
+    step, drain = (rec.step, rec.drain) if rec else (automated.step, line.drain_events)
     monitor = ProductionMonitor(line)
     if progress:
         mode = f"real time x{realtime_factor:g}" if realtime_factor else "fast"
@@ -171,7 +173,7 @@ def run_line(
     summary.faults = monitor.faults
     summary.genealogy = monitor.genealogy.as_list()
     if plot is not None:
-        from twin.production.plot import plot_run
+        from twin.analytics.plot import plot_run
 
         plot_run(monitor.timeline, line.sim_time, plot, title=f"{cfg.name}, seed {line.seed}")
     line.close()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from twin.automation import build_line
 from twin.config import LineConfig
-from twin.line import Line
 
 
 def snapshot(
@@ -20,7 +20,7 @@ def snapshot(
 ) -> Path:
     """Build the line, optionally run it for `settle_s` simulated seconds, and save a picture."""
     out = Path(out)
-    with Line(cfg) as line:
+    with build_line(cfg) as line:
         if settle_s > 0:
             line.step(round(settle_s / line.dt))
         rgb = line.world.render(cfg.view, width, height)

@@ -22,7 +22,7 @@ def free_run(config: str, *, quick: bool) -> BenchResult:
             ours, line_only, baseline = interleave(
                 [
                     lambda: served_rate(server, block),
-                    lambda: line_rate(server.host.line, block),
+                    lambda: line_rate(server.host.automation, block),
                     lambda: bare_rate(server.host.line, block),
                 ],
                 reps,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from twin.automation import AutomatedLine
 from twin.config import LineConfig
 from twin.line import Line
 from twin.server.loop import FAST_STEPS_PER_POLL, ServeOptions, Server
@@ -47,14 +48,14 @@ def served_rate(server: Server, steps: int) -> float:
     return (server.host.line.step_index - start_step) / (time.perf_counter() - t0)
 
 
-def line_rate(line: Line, steps: int) -> float:
+def line_rate(line: Line | AutomatedLine, steps: int) -> float:
     """Steps per wall second of Line.step alone: devices and controller, no server."""
     t0 = time.perf_counter()
     line.step(steps)
     return steps / (time.perf_counter() - t0)
 
 
-def bare_rate(line: Line, steps: int) -> float:
+def bare_rate(line: Line | AutomatedLine, steps: int) -> float:
     """Steps per wall second of bare stepSimulation of the line's bodies (nothing else)."""
     step = line.world.client.stepSimulation
     t0 = time.perf_counter()

@@ -116,7 +116,9 @@ def line_overhead_us(config: str, *, block: int, reps: int) -> float:
     """µs a step that the line served in lockstep (no controller) costs over bare
     stepSimulation of its bodies, in this process with no sockets: the part of the gap
     that no protocol work can win back."""
-    line = Line(load(config), builtin_controller=False)
+    line = Line(
+        load(config),
+    )
     try:
         line.step(round(WARMUP_S / line.dt))  # as the stepping echo: belts moving, parts on
         ours, bare = interleave(

@@ -65,7 +65,9 @@ def build(count: int) -> Line:
     places = slots()
     if count > len(places):
         raise ValueError(f"room for {len(places)} parts, asked for {count}")
-    line = Line(scaling_config(), builtin_controller=False)
+    line = Line(
+        scaling_config(),
+    )
     for position in places[:count]:
         line.pool.spawn(PART.name, position, 0.0, line.sim_time)
     line.step(SETTLE_STEPS)

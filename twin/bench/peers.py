@@ -88,7 +88,9 @@ def stepping_echo(config: str) -> None:
     from twin.config import load
     from twin.line import Line
 
-    line = Line(load(config), builtin_controller=False)
+    line = Line(
+        load(config),
+    )
     line.step(round(WARMUP_S / line.dt))  # the bodies in the same kind of state as served
     step = line.world.client.stepSimulation
     ctx = zmq.Context()

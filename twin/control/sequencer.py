@@ -20,19 +20,17 @@ physics state; everything it decides on is a signal any external controller can 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-from twin.config import SequencerConfig, Transfer
+from twin.config import ArmConfig, LineConfig, SequencerConfig, StationConfig, Transfer
+from twin.control.port import CommandPort, Signals
 from twin.devices.base import CommandError
+from twin.geometry import pick_point, place_point
 
-if TYPE_CHECKING:
-    from twin.line import Line
-
-Signals = Mapping[str, dict[str, Any]]  # device id -> its signals
-
-# results after which the arm is known to hold nothing new / to have failed its job
-_PICK_FAILED = frozenset({"no_part", "pick_failed", "not_reached", "collision", "halted"})
+AlarmSink = Callable[..., None]
+"""Called as ``(device, alarm=..., active=..., tries=..., message=...)`` when the sequencer
+raises or clears an alarm; the composing code turns it into an `alarm` event."""
 
 
 class _ArmJob:
@@ -44,42 +42,42 @@ class _ArmJob:
 
 
 class Sequencer:
-    def __init__(self, cfg: SequencerConfig, line: Line) -> None:
+    """Scans every `period` steps of `dt` s; reads only the signals it is handed, acts only
+    through `port`, and takes its taught points from the line config's geometry."""
+
+    def __init__(
+        self,
+        line_cfg: LineConfig,
+        port: CommandPort,
+        dt: float,
+        rules: SequencerConfig | None = None,
+        on_alarm: AlarmSink | None = None,
+    ) -> None:
+        cfg = rules if rules is not None else line_cfg.controller
+        if cfg is None:
+            raise ValueError(f"line '{line_cfg.name}' has no [controller] section")
         self.cfg = cfg
-        self.line = line
-        self.period = max(1, round(cfg.scan_time / line.dt))  # steps per PLC scan
+        self.port = port
+        self.dt = dt
+        self.period = max(1, round(cfg.scan_time / dt))  # steps per PLC scan
         self._belt_out: dict[str, bool] = {}
         self._blocked_for: dict[str, float] = {}  # PLC on-delay timers for stop eyes
         self._jobs: dict[str, _ArmJob | None] = {t.arm: None for t in cfg.transfers}
         self._reserved: dict[str, str] = {}  # destination key -> arm
-        self._pick_points = {id(t): self._pick_point(t) for t in cfg.transfers}
-        self._place_points = {id(t): self._place_point(t) for t in cfg.transfers}
+        self._pick_points = {id(t): pick_point(line_cfg, t) for t in cfg.transfers}
+        self._place_points = {id(t): place_point(line_cfg, t) for t in cfg.transfers}
+        arms = {d.id: d for d in line_cfg.devices if isinstance(d, ArmConfig)}
         self._above_points = {
-            id(t): [*self._pick_points[id(t)][:2], line.devices[t.arm].cfg.travel_height]
-            for t in cfg.transfers
+            id(t): [*self._pick_points[id(t)][:2], arms[t.arm].travel_height] for t in cfg.transfers
         }
-        self._stations = [d for d, dev in line.devices.items() if dev.kind == "station"]
+        self._stations = [d.id for d in line_cfg.devices if isinstance(d, StationConfig)]
+        self._on_alarm = on_alarm
         self._waiting_at: dict[str, str | None] = {}  # arm -> station it waits above
         self._now = 0.0
         self._failures: dict[str, int] = {}  # source/destination key -> failed tries in a row
         self._retry_at: dict[str, float] = {}  # key -> no new try before this time
         self._alarms: dict[str, tuple[str, Any]] = {}  # key -> (alarm, what it was raised on)
         self.errors: list[str] = []
-
-    # taught points from config geometry ----------------------------------------------
-    def _pick_point(self, t: Transfer) -> list[float]:
-        devices = self.line.devices
-        if t.pick.eye is not None:
-            eye = devices[t.pick.eye]
-            belt = devices[eye.cfg.conveyor]
-            return belt.point(eye.cfg.offset, 0, 0)
-        return devices[t.pick.station].point(0, 0, 0)
-
-    def _place_point(self, t: Transfer) -> list[float]:
-        devices = self.line.devices
-        if t.place.station is not None:
-            return devices[t.place.station].point(0, 0, 0)
-        return devices[t.place.conveyor].point(t.place.offset, 0, 0)
 
     @staticmethod
     def _dest_key(t: Transfer) -> str:
@@ -98,7 +96,7 @@ class Sequencer:
     # scan ----------------------------------------------------------------------------
     def _send(self, device: str, command: str, args: dict[str, Any] | None = None) -> bool:
         try:
-            self.line.apply(device, command, args)
+            self.port.send(device, command, args)
         except CommandError as e:  # a PLC logs and goes on; the next scan retries
             self.errors.append(e.message)
             del self.errors[:-20]
@@ -106,7 +104,7 @@ class Sequencer:
         return True
 
     def tick(self, s: Signals) -> None:
-        dt = self.period * self.line.dt
+        dt = self.period * self.dt
         self._now += dt
         for rule in self.cfg.belts:
             blocked = rule.stop_eye is not None and s[rule.stop_eye]["blocked"]
@@ -149,9 +147,8 @@ class Sequencer:
         if tries > self.cfg.max_retries:
             self._failures.pop(key, None)
             self._alarms[key] = (alarm, self._signature(key, s))
-            self.line.emit(
-                "alarm", device=device, alarm=alarm, active=True, tries=tries, message=message
-            )
+            if self._on_alarm is not None:
+                self._on_alarm(device, alarm=alarm, active=True, tries=tries, message=message)
         else:
             self._retry_at[key] = self._now + self.cfg.retry_delay
 
@@ -167,7 +164,8 @@ class Sequencer:
             if self._signature(key, s) != sig:
                 del self._alarms[key]
                 device = key.split("/")[0].split("@")[0]
-                self.line.emit("alarm", device=device, alarm=alarm, active=False)
+                if self._on_alarm is not None:
+                    self._on_alarm(device, alarm=alarm, active=False)
 
     # arms ----------------------------------------------------------------------------
     def _source_ready(self, t: Transfer, s: Signals) -> bool:

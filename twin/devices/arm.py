@@ -1,11 +1,18 @@
-"""Robot arm from URDF with a vacuum gripper, driven like a real robot controller.
+"""Robot arm from URDF with a vacuum cup, driven like a real robot controller.
 
-The arm accepts joint targets and Cartesian jobs (move_to, pick, place). Cartesian moves
-are straight lines of the tool at a speed limit, turned into joint targets as a robot
-controller does: pybullet's IK at knots every few steps, joint targets interpolated between
-them every step. The vacuum cup seals on a part only when a part is within `suction_reach`
-of the cup (a short beam from the cup); while sealed, a fixed constraint holds the part, so
-it hangs from the tool through physics and drops if the vacuum is switched off.
+The arm accepts joint targets and Cartesian jobs (move_to, pick, place). This module is the
+device: commands, signals, events, and the loop that runs a job's steps. The parts it
+composes each do one job and can be read alone:
+
+- `arm_model`: the robot as its URDF describes it (joints, limits, tool, shoulder) and IK;
+- `arm_jobs`: a command becomes steps (motions and cup actions), with the robot's activity;
+- `arm_motion`: time-optimal jerk-limited profiles, blended at the corners of a path;
+- `arm_gripper`: the vacuum cup, and locating the part to pick.
+
+Cartesian motions are turned into joint targets as a robot controller does: IK at knots
+every few steps along the profiled path, joint targets interpolated between them each step.
+A move that does not arrive ends `not_reached` (with the distance), one stopped by contact
+ends `collision` (with what it hit).
 """
 
 from __future__ import annotations
@@ -18,44 +25,29 @@ import numpy as np
 import pybullet
 
 from twin.config import ArmConfig
+from twin.devices import arm_jobs as jobs
+from twin.devices.arm_contacts import Contact, ContactWatch, name_of
+from twin.devices.arm_gripper import VacuumCup, locate_part, nearest_turn, seat_check
+from twin.devices.arm_model import RobotModel
+from twin.devices.arm_motion import (
+    CartesianLimits,
+    CartesianTrajectory,
+    JointLimits,
+    JointTrajectory,
+    Leg,
+)
+from twin.devices.arm_tracking import Follower
 from twin.devices.base import Arg, BuildContext, CommandError, CommandSpec, Device, SignalSpec
 from twin.sim.assets import resolve_asset
 
-_ARRIVE_TOL = 0.004  # m: a Cartesian segment is done when the tool is this close
-_SETTLE_LIMIT = 1.0  # s: give up waiting for the tool to settle after this long
-_CLEARANCE = 0.004  # m: a placed part is released this far above the surface
-_HOLD_FORCE = 400.0  # N: the vacuum constraint's strength
+_ARRIVE_TOL = 0.004  # m: a Cartesian move is done when the tool is this close to its end
+_JOINT_TOL = 0.01  # rad: a joint move is done when every joint is this close
+_SETTLE_LIMIT = 1.0  # s: a move not arrived this long after its profile ended is not_reached
+_MAX_COORD = 1e3  # m: targets further from the origin than this are refused outright
 # time between two IK solutions along a path (a 50 Hz trajectory generator); the chord
 # error between knots is far below _ARRIVE_TOL at the arm's speeds
 _IK_KNOT_PERIOD = 0.02  # s
-
-
-class _Segment:
-    """One straight tool move; `search` ends it early when the cup touches a part."""
-
-    def __init__(self, start: np.ndarray, end: np.ndarray, speed: float, search: bool = False):
-        self.start, self.end = start, end
-        self.length = float(np.linalg.norm(end - start))
-        self.speed = speed
-        self.search = search
-        self.travelled = 0.0
-        self.settling = 0.0
-        self.settle_steps = 0
-        # joint targets are interpolated from q0 (at travelled = knot_start) to q1 (knot_end)
-        self.knot_start = self.knot_end = 0.0
-        self.knot_q0: np.ndarray | None = None
-        self.knot_q1: np.ndarray | None = None
-
-    def point(self, travelled: float) -> np.ndarray:
-        frac = travelled / self.length if self.length > 0 else 1.0
-        return self.start + (self.end - self.start) * frac
-
-
-class _Action:
-    """A step of a job that is not a move: 'seal', 'release', 'check_sealed'."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
+_PLAN_SAMPLES = 4  # intervals per leg at which the joint motion is sampled when planning
 
 
 class Arm(Device):
@@ -66,11 +58,28 @@ class Arm(Device):
         SignalSpec(
             name="result",
             type="str",
-            doc="outcome of the last job: ok, no_part, not_reached, halted",
+            doc="outcome of the last job: ok, no_part, pick_failed, not_reached, collision, halted",
         ),
         SignalSpec(name="jobs_done", type="int", doc="jobs finished (any result)"),
         SignalSpec(name="vacuum", type="bool"),
         SignalSpec(name="holding", type="int|null", doc="id of the part on the cup"),
+        SignalSpec(
+            name="activity",
+            type="str",
+            doc="idle, moving, moving_to_pick, picking, moving_to_place, placing, "
+            "waiting (idle holding a part), halted",
+        ),
+        SignalSpec(
+            name="planned_duration",
+            type="float",
+            unit="s",
+            doc="the motion profile's duration of the current (or last) job",
+        ),
+        SignalSpec(
+            name="seated",
+            type="bool",
+            doc="the part of the last place sits on its point, flat (false until a place)",
+        ),
         SignalSpec(name="joint_positions", type="floats", unit="rad"),
         SignalSpec(name="joint_velocities", type="floats", unit="rad/s"),
         SignalSpec(name="tool_position", type="floats", unit="m"),
@@ -81,8 +90,9 @@ class Arm(Device):
         world = ctx.world
         c = world.client
         x, y, z = cfg.position
+        self.pedestal: int | None = None
         if cfg.pedestal_height > 0:
-            world.box(
+            self.pedestal = world.box(
                 [0.12, 0.12, cfg.pedestal_height / 2],
                 [x, y, z + cfg.pedestal_height / 2],
                 cfg.yaw,
@@ -96,98 +106,53 @@ class Arm(Device):
             useFixedBase=True,
             flags=pybullet.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT,
         )
-        self._read_model()
-        self.tool_down = c.getQuaternionFromEuler([math.pi, 0, cfg.yaw])
+        self.model = RobotModel(c, self.body, cfg, f"arm '{self.id}'")
+        m = self.model
+        self.joints, self.home = m.joints, m.home
+        self.lower, self.upper = m.lower, m.upper
+        m.set_pose(self.home)
+        self.shoulder = m.find_shoulder()
         self.commands = self._command_specs()
-        for j, q in zip(self.joints, self.home):
-            c.resetJointState(self.body, j, q)
-        for j, q in self.held.items():
-            c.resetJointState(self.body, j, q)
-            c.setJointMotorControl2(
-                self.body, j, pybullet.POSITION_CONTROL, targetPosition=q, force=50
-            )
-        self.q = np.array(self.home, dtype=float)
-        self.qd = np.zeros(len(self.joints))
-        self.q_target = self.q.copy()
-        self.tool = np.array(c.getLinkState(self.body, self.tool_index)[4])
-        # cast only while the cup seeks a part (vacuum on, nothing held)
-        self.cup_ray = world.rays.add(
-            self.tool.tolist(), (self.tool - [0, 0, 0.01]).tolist(), active=False
+        self.cart_limits = CartesianLimits(cfg.max_tool_acceleration, cfg.max_tool_jerk)
+        self.joint_limits = JointLimits(
+            m.max_velocity, cfg.max_joint_acceleration, cfg.max_joint_jerk
         )
-        self.queue: deque[_Segment | _Action] = deque()
+        self.speeds = jobs.Speeds(cfg.max_tool_speed, cfg.search_speed, cfg.travel_height)
+        self.q, self.qd, self.tool, self.yaw = m.read()
+        self.q_target = self.q.copy()
+        self.cmd_yaw = self.yaw  # the tool yaw the controller commands (follows the plan)
+        self.cup = VacuumCup(world, ctx.pool, self.body, m.tool_index, cfg)
+        self.queue: deque[jobs.Step] = deque()
+        self.running: Follower | None = None
         self.state = "idle"
         self.result = "none"
+        self.activity = "idle"
         self.jobs_done = 0
-        self.vacuum = False
-        self.holding: int | None = None
-        self.constraint: int | None = None
-        self._joint_move: tuple[np.ndarray, np.ndarray, float, float] | None = None
+        self.planned_duration = 0.0
+        self.seated = False
+        self._job_started = 0.0
+        self._job_extra: dict[str, Any] = {}
         self._pending_result: str | None = None
-        self.grip_offset = np.zeros(2)  # part centre minus cup, in world x/y, while holding
+        self._pick: dict[str, Any] = {}  # the pick in progress: target, part, attempts
         self._sensed_at = -1
         self._sent_target: np.ndarray | None = None
         self._was_still = False
         self._knot_steps = max(1, round(_IK_KNOT_PERIOD / world.dt))
+        self.touch = ContactWatch(c, self.body, {self.pedestal} if self.pedestal else set())
 
-    # model ---------------------------------------------------------------------------
-    def _read_model(self) -> None:
-        c, cfg = self.ctx.world.client, self.cfg
-        names: dict[str, int] = {}
-        movable: list[int] = []
-        self.tool_index = -1
-        lower, upper, max_force, max_vel = [], [], [], []
-        for j in range(c.getNumJoints(self.body)):
-            info = c.getJointInfo(self.body, j)
-            name, jtype = info[1].decode(), info[2]
-            names[name] = j
-            if info[12].decode() == cfg.tool_link:
-                self.tool_index = j
-            if jtype in (pybullet.JOINT_REVOLUTE, pybullet.JOINT_PRISMATIC):
-                movable.append(j)
-                if name not in cfg.held_joints:
-                    lower.append(info[8])
-                    upper.append(info[9])
-                    max_force.append(info[10] or 100.0)
-                    max_vel.append(info[11] or 2.0)
-        if self.tool_index < 0:
-            raise ValueError(f"arm '{self.id}': model {cfg.model} has no link '{cfg.tool_link}'")
-        unknown = sorted(set(cfg.held_joints) - set(names))
-        if unknown:
-            raise ValueError(f"arm '{self.id}': held_joints {unknown} not in model {cfg.model}")
-        self.held = {names[n]: q for n, q in cfg.held_joints.items()}
-        self.joints = [j for j in movable if j not in self.held]
-        if len(cfg.home) != len(self.joints):
-            raise ValueError(
-                f"arm '{self.id}': home has {len(cfg.home)} values, the model has "
-                f"{len(self.joints)} arm joints"
-            )
-        self.home = list(cfg.home)
-        self.lower, self.upper = np.array(lower), np.array(upper)
-        self.max_force, self.max_vel = max_force, np.array(max_vel)
-        # IK works over every movable joint: held joints get a zero range at their value
-        self._ik_index = [movable.index(j) for j in self.joints]
-        ll, ul, jr, rest = [], [], [], []
-        for j in movable:
-            if j in self.held:
-                # a zero range makes pybullet's null-space IK loop forever; keep the real one
-                info = c.getJointInfo(self.body, j)
-                lo, hi = sorted((info[8], info[9]))
-                ll.append(lo)
-                ul.append(hi)
-                jr.append(max(hi - lo, 1e-3))
-                rest.append(self.held[j])
-            else:
-                k = self.joints.index(j)
-                ll.append(lower[k])
-                ul.append(upper[k])
-                jr.append(upper[k] - lower[k])
-                rest.append(self.home[k])
-        self._ik_limits = (ll, ul, jr, rest)
-        self.shoulder = self.base + np.array([0, 0, 0.333])
+    # compatibility: what the cup holds is the arm's to report
+    @property
+    def vacuum(self) -> bool:
+        return self.cup.vacuum
+
+    @property
+    def holding(self) -> int | None:
+        return self.cup.holding
 
     def _command_specs(self) -> tuple[CommandSpec, ...]:
         n = len(self.joints)
         pos = Arg(name="position", type="vec3", unit="m", doc="tool (cup) point in world frame")
+        limits = list(zip(self.lower.round(4).tolist(), self.upper.round(4).tolist()))
         return (
             CommandSpec(
                 name="move_joints",
@@ -197,25 +162,40 @@ class Arm(Device):
                         type="floats",
                         length=n,
                         unit="rad",
-                        doc=f"limits per joint: {list(zip(self.lower.round(4).tolist(), self.upper.round(4).tolist()))}",
+                        doc=f"limits per joint: {limits}",
                     ),
                 ),
-                doc="move to joint targets (interpolated at 50% of each joint's speed limit)",
+                doc="synchronised joint move, time-optimal within the model's joint speed "
+                "limits and the configured joint acceleration and jerk",
             ),
             CommandSpec(
-                name="move_to", args=(pos,), doc="straight-line tool move, cup pointing down"
+                name="move_to",
+                args=(pos,),
+                doc="straight-line tool move, cup pointing down, S-curve profile; result ok, "
+                "not_reached (with distance) or collision (with hit)",
             ),
             CommandSpec(
                 name="pick",
                 args=(pos,),
-                doc="travel above position, search down to it until the cup seals on a part, "
-                "lift to travel height; result ok or no_part",
+                doc="locate the part at position, travel above it (blended), turn the cup to "
+                "its yaw, search down until the cup seals, lift to travel height; result ok, "
+                "no_part, or pick_failed after pick_attempts tries or for a tilted part",
             ),
             CommandSpec(
                 name="place",
-                args=(pos,),
+                args=(
+                    pos,
+                    Arg(
+                        name="yaw",
+                        type="float",
+                        unit="rad",
+                        optional=True,
+                        doc="the part's yaw on the point (default: square to the arm's base)",
+                    ),
+                ),
                 doc="carry the held part above position, lower it until its bottom is at "
-                "position's z, release, lift; position is the surface point",
+                "position's z, release, lift, check it is seated; position is the surface "
+                "point",
             ),
             CommandSpec(name="vacuum", args=(Arg(name="on", type="bool"),), doc="switch the cup"),
             CommandSpec(name="home", doc="joint move to the home pose"),
@@ -223,14 +203,23 @@ class Arm(Device):
         )
 
     # commands ------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue) or self.running is not None
+
     def _require_idle(self, command: str) -> None:
         self._sense()  # jobs start from where the tool really is
-        if self.queue or self._joint_move is not None:
+        if self.busy:
             raise CommandError("busy", f"arm '{self.id}': cannot {command} while {self.state}")
 
     def _check_reach(self, command: str, p: list[float]) -> np.ndarray:
+        if any(abs(v) > _MAX_COORD for v in p):
+            raise CommandError(
+                "out_of_reach",
+                f"arm '{self.id}': {command} target {p} is more than {_MAX_COORD:g} m out",
+            )
         target = np.array(p)
-        dist = float(np.linalg.norm(target - self.shoulder))
+        dist = math.dist(p, self.shoulder.tolist())
         if dist > self.cfg.reach:
             raise CommandError(
                 "out_of_reach",
@@ -242,6 +231,15 @@ class Arm(Device):
                 "out_of_reach", f"arm '{self.id}': {command} target z={p[2]} m is at the floor"
             )
         return target
+
+    def _start(self, state: str, steps: list[jobs.Step], **extra: Any) -> None:
+        self.queue.extend(steps)
+        self.state, self.result = state, "running"
+        self.seated = self.seated if state != "placing" else False
+        self._job_started = self.ctx.world.sim_time
+        self._job_extra = extra
+        self.planned_duration = self._plan_duration(steps)
+        self._set_activity(steps[0].activity)
 
     def cmd_move_joints(self, positions: list[float]) -> None:
         self._require_idle("move_joints")
@@ -255,74 +253,71 @@ class Arm(Device):
             raise CommandError(
                 "out_of_range", f"arm '{self.id}': move_joints outside limits: {'; '.join(bad)}"
             )
-        self._start_joint_move(q)
+        self._start("moving", [jobs.JointMotion(q, "moving")])
 
     def cmd_home(self) -> None:
         self._require_idle("home")
-        self._start_joint_move(np.array(self.home))
-
-    def _start_joint_move(self, q: np.ndarray) -> None:
-        duration = float(np.max(np.abs(q - self.q) / (0.5 * self.max_vel))) if len(q) else 0.0
-        self._joint_move = (self.q.copy(), q, max(duration, self.ctx.world.dt), 0.0)
-        self.state, self.result = "moving", "running"
+        self._start("moving", [jobs.JointMotion(np.array(self.home), "moving")])
 
     def cmd_move_to(self, position: list[float]) -> None:
         self._require_idle("move_to")
         target = self._check_reach("move_to", position)
-        self.queue.append(_Segment(self.tool.copy(), target, self.cfg.max_tool_speed))
-        self.state, self.result = "moving", "running"
-
-    def _via_travel_height(self, xy: np.ndarray) -> np.ndarray:
-        """Queue: up to travel height, across to above xy. Returns the point above xy."""
-        h = self.cfg.travel_height
-        here = self.tool.copy()
-        up = np.array([here[0], here[1], max(h, here[2])])
-        above = np.array([xy[0], xy[1], max(h, here[2])])
-        if up[2] - here[2] > 1e-3:
-            self.queue.append(_Segment(here, up, self.cfg.max_tool_speed))
-        self.queue.append(_Segment(up, above, self.cfg.max_tool_speed))
-        return above
+        self._start("moving", jobs.move_to(self.tool, self.cmd_yaw, target, self.speeds))
 
     def cmd_pick(self, position: list[float]) -> None:
         self._require_idle("pick")
         if self.holding is not None:
             raise CommandError("holding", f"arm '{self.id}': already holding part {self.holding}")
         target = self._check_reach("pick", position)
-        tallest = max(t.size[2] for t in self.ctx.pool.types.values())
-        above = self._via_travel_height(target)
-        near = np.array([target[0], target[1], target[2] + tallest + 0.03])
-        self.queue.append(_Segment(above, near, self.cfg.max_tool_speed))
-        self.queue.append(_Action("vacuum_on"))  # only now: never grab a part on the way
-        self.queue.append(_Segment(near, target, self.cfg.search_speed, search=True))
-        self.queue.append(_Action("check_sealed"))
-        self.queue.append(
-            _Segment(
-                target, np.array([*target[:2], self.cfg.travel_height]), self.cfg.max_tool_speed
+        self._pick = {"target": target, "attempts": 0}
+        found = self._locate(target)
+        if found is not None and found.tilt > self.cfg.max_pick_tilt:
+            # a part on its edge cannot be sealed on: refuse it without touching the queue
+            self._start("picking", [jobs.Action("refuse", "picking")])
+            self._pick["refused"] = (
+                f"part {found.part} is tilted {math.degrees(found.tilt):.0f} deg "
+                f"(max {math.degrees(self.cfg.max_pick_tilt):.0f} deg)"
             )
-        )
-        self.state, self.result = "picking", "running"
+            return
+        self._start("picking", self._plan_pick(target, found), part=found and found.part)
 
-    def cmd_place(self, position: list[float]) -> None:
+    def _locate(self, target: np.ndarray):
+        tallest = max(t.size[2] for t in self.ctx.pool.types.values())
+        return locate_part(self.ctx.world, self.ctx.pool, target, 2 * tallest + 0.02)
+
+    def _plan_pick(self, target: np.ndarray, found) -> list[jobs.Step]:
+        tallest = max(t.size[2] for t in self.ctx.pool.types.values())
+        cup_yaw = self.cfg.yaw
+        if found is not None:
+            self._pick["part"] = found.part
+            cup_yaw = nearest_turn(found.yaw, self.cfg.yaw, found.symmetry)
+        return jobs.pick(self.tool, self.cmd_yaw, target, found, cup_yaw, tallest, self.speeds)
+
+    def cmd_place(self, position: list[float], yaw: float | None = None) -> None:
         self._require_idle("place")
         if self.holding is None:
             raise CommandError("not_holding", f"arm '{self.id}': place needs a part on the cup")
         target = self._check_reach("place", position)
-        height = self.ctx.pool.active[self.holding].size[2]
-        # aim the part's centre, not the cup, at the commanded point
-        cup = target[:2] - self.grip_offset
-        drop = np.array([cup[0], cup[1], target[2] + height + _CLEARANCE])
-        above = self._via_travel_height(drop)
-        near = drop + [0, 0, 0.04]
-        self.queue.append(_Segment(above, near, self.cfg.max_tool_speed))
-        self.queue.append(_Segment(near, drop, self.cfg.search_speed))
-        self.queue.append(_Action("release"))
-        self.queue.append(
-            _Segment(drop, np.array([*drop[:2], self.cfg.travel_height]), self.cfg.max_tool_speed)
+        part = self.ctx.pool.active[self.holding]
+        part_yaw = self.cfg.yaw if yaw is None else yaw
+        if yaw is None:  # square to the base: the turn of the part nearest to how it hangs
+            period = math.pi / 2 if abs(part.size[0] - part.size[1]) < 1e-6 else math.pi
+            part_yaw = nearest_turn(self.cfg.yaw, self.cmd_yaw + self.cup.grip_yaw, period)
+        cup, cup_yaw = self.cup.cup_for_part(target[:2], part_yaw)
+        steps = jobs.place(
+            self.tool,
+            self.cmd_yaw,
+            target,
+            cup[:2],
+            float(cup[2]),
+            cup_yaw,
+            part.size[2],
+            self.speeds,
         )
-        self.state, self.result = "placing", "running"
+        self._start("placing", steps, part=self.holding)
 
     def cmd_vacuum(self, on: bool) -> None:
-        self.vacuum = on
+        self.cup.vacuum = on
         if not on:
             self._release()
 
@@ -333,91 +328,163 @@ class Arm(Device):
         # hold the pose and keep the vacuum: dropping a part is never the safe choice
         self._halt("halted")
 
-    def _halt(self, result: str) -> None:
+    def _halt(self, result: str, halted: bool = True, **extra: Any) -> None:
+        """Stop where the arm is; a job in progress ends with `result`. A halt by command
+        or safe stop leaves the arm `halted`; a move that failed leaves it idle."""
         self._sense()
-        busy = bool(self.queue) or self._joint_move is not None
+        busy = self.busy
         self.queue.clear()
-        self._joint_move = None
+        self.running = None
         self.q_target = self.q.copy()
         if busy:
-            self._finish(result)
-        self.state = "halted" if busy else self.state
+            self._finish(result, "halted" if halted else None, **extra)
+            if halted:
+                self.state = "halted"
 
-    # vacuum ---------------------------------------------------------------------------
-    def _part_under_cup(self) -> int | None:
-        body = int(self.ctx.world.rays.hit_body[self.cup_ray])
-        return self.ctx.pool.part_at_body(body) if body >= 0 else None
+    # planning -------------------------------------------------------------------------
+    def _joint_rate(self, leg: Leg) -> np.ndarray:
+        """max |dq/du| per joint along a leg, from IK at a few points (used for planning)."""
+        qs = [
+            self.model.ik(
+                leg.start + (leg.end - leg.start) * (k / _PLAN_SAMPLES),
+                leg.yaw0 + (leg.yaw1 - leg.yaw0) * (k / _PLAN_SAMPLES),
+                iterations=40,
+            )
+            for k in range(_PLAN_SAMPLES + 1)
+        ]
+        return np.max(np.abs(np.diff(qs, axis=0)), axis=0) * _PLAN_SAMPLES
 
-    def _seal(self, part_id: int) -> None:
-        c, pool = self.ctx.world.client, self.ctx.pool
-        part = pool.active[part_id]
-        if part.mass > self.cfg.max_payload:
-            return
-        tool_pos, tool_orn = c.getLinkState(self.body, self.tool_index)[4:6]
-        part_pos, part_orn = c.getBasePositionAndOrientation(part.body)
-        inv_pos, inv_orn = c.invertTransform(tool_pos, tool_orn)
-        rel_pos, rel_orn = c.multiplyTransforms(inv_pos, inv_orn, part_pos, part_orn)
-        self.constraint = c.createConstraint(
-            self.body,
-            self.tool_index,
-            part.body,
-            -1,
-            pybullet.JOINT_FIXED,
-            [0, 0, 0],
-            rel_pos,
-            [0, 0, 0],
-            rel_orn,
-        )
-        c.changeConstraint(self.constraint, maxForce=_HOLD_FORCE)
-        self.grip_offset = np.array(part_pos[:2]) - np.array(tool_pos[:2])
-        self.holding = part_id
-        self.emit("gripper_attached", part=part_id)
+    def _trajectory(self, step: jobs.Motion | jobs.JointMotion, q0: np.ndarray) -> Any:
+        if isinstance(step, jobs.JointMotion):
+            return JointTrajectory(q0, step.target, self.joint_limits)
+        return CartesianTrajectory(step.legs, self.cart_limits, self.joint_limits, self._joint_rate)
 
+    def _plan_duration(self, steps: list[jobs.Step]) -> float:
+        """The profile time of a whole job, each motion starting where the one before ends."""
+        total = 0.0
+        q = self.q
+        for step in steps:
+            if isinstance(step, jobs.Action):
+                continue
+            traj = self._trajectory(step, q)
+            total += traj.duration
+            if isinstance(step, jobs.JointMotion):
+                q = step.target
+        return total
+
+    # cup ------------------------------------------------------------------------------
     def _release(self) -> None:
-        if self.constraint is not None:
-            self.ctx.world.client.removeConstraint(self.constraint)
-            self.constraint = None
-        if self.holding is not None:
-            self.emit("gripper_released", part=self.holding)
-            self.holding = None
+        part = self.cup.release()
+        if part is not None:
+            self.emit("gripper_released", part=part)
 
-    # stepping -------------------------------------------------------------------------
-    def _ik(self, point: np.ndarray) -> np.ndarray:
-        ll, ul, jr, rest = self._ik_limits
-        q = self.ctx.world.client.calculateInverseKinematics(
-            self.body,
-            self.tool_index,
-            point.tolist(),
-            self.tool_down,
-            lowerLimits=ll,
-            upperLimits=ul,
-            jointRanges=jr,
-            restPoses=rest,
-            # solved from the current pose for a point a few steps ahead: a few iterations
-            # converge, and the end point is re-solved until the tool arrives (fewer
-            # iterations make the settling longer and cost more than they save)
-            maxNumIterations=8,
-            residualThreshold=1e-4,
+    def _run_action(self, action: jobs.Action) -> None:
+        if action.name == "vacuum_on":
+            self.cup.vacuum = True
+        elif action.name == "release":
+            self.cup.vacuum = False
+            self._release()
+        elif action.name == "check_sealed" and self.holding is None:
+            self._search_failed()
+        elif action.name == "check_seated":
+            self._check_seated(np.asarray(action.data["target"]))
+        elif action.name == "refuse":
+            self._pick_failed(self._pick.pop("refused"), attempts=0)
+        elif action.name == "retry":
+            found = self._locate(self._pick["target"])
+            if found is None or found.tilt > self.cfg.max_pick_tilt:
+                self._pick_failed("the part is no longer where it was", self._pick["attempts"])
+                return
+            self.queue.extendleft(reversed(self._plan_pick(self._pick["target"], found)))
+
+    def _search_failed(self) -> None:
+        """Searched down and the cup did not seal: try again, or give up."""
+        self.cup.vacuum = False
+        self._pick["attempts"] += 1
+        lift = self.queue.popleft() if self.queue else None  # the lift after a seal
+        self.queue.clear()
+        if "part" not in self._pick:  # nothing was there to begin with
+            if lift is not None:
+                self.queue.append(lift)
+            self._pending_result = "no_part"
+            return
+        if self._pick["attempts"] >= self.cfg.pick_attempts:
+            self._pick_failed(
+                f"no seal on part {self._pick['part']} after {self._pick['attempts']} attempts",
+                self._pick["attempts"],
+            )
+            return
+        self.queue.append(
+            jobs.retreat(self.tool, self.cmd_yaw, self.cfg.travel_height, self.speeds)
         )
-        return np.clip(np.array(q)[self._ik_index], self.lower, self.upper)
+        self.queue.append(jobs.Action("retry", "picking"))
 
-    def _finish(self, result: str) -> None:
+    def _pick_failed(self, reason: str, attempts: int) -> None:
+        self.cup.vacuum = False
+        self.queue.clear()
+        if self.tool[2] < self.cfg.travel_height - 0.01:
+            self.queue.append(
+                jobs.retreat(self.tool, self.cmd_yaw, self.cfg.travel_height, self.speeds)
+            )
+        self._pending_result = "pick_failed"
+        self.emit("pick_failed", reason=reason, attempts=attempts, part=self._pick.get("part"))
+
+    def _check_seated(self, target: np.ndarray) -> None:
+        part_id = self._job_extra.get("part")
+        seated, offset = False, None
+        if part_id is not None and part_id in self.ctx.pool.active:
+            seated, offset = seat_check(self.ctx.world, self.ctx.pool, part_id, target, self.cfg)
+        self.seated = seated
+        self._job_extra["seated"] = seated
+        if offset is not None:
+            self._job_extra["offset"] = round(offset, 4)
+
+    # finishing ------------------------------------------------------------------------
+    def _set_activity(self, activity: str) -> None:
+        if activity != self.activity:
+            previous, self.activity = self.activity, activity
+            self.emit("arm_activity", activity=activity, previous=previous)
+
+    def _finish(self, result: str, activity: str | None = None, **extra: Any) -> None:
         self.result = result
         self.jobs_done += 1
         self.state = "idle"
-        self.emit("arm_job_done", result=result, holding=self.holding)
+        data = {k: v for k, v in self._job_extra.items() if k != "part"}
+        data.update(extra)
+        self.emit(
+            "arm_job_done",
+            result=result,
+            holding=self.holding,
+            planned_duration=round(self.planned_duration, 4),
+            duration=round(self.ctx.world.sim_time - self._job_started, 4),
+            **data,
+        )
+        self._job_extra = {}
+        self._pick = {}
+        self._set_activity(activity or ("waiting" if self.holding is not None else "idle"))
 
+    # stepping -------------------------------------------------------------------------
     def before_step(self) -> None:
-        dt = self.ctx.world.dt
-        if self._joint_move is not None:
-            q0, q1, duration, t = self._joint_move
-            t += dt  # runs on past `duration` while the joints settle
-            self._joint_move = (q0, q1, duration, t)
-            self.q_target = q0 + (q1 - q0) * min(1.0, t / duration)
-        while self.queue and isinstance(self.queue[0], _Action):
-            self._run_action(self.queue.popleft())
-        if self.queue:
-            self._track(self.queue[0], dt)
+        while self.running is None and self.queue:
+            step = self.queue[0]
+            self._set_activity(step.activity)
+            if isinstance(step, jobs.Action):
+                self.queue.popleft()
+                self._run_action(step)
+                continue
+            self._sense()
+            if isinstance(step, jobs.Motion):
+                # the motion starts where the tool is (after an early stop, a retry...)
+                first = step.legs[0]
+                first.start, first.yaw0 = self.tool.copy(), self.cmd_yaw
+            traj = self._trajectory(step, self.q_target)
+            self.running = Follower(step, traj, self.ctx.world.dt, self._knot_steps)
+            self.touch.motion_started()
+        if self.running is not None:
+            q, yaw = self.running.advance(self.q_target, self.model.ik)
+            self.q_target = q
+            if yaw is not None:
+                self.cmd_yaw = yaw
         if self._sent_target is self.q_target:
             return  # unchanged (every change assigns a new array): pybullet keeps its targets
         self._sent_target = self.q_target
@@ -426,41 +493,8 @@ class Arm(Device):
             self.joints,
             pybullet.POSITION_CONTROL,
             targetPositions=self.q_target.tolist(),
-            forces=self.max_force,
+            forces=self.model.max_force,
         )
-
-    def _track(self, seg: _Segment, dt: float) -> None:
-        """Joint targets along a straight tool move: IK at knots, interpolation between."""
-        if seg.travelled < seg.length:
-            before = seg.travelled
-            seg.travelled = min(seg.length, before + seg.speed * dt)
-            if seg.knot_q1 is None or seg.travelled > seg.knot_end + 1e-12:
-                seg.knot_q0 = self.q_target
-                seg.knot_start = before
-                seg.knot_end = min(seg.length, before + self._knot_steps * seg.speed * dt)
-                seg.knot_q1 = self._ik(seg.point(seg.knot_end))
-            span = seg.knot_end - seg.knot_start
-            frac = (seg.travelled - seg.knot_start) / span if span > 0 else 1.0
-            self.q_target = seg.knot_q0 + (seg.knot_q1 - seg.knot_q0) * frac
-        else:  # settling: refine the end point from where the arm now is
-            if seg.settle_steps % self._knot_steps == 0:
-                self.q_target = self._ik(seg.end)
-            seg.settle_steps += 1
-
-    def _run_action(self, action: _Action) -> None:
-        if action.name == "check_sealed" and self.holding is None:
-            # searched all the way down and found nothing: lift empty and report it
-            self.vacuum = False
-            lift = self.queue.popleft() if self.queue else None
-            self.queue.clear()
-            if lift is not None:
-                self.queue.append(lift)
-            self._pending_result = "no_part"
-        elif action.name == "vacuum_on":
-            self.vacuum = True
-        elif action.name == "release":
-            self.vacuum = False
-            self._release()
 
     def _sense(self) -> None:
         """Read joints and tool pose (once per step at most)."""
@@ -468,88 +502,119 @@ class Arm(Device):
         if self._sensed_at == step:
             return
         self._sensed_at = step
-        c = self.ctx.world.client
-        states = c.getJointStates(self.body, self.joints)
-        self.q = np.array([s[0] for s in states])
-        self.qd = np.array([s[1] for s in states])
-        self.tool = np.array(
-            c.getLinkState(self.body, self.tool_index, computeForwardKinematics=1)[4]
-        )
+        self.q, self.qd, self.tool, self.yaw = self.model.read()
 
     @property
     def _still(self) -> bool:
         """Parked with nothing to watch: no job, no vacuum, no part on the cup."""
-        return (
-            not self.queue and self._joint_move is None and not self.vacuum and self.holding is None
-        )
+        return not self.busy and not self.cup.vacuum and self.holding is None
 
-    def _only_travelling(self) -> bool:
-        """Plain travel along a path: this step's logic needs no pose (nothing to seek, no
-        move to check for arrival)."""
-        if self._joint_move is not None or (self.vacuum and self.holding is None):
-            return False
-        seg = self.queue[0] if self.queue else None
-        return isinstance(seg, _Segment) and not seg.search and seg.travelled < seg.length
+    def _contacts(self) -> list[Contact]:
+        held = self.holding
+        return self.touch.contacts(self.ctx.pool.active[held].body if held is not None else None)
 
     def after_step(self) -> None:
-        if self._still and self._was_still:
+        still = self._still
+        if still and self._was_still:
             return  # the pose is only read when someone asks for the signals
-        self._was_still = self._still
-        if self._only_travelling():
-            self.ctx.world.rays.set_active(self.cup_ray, False)
+        self._was_still = still
+        run = self.running
+        if run is not None and not self.cup.seeking and not run.searching and run.profiled:
+            # plain travel: look for collisions at the IK knots only, the pose is not needed
+            self.cup.sleep()
+            if run.at_knot:
+                hit = self._contacts()
+                if hit:
+                    self._collided(hit)
             return
         self._sense()
-        rays = self.ctx.world.rays
-        seeking = self.vacuum and self.holding is None
-        if seeking:
-            part = self._part_under_cup()
-            if part is not None:
-                self._seal(part)
-                seeking = False
-        rays.set_active(self.cup_ray, seeking)
-        if seeking:
-            rays.move(
-                self.cup_ray,
-                (self.tool + [0, 0, 0.002]).tolist(),
-                (self.tool - [0, 0, self.cfg.suction_reach]).tolist(),
-            )
-        if self._joint_move is not None:
-            q0, q1, duration, t = self._joint_move
-            settled = np.max(np.abs(self.q - q1)) < 0.01
-            if t >= duration and (settled or t >= duration + _SETTLE_LIMIT):
-                self._joint_move = None
-                self._finish("ok" if settled else "not_reached")
-        if self.queue:
-            seg = self.queue[0]
-            if isinstance(seg, _Segment):
-                if seg.search and self.holding is not None:
-                    self.queue.popleft()
-                    self.queue.popleft() if self.queue and isinstance(
-                        self.queue[0], _Action
-                    ) else None
-                    lift = self.queue[0] if self.queue else None
-                    if isinstance(lift, _Segment):
-                        lift.start = self.tool.copy()
-                        lift.length = float(np.linalg.norm(lift.end - lift.start))
-                elif seg.travelled >= seg.length:
-                    seg.settling += self.ctx.world.dt
-                    if (
-                        np.linalg.norm(self.tool - seg.end) < _ARRIVE_TOL
-                        or seg.settling > _SETTLE_LIMIT
-                    ):
-                        self.queue.popleft()
-            if not self.queue:
-                self._finish(self._pending_result or "ok")
-                self._pending_result = None
+        if self.cup.seeking:
+            part = self.cup.part_under_cup()
+            if part is not None and self.cup.seal(part):
+                self.emit("gripper_attached", part=part)
+        self.cup.aim(self.tool)
+        if run is not None:
+            self._watch(run)
+        if self.running is None and not self.queue and self.state not in ("idle", "halted"):
+            self._finish(self._pending_result or "ok")
+            self._pending_result = None
+
+    def _collided(self, hits: list[Contact]) -> None:
+        body, _, point = hits[0]
+        what = name_of(body, point, self.ctx.world.floor, self.ctx.pool, self.ctx.devices)
+        self._halt("collision", halted=False, hit=what, at=[round(v, 4) for v in point])
+
+    def _watch(self, run: Follower) -> None:
+        """Decide whether the running step is over: arrived, sealed, touched, or stuck."""
+        if run.searching and self.holding is not None and run.step.activity == "placing":
+            if self._part_landed():
+                self.running = None
+                self.queue.popleft()
+                return
+            if run.profiled:
+                return
+        elif run.searching:
+            touched = self._touched()
+            if self.holding is None and touched is not None and self.cup.seeking:
+                # the cup pressed on a part: that is what seals a suction cup
+                part = self.ctx.pool.part_at_body(touched)
+                if part is not None and self.cup.seal(part):
+                    self.emit("gripper_attached", part=part)
+            if self.holding is not None or touched is not None:
+                self.running = None
+                self.queue.popleft()
+                return
+        elif run.profiled:
+            hit = self._contacts()
+            if hit:
+                self._collided(hit)
+            return
+        if run.profiled:
+            return
+        if isinstance(run.traj, JointTrajectory):
+            err = float(np.max(np.abs(self.q - run.traj.q1)))
+            arrived, distance = err < _JOINT_TOL, err
+        else:
+            end = run.traj.legs[-1].end
+            distance = float(np.linalg.norm(self.tool - end))
+            arrived = distance < _ARRIVE_TOL
+        if arrived or run.searching:
+            self.running = None
+            self.queue.popleft()
+            return
+        if run.settling > _SETTLE_LIMIT:
+            hit = self._contacts()
+            if hit:
+                self._collided(hit)
+                return
+            self._halt("not_reached", halted=False, distance=round(distance, 4))
+
+    def _part_landed(self) -> bool:
+        """The part on the cup rests on something (lowering it further would push)."""
+        held = self.ctx.pool.active[self.holding].body  # type: ignore[index]
+        for pt in self.ctx.world.client.getContactPoints(bodyA=held):
+            if pt[2] != self.body and pt[8] <= 0.0005:
+                return True
+        return False
+
+    def _touched(self) -> int | None:
+        """The body the cup (or the wrist) is pressing on, if any: a search stops there."""
+        for body, link, _ in self._contacts():
+            if link in self.model.tool_links:
+                return body
+        return None
 
     def status(self) -> dict[str, Any]:
         return {
             "state": self.state,
-            "busy": bool(self.queue) or self._joint_move is not None,
+            "busy": self.busy,
             "result": self.result,
             "jobs_done": self.jobs_done,
             "vacuum": self.vacuum,
             "holding": self.holding,
+            "activity": self.activity,
+            "planned_duration": self.planned_duration,
+            "seated": self.seated,
         }
 
     def signals(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import pybullet
 
 from twin.config import ConveyorConfig
 from twin.devices.base import Arg, BuildContext, CommandError, CommandSpec, Device, SignalSpec
+from twin.geometry import belt_frame
 
 _SLAB = 0.02  # m, belt thickness
 _WRAP = 0.05  # m of slab travel before it is reset back
@@ -86,6 +87,7 @@ class Conveyor(Device):
         self._releasing = [False] * n
         self._full_for = 0.0  # s the last zone's eye has been blocked
         self.queued = 0
+        self.frame = belt_frame(cfg)
         self._build()
         self.zone_eyes = (
             [self.ctx.world.rays.add(*self._zone_eye(i)) for i in range(n)] if n > 1 else []
@@ -94,13 +96,7 @@ class Conveyor(Device):
     # geometry -------------------------------------------------------------------------
     def point(self, along: float, across: float = 0.0, up: float = 0.0) -> list[float]:
         """World point at `along` m from the belt centre, `up` m above the belt surface."""
-        c, s = math.cos(self.cfg.yaw), math.sin(self.cfg.yaw)
-        x0, y0, _ = self.cfg.position
-        return [x0 + c * along - s * across, y0 + s * along + c * across, self.cfg.height + up]
-
-    @property
-    def surface_z(self) -> float:
-        return self.cfg.height
+        return self.frame.point(along, across, up)
 
     def _build(self) -> None:
         cfg, world = self.cfg, self.ctx.world

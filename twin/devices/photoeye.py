@@ -7,9 +7,8 @@ from typing import Any
 from twin.config import PhotoEyeConfig
 from twin.devices.base import BuildContext, Device, SignalSpec
 from twin.devices.conveyor import conveyor_of
+from twin.geometry import eye_beam
 from twin.production.faults import SensorFaults
-
-_INSET = 0.004  # m: emitter and receiver sit just inside the guide rails
 
 
 class PhotoEye(Device):
@@ -23,9 +22,7 @@ class PhotoEye(Device):
     def __init__(self, cfg: PhotoEyeConfig, ctx: BuildContext) -> None:
         super().__init__(cfg, ctx)
         belt = conveyor_of(ctx, cfg.id, cfg.conveyor)
-        half = belt.cfg.width / 2 - _INSET
-        self.start = belt.point(cfg.offset, -half, cfg.beam_height)
-        self.end = belt.point(cfg.offset, half, cfg.beam_height)
+        self.start, self.end = eye_beam(cfg, belt.cfg)
         self.ray = ctx.world.rays.add(self.start, self.end)
         self.blocked = False
         self.part: int | None = None

@@ -7,6 +7,7 @@ from typing import Any
 from twin.config import SinkConfig
 from twin.devices.base import BuildContext, Device, SignalSpec
 from twin.devices.conveyor import conveyor_of
+from twin.geometry import sink_zone
 
 
 class Sink(Device):
@@ -21,17 +22,8 @@ class Sink(Device):
     def __init__(self, cfg: SinkConfig, ctx: BuildContext) -> None:
         super().__init__(cfg, ctx)
         belt = conveyor_of(ctx, cfg.id, cfg.conveyor)
-        half = cfg.zone_length / 2
-        corners = [
-            belt.point(cfg.offset + dx, dy * belt.cfg.width / 2, up)
-            for dx in (-half, half)
-            for dy in (-1, 1)
-            for up in (0.005, 0.3)
-        ]
-        self.aabb_min = [min(p[i] for p in corners) for i in range(3)]
-        self.aabb_max = [max(p[i] for p in corners) for i in range(3)]
+        self.aabb_min, self.aabb_max = sink_zone(cfg, belt.cfg)
         self.count = 0
-        self.by_type: dict[str, int] = {}
         self.last_part: int | None = None
         self.last_lead_time = 0.0
         self.lead_time_sum = 0.0
@@ -48,7 +40,6 @@ class Sink(Device):
             part = pool.release(part_id)
             lead = now - part.spawn_time
             self.count += 1
-            self.by_type[part.type] = self.by_type.get(part.type, 0) + 1
             self.last_part, self.last_lead_time = part.id, lead
             self.lead_time_sum += lead
             if part.quality == "good":

@@ -9,6 +9,7 @@ import numpy as np
 from twin.config import SourceConfig
 from twin.devices.base import Arg, BuildContext, CommandError, CommandSpec, Device, SignalSpec
 from twin.devices.conveyor import conveyor_of
+from twin.geometry import source_zone
 
 _DROP = 0.002  # m: parts appear just above the belt and settle onto it
 _RETRY_EVERY = 4  # steps between two looks at a blocked spawn zone
@@ -48,15 +49,7 @@ class Source(Device):
         self.last_part: int | None = None
         self._requested: list[str | None] = []
         largest = max(max(ctx.pool.types[t].size[:2]) for t in types)
-        half = largest / 2 + 0.01
-        corners = [
-            self.belt.point(cfg.offset + dx, dy, up)
-            for dx in (-half, half)
-            for dy in (-half, half)
-            for up in (0.004, 0.15)
-        ]
-        self.zone_min = [min(p[i] for p in corners) for i in range(3)]
-        self.zone_max = [max(p[i] for p in corners) for i in range(3)]
+        self.zone_min, self.zone_max = source_zone(cfg, self.belt.cfg, largest)
 
     def cmd_enable(self) -> None:
         self.enabled = True

@@ -26,6 +26,7 @@ from typing import Any
 
 from twin.config import StationConfig
 from twin.devices.base import BuildContext, CommandError, CommandSpec, Device, SignalSpec
+from twin.geometry import fixture_frame
 from twin.production.faults import Breakdowns
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
 
@@ -78,6 +79,7 @@ class Station(Device):
 
     def __init__(self, cfg: StationConfig, ctx: BuildContext) -> None:
         super().__init__(cfg, ctx)
+        self.frame = fixture_frame(cfg)
         sx, sy, h = cfg.size
         ctx.world.box([sx / 2, sy / 2, h / 2], [*cfg.position[:2], h / 2], cfg.yaw, cfg.color)
         # fixture plate marks where parts go
@@ -112,13 +114,7 @@ class Station(Device):
 
     def point(self, along: float, across: float = 0.0, up: float = 0.0) -> list[float]:
         """World point on the table top, in the station frame."""
-        c, s = math.cos(self.cfg.yaw), math.sin(self.cfg.yaw)
-        x0, y0, _ = self.cfg.position
-        return [x0 + c * along - s * across, y0 + s * along + c * across, self.cfg.size[2] + up]
-
-    @property
-    def surface_z(self) -> float:
-        return self.cfg.size[2]
+        return self.frame.point(along, across, up)
 
     @property
     def state(self) -> State:
@@ -176,11 +172,13 @@ class Station(Device):
     def _on_part_change(self, part: int | None) -> None:
         if self.part is not None:
             if not self._interlocks[1]:
-                self.emit("interlock_violated", part=self.part, action="unload", state=self.state)
+                self.emit(
+                    "interlock_violated", part=self.part, action="unload", state=self.state.value
+                )
             self.emit("part_left", part=self.part)
         if part is not None:
             if not self._interlocks[0]:
-                self.emit("interlock_violated", part=part, action="load", state=self.state)
+                self.emit("interlock_violated", part=part, action="load", state=self.state.value)
             self.emit("part_entered", part=part)
         self.part = part
         self.seated = None

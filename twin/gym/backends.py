@@ -39,9 +39,9 @@ class InProcessBackend:
     """Builds a `twin.line.Line` directly: no sockets, the fastest way to step."""
 
     def __init__(self, cfg: LineConfig, builtin_controller: bool) -> None:
-        from twin.line import Line  # pybullet is only loaded where a twin is built
+        from twin.automation import build_line  # pybullet is only loaded where a twin is built
 
-        self._make = lambda seed: Line(cfg, seed=seed, builtin_controller=builtin_controller)
+        self._make = lambda seed: build_line(cfg, seed=seed, builtin_controller=builtin_controller)
         self.cfg = cfg
         self.builtin_controller = builtin_controller
         self.line = self._make(None)

@@ -1,35 +1,11 @@
-"""Taught points of a pick-and-place task, from config geometry only (as the sequencer does)."""
+"""The workspace of a pick-and-place task, from the taught points of `twin.geometry`."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from twin.config import ArmConfig, ConveyorConfig, LineConfig, StationConfig, Transfer
-
-
-def conveyor_point(belt: ConveyorConfig, along: float) -> np.ndarray:
-    c, s = math.cos(belt.yaw), math.sin(belt.yaw)
-    x0, y0, _ = belt.position
-    return np.array([x0 + c * along, y0 + s * along, belt.height])
-
-
-def station_point(st: StationConfig) -> np.ndarray:
-    return np.array([st.position[0], st.position[1], st.size[2]])
-
-
-def pick_point(cfg: LineConfig, t: Transfer) -> np.ndarray:
-    if t.pick.eye is not None:
-        eye = cfg.device(t.pick.eye)
-        return conveyor_point(cfg.device(eye.conveyor), eye.offset)
-    return station_point(cfg.device(t.pick.station))
-
-
-def place_point(cfg: LineConfig, t: Transfer) -> np.ndarray:
-    if t.place.station is not None:
-        return station_point(cfg.device(t.place.station))
-    return conveyor_point(cfg.device(t.place.conveyor), t.place.offset)
+from twin.config import ArmConfig, ConveyorConfig, LineConfig, StationConfig
+from twin.geometry import pick_point, place_point
 
 
 def first_arm(cfg: LineConfig) -> ArmConfig:

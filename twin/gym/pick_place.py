@@ -72,7 +72,7 @@ class PickPlaceTask:
 
     # episode ---------------------------------------------------------------------------
     def start(self, snap: Snapshot, port: Port) -> None:
-        self.rules = line_rules(self.cfg, self.devices, self.env_dt, Port(port.backend))
+        self.rules = line_rules(self.cfg, self.env_dt, Port(port.backend))
         self.placed: set[int] = set()
         self.finished: set[int] = set()  # parts a station completed
         self.dropped: set[int] = set()

@@ -160,11 +160,11 @@ class _RunReplay:
     """The line stepped as `twin run` steps it."""
 
     def __init__(self, info: RecordingInfo, tap: Callable[[bytes, Any], None]) -> None:
-        from twin.line import Line
+        from twin.automation import build_line
         from twin.record.run_tap import LineTap
 
         cfg = loads(info.config_toml, info.config_path)
-        self.line = Line(cfg, seed=info.seed, builtin_controller=info.builtin_controller)
+        self.line = build_line(cfg, seed=info.seed, builtin_controller=info.builtin_controller)
         self.stepper = LineTap(self.line, tap, mode=info.mode, state_every=info.state_every)
 
     @property

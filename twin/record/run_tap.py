@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from twin.automation import AutomatedLine
 from twin.config import LineConfig
 from twin.events import Event
-from twin.line import Line
 from twin.protocol.messages import TOPIC_EVENT, TOPIC_STATE, EventMsg, State
 from twin.record.writer import Recorder, recording_info
 from twin.server.host import steps_per_state
@@ -25,7 +25,7 @@ RUN_STATE_RATE = 10.0  # simulated Hz, as `twin serve` by default
 Sink = Callable[[bytes, Any], None]  # (wire topic, State | EventMsg)
 
 
-def line_state(line: Line, mode: str) -> State:
+def line_state(line: AutomatedLine, mode: str) -> State:
     """The state message of a line run without a server (no pause, e-stop or controller)."""
     return State(
         step=line.step_index,
@@ -40,7 +40,9 @@ def line_state(line: Line, mode: str) -> State:
 class LineTap:
     """Steps a line, handing its telemetry (events as they drain, state at its rate) to `sink`."""
 
-    def __init__(self, line: Line, sink: Sink, *, mode: str = RUN_MODE, state_every: int) -> None:
+    def __init__(
+        self, line: AutomatedLine, sink: Sink, *, mode: str = RUN_MODE, state_every: int
+    ) -> None:
         self.line = line
         self.sink = sink
         self.mode = mode
@@ -71,7 +73,7 @@ class LineTap:
 class RunRecording(LineTap):
     """A LineTap writing to an MCAP file; `close` (idempotent) writes the footer."""
 
-    def __init__(self, path: str | Path, cfg: LineConfig, line: Line) -> None:
+    def __init__(self, path: str | Path, cfg: LineConfig, line: AutomatedLine) -> None:
         every = steps_per_state(RUN_STATE_RATE, line.dt)
         info = recording_info(
             cfg,

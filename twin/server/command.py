@@ -116,6 +116,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="record config, telemetry and accepted requests to an MCAP file (twin replay)",
     )
+    p.add_argument(
+        "--opcua",
+        metavar="ENDPOINT",
+        default=None,
+        help="also serve the line over OPC UA at ENDPOINT, e.g. opc.tcp://127.0.0.1:4840/twin "
+        "(twin opcua in its own process; docs/opcua.md)",
+    )
+    p.add_argument(
+        "--modbus",
+        metavar="HOST:PORT",
+        default=None,
+        help="also serve the line over Modbus TCP, e.g. 127.0.0.1:5020 "
+        "(twin modbus in its own process; docs/modbus.md)",
+    )
     p.set_defaults(func=run_serve)
 
 
@@ -135,7 +149,16 @@ def run_serve(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         max_queued=args.max_queued,
+        opcua=args.opcua,
+        modbus=args.modbus,
     )
+    if args.curve and (args.opcua or args.modbus):
+        print(
+            "error: --opcua/--modbus with --curve: start `twin opcua`/`twin modbus` "
+            "yourself with --curve KEY_SECRET SERVER_KEY (they connect like any client)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return serve(cfg, opts)
     except (RemoteBindRefused, CurveSetupError) as e:

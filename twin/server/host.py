@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twin.analytics.monitor import ProductionMonitor
+from twin.automation import AutomatedLine, build_line
 from twin.config import LineConfig
 from twin.line import Line
-from twin.production.monitor import ProductionMonitor
 from twin.protocol.codec import encode
 from twin.protocol.messages import TOPIC_EVENT, TOPIC_KPI, TOPIC_STATE, EventMsg, Kpis, State
 
@@ -51,7 +52,9 @@ class LineHost:
         self.monitor = ProductionMonitor(self.line)
 
     def _build(self, seed: int | None) -> Line:
-        line = Line(self.cfg, seed=seed, builtin_controller=self.builtin_controller)
+        built = build_line(self.cfg, seed=seed, builtin_controller=self.builtin_controller)
+        self.automation: AutomatedLine = built  # the line with its built-in controller
+        line = built.line
         self.state_every = steps_per_state(self.state_rate, line.dt)
         # KPIs go out once per simulated second, with every n-th state message
         self.kpi_every_states = max(1, round(self.state_rate)) if self.state_every else 0
@@ -59,7 +62,7 @@ class LineHost:
 
     @property
     def has_builtin_controller(self) -> bool:
-        return self.line.has_builtin_controller
+        return self.automation.has_builtin_controller
 
     # stepping --------------------------------------------------------------------------
     def advance(self, n: int) -> None:
@@ -69,7 +72,7 @@ class LineHost:
             k = n
             if self.state_every:
                 k = min(n, self.state_every - line.step_index % self.state_every)
-            line.step(k)
+            self.automation.step(k)
             n -= k
             self.flush_events()
             if self.state_every and line.step_index % self.state_every == 0:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import zmq
 
 from twin.config import LineConfig
+from twin.gateways.process import spawn_gateway, stop_gateway
 from twin.server.control_lock import ControlLock
 from twin.server.curve import CONTROLLER, OBSERVER, CurveConfig, load_server_keys
 from twin.server.dispatch import Dispatcher
@@ -50,6 +51,8 @@ class ServeOptions:
     rate_limit: float = DEFAULT_RATE  # requests/s per client (0 = no limit)
     rate_burst: int = DEFAULT_BURST  # requests a client may send at once
     max_queued: int = DEFAULT_MAX_QUEUED  # requests queued per client (ROUTER RCVHWM)
+    opcua: str | None = None  # OPC UA endpoint: run the gateway next to the twin (own process)
+    modbus: str | None = None  # Modbus TCP address (host:port): the same for Modbus
 
 
 class Server:
@@ -206,6 +209,16 @@ class Server:
         self.endpoints.close()
 
 
+def start_gateways(opts: ServeOptions, control: str, telemetry: str) -> list:
+    """The OPC UA and Modbus gateways asked for, each a client in its own process."""
+    procs = []
+    if opts.opcua:
+        procs.append(spawn_gateway("opcua", control, telemetry, "--endpoint", opts.opcua))
+    if opts.modbus:
+        procs.append(spawn_gateway("modbus", control, telemetry, "--address", opts.modbus))
+    return procs
+
+
 def serve(cfg: LineConfig, opts: ServeOptions) -> int:
     """Run a server until SIGINT or SIGTERM; print where it listens; return the exit code."""
     server = Server(cfg, opts)
@@ -219,6 +232,7 @@ def serve(cfg: LineConfig, opts: ServeOptions) -> int:
         server.stopping = True
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    gateways = []
     try:
         ep = server.endpoints
         print(f"control   {ep.control_addr} (ROUTER, MessagePack requests)", flush=True)
@@ -236,8 +250,11 @@ def serve(cfg: LineConfig, opts: ServeOptions) -> int:
                 f"{roles.count(OBSERVER)} observer keys)",
                 flush=True,
             )
+        gateways = start_gateways(opts, ep.control_addr, ep.telemetry_addr)
         server.run()
     finally:
+        for proc in gateways:
+            stop_gateway(proc)
         server.close()
         for s, handler in previous.items():
             signal.signal(s, handler)

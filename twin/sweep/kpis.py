@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from twin.production.kpi import ACTIVITIES, ALARMS, ROBOT_ACTIVITIES
+from twin.analytics.kpi import ACTIVITIES, ALARMS, ROBOT_ACTIVITIES
 from twin.sweep.paths import PathError, get_value, parse
 
 NUM, TEXT = "number", "text"
@@ -44,7 +44,7 @@ _ROBOT: dict[str, Any] = {
     "time_s": dict.fromkeys(ROBOT_ACTIVITIES, NUM),
     "busy": NUM,
 }
-# mirrors twin.production.kpi.KpiTracker.snapshot; tests/test_sweep.py checks it against a run
+# mirrors twin.analytics.kpi.KpiTracker.snapshot; tests/test_sweep.py checks it against a run
 KPI_SCHEMA: dict[str, Any] = {
     **_SUMMARY,
     "kpis": {

@@ -32,11 +32,11 @@ def _env_rate(env: gym.Env | gym.vector.VectorEnv, seconds: float, n_envs: int =
 
 
 def _bare_line_rate(seconds: float, steps_per_action: int) -> float:
+    from twin.automation import build_line
     from twin.config import load
     from twin.gym.env import DEFAULT_CONFIG
-    from twin.line import Line
 
-    with Line(load(DEFAULT_CONFIG), builtin_controller=True) as line:
+    with build_line(load(DEFAULT_CONFIG)) as line:
         steps, t0 = 0, time.perf_counter()
         while steps == 0 or time.perf_counter() - t0 < seconds:
             line.step(steps_per_action)

@@ -5,13 +5,40 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from twin.events import Event
-from twin.production.genealogy import Genealogy
-from twin.production.kpi import KpiTracker
-from twin.production.timeline import Timeline
+from twin.analytics.genealogy import Genealogy
+from twin.analytics.kpi import KpiTracker
+from twin.analytics.timeline import Timeline
+from twin.events import (
+    Alarm,
+    Estop,
+    EstopReset,
+    Event,
+    EventsDropped,
+    Fault,
+    InterlockViolated,
+    PartNotSeated,
+    PickFailed,
+    SafeState,
+    Watchdog,
+)
 
 if TYPE_CHECKING:
     from twin.line import Line
+
+
+# what a run report lists under "faults": trouble and what was done about it
+_NOTEWORTHY = (
+    Fault,
+    Estop,
+    EstopReset,
+    Watchdog,
+    SafeState,
+    EventsDropped,
+    Alarm,
+    PickFailed,
+    PartNotSeated,
+    InterlockViolated,
+)
 
 
 class ProductionMonitor:
@@ -31,15 +58,5 @@ class ProductionMonitor:
         self.genealogy.consume(events)
         self.timeline.consume(events)
         for e in events:
-            if e.kind in (
-                "fault",
-                "estop",
-                "estop_reset",
-                "watchdog",
-                "safe_state",
-                "alarm",
-                "pick_failed",
-                "part_not_seated",
-                "interlock_violated",
-            ):
+            if isinstance(e, _NOTEWORTHY):
                 self.faults.append({"time": e.time, "device": e.device, "kind": e.kind, **e.data})

@@ -29,7 +29,16 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from twin.events import Event
+from twin.events import (
+    Alarm,
+    ArmActivity,
+    Event,
+    PartCompleted,
+    PartSpawned,
+    PickFailed,
+    ProcessFinished,
+    StationActivity,
+)
 
 ACTIVITIES = ("execute", "starved", "blocked", "idle", "held", "down", "stopped")
 ROBOT_ACTIVITIES = (
@@ -118,36 +127,34 @@ class KpiTracker:
 
     def consume(self, events: Iterable[Event]) -> None:
         for e in events:
-            kind, d = e.kind, e.data
-            if kind == "part_spawned":
+            if isinstance(e, PartSpawned):
                 self.spawned += 1
-                self._spawn_time[d["part"]] = e.time
+                self._spawn_time[e.part] = e.time
                 self._wip_change(+1, e.time)
-            elif kind == "part_completed":
+            elif isinstance(e, PartCompleted):
                 self.completed += 1
-                if d.get("quality", "good") == "good":
+                if e.quality == "good":
                     self.good += 1
-                spawned_at = self._spawn_time.pop(d["part"], None)
-                lead = d.get("lead_time", e.time - spawned_at if spawned_at is not None else 0.0)
-                lead = float(lead)
+                self._spawn_time.pop(e.part, None)
+                lead = float(e.lead_time)
                 bisect.insort(self._leads_sorted, lead)
                 self._lead_sum += lead
                 self._wip_change(-1, e.time)
-            elif kind == "station_activity" and e.device in self.stations:
-                self.stations[e.device].switch(d["activity"], e.time)
-            elif kind == "arm_activity":
+            elif isinstance(e, StationActivity) and e.device in self.stations:
+                self.stations[e.device].switch(e.activity, e.time)
+            elif isinstance(e, ArmActivity):
                 clock = self.robots.get(e.device)
                 if clock is None:
                     clock = self.robots[e.device] = _Clock(ROBOT_ACTIVITIES, "idle", self.start)
-                clock.switch(d["activity"], e.time)
-            elif kind == "alarm" and d.get("active"):
-                self.alarms[d["alarm"]] += 1
-            elif kind == "pick_failed":
+                clock.switch(e.activity, e.time)
+            elif isinstance(e, Alarm) and e.active:
+                self.alarms[e.alarm] += 1
+            elif isinstance(e, PickFailed):
                 self.pick_failures += 1
-            elif kind == "process_finished" and e.device in self.stations:
+            elif isinstance(e, ProcessFinished) and e.device in self.stations:
                 clock = self.stations[e.device]
                 clock.processed += 1
-                clock.good += d.get("quality", "good") == "good"
+                clock.good += e.quality == "good"
 
     def station_kpis(self, now: float) -> dict[str, dict[str, Any]]:
         out = {}

@@ -7,7 +7,14 @@ from typing import Any
 
 import msgspec
 
-from twin.events import Event
+from twin.events import (
+    Event,
+    PartCompleted,
+    PartEntered,
+    PartLeft,
+    PartSpawned,
+    ProcessFinished,
+)
 
 
 class StationVisit(msgspec.Struct, kw_only=True):
@@ -37,33 +44,33 @@ class Genealogy:
 
     def consume(self, events: Iterable[Event]) -> None:
         for e in events:
-            d = e.data
-            part = d.get("part")
-            if e.kind == "part_spawned":
-                self.parts[part] = PartRecord(id=part, type=d["type"], spawned=e.time)
-                if d.get("quality") == "reject":
-                    self._reject(part, d.get("defect", "defective material"))
+            if isinstance(e, PartSpawned):
+                self.parts[e.part] = PartRecord(id=e.part, type=e.type, spawned=e.time)
+                if e.quality == "reject":
+                    self._reject(e.part, e.defect or "defective material")
                 continue
-            record = self.parts.get(part) if part is not None else None
+            if not isinstance(e, (PartEntered, PartLeft, ProcessFinished, PartCompleted)):
+                continue
+            record = self.parts.get(e.part)
             if record is None:
                 continue
-            if e.kind == "part_entered":
+            if isinstance(e, PartEntered):
                 record.visits.append(StationVisit(station=e.device, entered=e.time))
-            elif e.kind == "part_left":
+            elif isinstance(e, PartLeft):
                 for visit in reversed(record.visits):
                     if visit.station == e.device and visit.left is None:
                         visit.left = e.time
                         break
-            elif e.kind == "process_finished":
+            elif isinstance(e, ProcessFinished):
                 for visit in reversed(record.visits):
                     if visit.station == e.device:
                         visit.processed = True
                         break
-                if d.get("quality") == "reject":
-                    self._reject(part, d.get("defect", f"defect at {e.device}"))
-            elif e.kind == "part_completed":
+                if e.quality == "reject":
+                    self._reject(e.part, e.defect or f"defect at {e.device}")
+            else:
                 record.completed = e.time
-                self._completed_order.append(part)
+                self._completed_order.append(e.part)
                 if len(self._completed_order) > self.keep_completed:
                     self.parts.pop(self._completed_order.pop(0), None)
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # headless: never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from twin.production.timeline import Timeline  # noqa: E402
+from twin.analytics.timeline import Timeline  # noqa: E402
 
 ACTIVITY_COLORS = {
     "execute": "#2e9e44",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from twin.events import Event
+from twin.events import Event, PartCompleted, PartSpawned, StationActivity
 
 
 class Timeline:
@@ -17,13 +17,13 @@ class Timeline:
 
     def consume(self, events: Iterable[Event]) -> None:
         for e in events:
-            if e.kind == "part_spawned":
+            if isinstance(e, PartSpawned):
                 self.wip.append((e.time, self.wip[-1][1] + 1))
-            elif e.kind == "part_completed":
+            elif isinstance(e, PartCompleted):
                 self.wip.append((e.time, self.wip[-1][1] - 1))
                 self.completed.append((e.time, self.completed[-1][1] + 1))
-            elif e.kind == "station_activity" and e.device in self.activity:
-                self.activity[e.device].append((e.time, e.data["activity"]))
+            elif isinstance(e, StationActivity) and e.device in self.activity:
+                self.activity[e.device].append((e.time, e.activity))
 
     def intervals(self, station: str, end: float) -> list[tuple[float, float, str]]:
         """(start, duration, activity) spans of one station up to `end`."""

@@ -1,0 +1,320 @@
+"""The OPC UA gateway: a PLC program runs the line through it alone, its address space is
+generated from describe, faults are alarms, and roles and loopback rules hold.
+
+The OPC UA clients here use asyncua only; `twin` is imported by the harness alone (to start
+and step twins and to know what describe says)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from asyncua import Client, ua
+from conftest_server import ROOT, ServerProcess
+
+from twin.client import Client as TwinClient
+from twin.config import load
+
+NS = "urn:twin:{line}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_line(server: ServerProcess, prefix: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = server._lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except Exception:
+            break
+        if line is None:
+            break
+        if line.startswith(prefix):
+            return line
+    raise TimeoutError(f"no '{prefix}' line from twin serve: {server.stderr_text()}")
+
+
+def serve_with_opcua(*args: str) -> tuple[ServerProcess, str]:
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/twin"
+    server = ServerProcess(*args, "--opcua", endpoint)
+    try:
+        wait_for_line(server, "opcua")
+    except Exception:
+        server.stop()
+        server.__exit__()
+        raise
+    return server, endpoint
+
+
+def test_plc_program_runs_the_default_line_through_opcua_only() -> None:
+    example = ROOT / "examples" / "opcua_plc.py"
+    source = example.read_text()
+    assert "from twin" not in source and "import twin" not in source
+    server, endpoint = serve_with_opcua(
+        "--mode", "realtime", "--rtf", "3", "--no-builtin-controller"
+    )
+    with server:
+        try:
+            run = subprocess.run(
+                [
+                    sys.executable,
+                    str(example),
+                    "--endpoint",
+                    endpoint,
+                    "--parts",
+                    "1",
+                    "--timeout",
+                    "90",
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            assert server.stop() == 0
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert run.returncode == 0, run.stderr
+    assert result["parts_completed"] >= 1
+
+
+async def _browse(client: Client, node) -> dict[str, object]:  # noqa: ANN001
+    return {(await c.read_browse_name()).Name: c for c in await node.get_children()}
+
+
+def test_address_space_of_the_two_robot_line_has_every_device() -> None:
+    cfg_path = ROOT / "configs" / "two_robot_line.toml"
+    cfg = load(cfg_path)
+    server, endpoint = serve_with_opcua(
+        str(cfg_path), "--mode", "lockstep", "--no-builtin-controller"
+    )
+    with server, TwinClient(server.control) as twin:
+        devices = twin.describe().devices
+        try:
+            asyncio.run(_check_space(endpoint, cfg.name, devices))
+        finally:
+            assert server.stop() == 0
+    assert {d.id for d in cfg.devices} <= {d["id"] for d in devices}
+
+
+async def _check_space(endpoint: str, line: str, devices: list[dict]) -> None:
+    async with Client(endpoint, timeout=10) as c:
+        ns = await c.get_namespace_index(NS.format(line=line))
+        root = await c.nodes.objects.get_child(f"{ns}:{line}")
+        children = await _browse(c, root)
+        for dev in devices:
+            assert dev["id"] in children, dev["id"]
+            inside = await _browse(c, children[dev["id"]])
+            for s in dev["signals"]:
+                assert s["name"] in inside, (dev["id"], s["name"])
+                if s["unit"]:
+                    props = await _browse(c, inside[s["name"]])
+                    eu = await props["EngineeringUnits"].read_value()
+                    assert eu.DisplayName.Text == s["unit"]
+            for cmd in dev["commands"]:
+                method = "".join(p.capitalize() for p in cmd["name"].split("_"))
+                assert method in inside, (dev["id"], cmd["name"])
+                args = await _browse(c, inside[method])
+                if cmd["args"]:
+                    declared = await args["InputArguments"].read_value()
+                    assert [a.Name for a in declared] == [a["name"] for a in cmd["args"]]
+            kinds = {c["name"] for c in dev["commands"]}
+            if {"reset", "start", "stop", "hold", "abort", "clear"} <= kinds:
+                for part in ("Status", "Admin", "BaseStateMachine", "TagID"):
+                    assert part in inside, (dev["id"], part)
+            if any(s["name"] == "joint_positions" for s in dev["signals"]):
+                axes = await _browse(c, inside["Axes"])
+                assert len(axes) == 7  # a Franka Panda
+        # a set point's range comes from the command that writes it
+        infeed = next(d for d in devices if d["id"] == "infeed")
+        set_speed = next(c for c in infeed["commands"] if c["name"] == "set_speed")
+        speed = c.get_node(ua.NodeId("infeed.speed", ns))
+        rng = await (await _browse(c, speed))["EURange"].read_value()
+        assert rng.High == pytest.approx(set_speed["args"][0]["max"])
+
+
+def test_station_fault_raises_and_clears_an_alarm(tmp_path: Path) -> None:
+    text = (ROOT / "configs" / "default_line.toml").read_text()
+    text = text.replace(
+        "cycle_time = 8.0              # s per part",
+        "cycle_time = 8.0\nbreakdowns = [{ at = 1.0, duration = 2.0 }]",
+    )
+    assert "breakdowns" in text
+    config = tmp_path / "broken.toml"
+    config.write_text(text)
+    server, endpoint = serve_with_opcua(
+        str(config), "--mode", "lockstep", "--no-builtin-controller"
+    )
+    with server, TwinClient(server.control, timeout=10) as twin:
+        twin.take_control(watchdog=None)
+        try:
+            events = asyncio.run(_watch_alarms(endpoint, twin))
+        finally:
+            assert server.stop() == 0
+    active = [e for e in events if e["source"] == "mill" and e["condition"] == "breakdown"]
+    assert [e["active"] for e in active][:1] == [True]
+    assert active[-1]["active"] is False
+
+
+async def _watch_alarms(endpoint: str, twin: TwinClient) -> list[dict]:
+    events: list[dict] = []
+
+    class Handler:
+        def event_notification(self, event) -> None:  # noqa: ANN001
+            fields = event.get_event_props_as_fields_dict()
+            if "ActiveState/Id" not in fields:
+                return
+            events.append(
+                {
+                    "source": fields["SourceName"].Value,
+                    "condition": fields["ConditionName"].Value,
+                    "active": fields["ActiveState/Id"].Value,
+                    "acked": fields["AckedState/Id"].Value,
+                }
+            )
+
+    async with Client(endpoint, timeout=10) as c:
+        ns = await c.get_namespace_index(NS.format(line="default_line"))
+        sub = await c.create_subscription(10, Handler())
+        root = await c.nodes.objects.get_child(f"{ns}:default_line")
+        mill = c.get_node(ua.NodeId("mill", ns))
+        await sub.subscribe_events(mill, ua.ObjectIds.AlarmConditionType)
+        fault = c.get_node(ua.NodeId("mill.Admin.StopReason", ns))
+        for target, want in ((150, "breakdown"), (400, "")):  # fault at 1 s, repaired at 3 s
+            twin.step(target - twin.get_state().step)
+            deadline = time.monotonic() + 10
+            while await fault.read_value() != want and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert await fault.read_value() == want
+            await asyncio.sleep(0.3)  # the notification follows the value
+        assert root is not None
+        await sub.delete()
+    return events
+
+
+def test_opcua_security_roles_and_no_anonymous_off_loopback(tmp_path: Path) -> None:
+    from twin.gateways.opcua.gateway import OpcUaGateway
+    from twin.gateways.opcua.options import OpcUaOptions
+    from twin.gateways.opcua.security import add_user
+
+    users = tmp_path / "users.toml"
+    add_user(users, "plc", "controller", "plc-secret", None)
+    add_user(users, "hmi", "observer", "hmi-secret", None)
+    port = free_port()
+    with ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server:
+        opts = OpcUaOptions(
+            endpoint=f"opc.tcp://0.0.0.0:{port}/twin",
+            control=server.control,
+            telemetry=server.telemetry,
+            users=str(users),
+            pki=str(tmp_path / "pki"),
+        )
+
+        async def scenario() -> dict[str, str]:
+            gateway = OpcUaGateway(opts)
+            await gateway.start()
+            try:
+                return await _secure_clients(f"opc.tcp://127.0.0.1:{port}/twin", tmp_path)
+            finally:
+                await gateway.stop()
+
+        try:
+            outcome = asyncio.run(scenario())
+        finally:
+            assert server.stop() == 0
+    assert outcome["anonymous_plain"] != "ok"
+    assert outcome["anonymous_secure"] != "ok"
+    assert outcome["wrong_password"] != "ok"
+    assert outcome["observer_read"] == "ok"
+    assert outcome["observer_write"] == "BadUserAccessDenied"
+    assert outcome["observer_call"] == "BadUserAccessDenied"
+    assert outcome["controller_call"] == "ok"
+    assert outcome["controller_write_sign_only"] == "ok"
+
+
+async def _secure_clients(url: str, tmp: Path) -> dict[str, str]:
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    cert, key = tmp / "client_cert.der", tmp / "client_key.pem"
+    app_uri = "urn:test:opcua-client"
+    await setup_self_signed_certificate(
+        key,
+        cert,
+        app_uri,
+        socket.gethostname(),
+        [ExtendedKeyUsageOID.CLIENT_AUTH],
+        {"commonName": "test client"},
+    )
+    out: dict[str, str] = {}
+
+    async def attempt(
+        name: str, user: str | None, password: str | None, mode: str | None, action
+    ) -> None:  # noqa: ANN001
+        client = Client(url, timeout=10)
+        client.application_uri = app_uri
+        if user is not None:
+            client.set_user(user)
+            client.set_password(password or "")
+        if mode is not None:
+            await client.set_security_string(f"Basic256Sha256,{mode},{cert},{key}")
+        try:
+            async with client:
+                ns = await client.get_namespace_index(NS.format(line="default_line"))
+                await action(client, ns)
+            out[name] = "ok"
+        except ua.UaStatusCodeError as e:
+            out[name] = type(e).__name__
+        except Exception as e:  # refused during the handshake
+            out[name] = f"{type(e).__name__}: {e}"
+
+    async def read(c: Client, ns: int) -> None:
+        await c.get_node(ua.NodeId("mill.state", ns)).read_value()
+
+    async def write(c: Client, ns: int) -> None:
+        node = c.get_node(ua.NodeId("infeed.speed", ns))
+        await node.write_value(ua.DataValue(ua.Variant(0.3, ua.VariantType.Double)))
+
+    async def call(c: Client, ns: int) -> None:
+        await c.get_node(ua.NodeId("mill", ns)).call_method(ua.NodeId("mill.Reset", ns))
+
+    await attempt("anonymous_plain", None, None, None, read)
+    await attempt("anonymous_secure", None, None, "SignAndEncrypt", read)
+    await attempt("wrong_password", "plc", "guess", "SignAndEncrypt", read)
+    await attempt("observer_read", "hmi", "hmi-secret", "SignAndEncrypt", read)
+    await attempt("observer_write", "hmi", "hmi-secret", "SignAndEncrypt", write)
+    await attempt("observer_call", "hmi", "hmi-secret", "SignAndEncrypt", call)
+    await attempt("controller_call", "plc", "plc-secret", "SignAndEncrypt", call)
+    await attempt("controller_write_sign_only", "plc", "plc-secret", "Sign", write)
+    return out
+
+
+def test_opcua_refuses_a_non_loopback_endpoint_without_users() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "twin.cli",
+            "opcua",
+            "--endpoint",
+            "opc.tcp://0.0.0.0:4840/twin",
+            "--control",
+            "tcp://127.0.0.1:1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 2
+    assert "loopback" in run.stderr

@@ -1,0 +1,138 @@
+"""An asyncio client of the twin's ZeroMQ protocol, shared by the gateways.
+
+Requests go over one DEALER socket with an id each; a reader task hands each reply to the
+request that waits for it. Telemetry (state, event, kpi) arrives on a SUB socket and is handed
+to the callbacks the gateway registered. Every wait has a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from twin.protocol import messages as m
+from twin.protocol.codec import decode_reply, decode_telemetry, encode
+
+
+class LinkError(Exception):
+    """The twin refused a request: `code` and `message` are the twin's own."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class TwinLink:
+    def __init__(
+        self,
+        control: str,
+        telemetry: str,
+        timeout: float = 5.0,
+        curve: tuple[str, str] | None = None,
+    ) -> None:
+        """`curve` = (this gateway's NAME.key_secret, the twin's server.key) for a twin
+        served with --curve (twin keys generate)."""
+        self.control = control
+        self.telemetry = telemetry
+        self.timeout = timeout
+        self._ctx = zmq.asyncio.Context()
+        self._dealer = self._socket(zmq.DEALER, curve)
+        self._dealer.connect(control)
+        self._sub = self._socket(zmq.SUB, curve)
+        self._sub.setsockopt(zmq.RCVHWM, 10000)
+        self._sub.connect(telemetry)
+        for topic in (m.TOPIC_STATE, m.TOPIC_EVENT, m.TOPIC_KPI):
+            self._sub.setsockopt(zmq.SUBSCRIBE, topic)
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        # telemetry handlers, plain functions or coroutines
+        self.on_state: Callable[[m.State], Awaitable[None] | None] | None = None
+        self.on_event: Callable[[m.EventMsg], Awaitable[None] | None] | None = None
+        self.on_kpis: Callable[[m.Kpis], Awaitable[None] | None] | None = None
+
+    def _socket(self, kind: int, curve: tuple[str, str] | None) -> zmq.asyncio.Socket:
+        sock = self._ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            from twin.server.curve import make_client_socket
+
+            make_client_socket(sock, *curve)
+        return sock
+
+    def start(self) -> None:
+        """Start reading replies and telemetry (call from the running event loop)."""
+        self._tasks = [
+            asyncio.create_task(self._read_replies()),
+            asyncio.create_task(self._read_telemetry()),
+        ]
+
+    async def request(self, req: Any, timeout: float | None = None) -> Any:
+        """Send one request struct; the reply struct, or LinkError/TimeoutError."""
+        req.id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[req.id] = future
+        try:
+            await self._dealer.send(encode(req))
+            reply = await asyncio.wait_for(future, self.timeout if timeout is None else timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(
+                f"no reply to '{m.request_tag(type(req))}' from the twin at {self.control}"
+            ) from None
+        finally:
+            self._waiting.pop(req.id, None)
+        if isinstance(reply, m.Error):
+            raise LinkError(reply.code, reply.message)
+        return reply
+
+    async def _read_replies(self) -> None:
+        while True:
+            data = await self._dealer.recv()
+            try:
+                reply = decode_reply(data)
+            except Exception:
+                continue  # not ours to understand: a newer server's reply kind
+            future = self._waiting.get(reply.id) if isinstance(reply.id, int) else None
+            if future is not None and not future.done():
+                future.set_result(reply)
+
+    async def _read_telemetry(self) -> None:
+        while True:
+            topic, payload = await self._sub.recv_multipart()
+            try:
+                msg = decode_telemetry(payload)
+            except Exception:
+                continue
+            try:
+                handler = {
+                    m.TOPIC_STATE: self.on_state,
+                    m.TOPIC_EVENT: self.on_event,
+                    m.TOPIC_KPI: self.on_kpis,
+                }.get(topic)
+                if handler is not None:
+                    result = handler(msg)
+                    if inspect.isawaitable(result):
+                        await result
+            except Exception:  # a gateway bug must not stop the mirror
+                import traceback
+
+                traceback.print_exc()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._dealer.close(linger=0)
+        self._sub.close(linger=0)
+        self._ctx.term()

@@ -1,0 +1,1 @@
+"""`twin modbus`: a Modbus TCP server in front of a running twin; see docs/modbus.md."""

@@ -1,0 +1,147 @@
+"""`twin modbus`: serve a running twin over Modbus TCP, or write its register map (docs/modbus.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+DEFAULT_ADDRESS = "127.0.0.1:5020"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "modbus",
+        help="serve a running twin over Modbus TCP, or write its register map",
+        description="A Modbus TCP server in front of a running `twin serve` (docs/modbus.md).",
+    )
+    p.add_argument(
+        "--address", default=DEFAULT_ADDRESS, help=f"HOST:PORT to listen on ({DEFAULT_ADDRESS})"
+    )
+    p.add_argument("--control", default="tcp://127.0.0.1:5555", help="the twin's control socket")
+    p.add_argument(
+        "--telemetry", default="tcp://127.0.0.1:5556", help="the twin's telemetry socket"
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="listen on a non-loopback address (Modbus has no authentication: anyone who "
+        "reaches it drives the line)",
+    )
+    p.add_argument(
+        "--curve",
+        nargs=2,
+        metavar=("KEY_SECRET", "SERVER_KEY"),
+        help="for a twin served with --curve: this gateway's key pair and the twin's public key",
+    )
+    p.add_argument(
+        "--map",
+        metavar="FILE",
+        help="write the register map (FILE.csv or FILE.md; - for markdown on stdout) and exit",
+    )
+    p.add_argument(
+        "--config",
+        metavar="CONFIG",
+        help="with --map: build the line from CONFIG here instead of asking a running twin",
+    )
+    p.set_defaults(func=run_modbus)
+
+
+def map_from_config(path: str) -> object:
+    """The register map of a config's line, from the line's own describe (no twin needed)."""
+    from twin.config import load
+    from twin.gateways.modbus.register_map import RegisterMap
+    from twin.gateways.model import line_model
+    from twin.line import Line
+
+    line = Line(load(path), builtin_controller=False)
+    try:
+        line.step(1)
+        lengths = {
+            f"{d}.{s}": len(v)
+            for d, sigs in line.signals().items()
+            for s, v in sigs.items()
+            if isinstance(v, list)
+        }
+        return RegisterMap(line_model(line.describe()), lengths)
+    finally:
+        line.close()
+
+
+def run_modbus(args: argparse.Namespace) -> int:
+    from twin.gateways.modbus.gateway import ModbusGateway, ModbusOptions
+
+    if args.map and args.config:
+        write_map(map_from_config(args.config), args.map)
+        return 0
+
+    opts = ModbusOptions(
+        address=args.address,
+        control=args.control,
+        telemetry=args.telemetry,
+        allow_remote=args.allow_remote,
+        curve=tuple(args.curve) if args.curve else None,
+    )
+    try:
+        gateway = ModbusGateway(opts)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_main(gateway, args.map))
+    except TimeoutError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+async def _main(gateway: object, map_file: str | None) -> int:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(s, _stop_once, loop, task)
+    try:
+        if map_file is not None:
+            await gateway.link_only()  # type: ignore[attr-defined]
+            write_map(gateway.map, map_file)  # type: ignore[attr-defined]
+            return 0
+        await gateway.start()  # type: ignore[attr-defined]
+        print(f"modbus    {gateway.host}:{gateway.port} (line {gateway.model.line})", flush=True)  # type: ignore[attr-defined]
+        while True:
+            await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        return 0
+    finally:
+        await gateway.stop()  # type: ignore[attr-defined]
+
+
+def write_map(register_map: object, target: str) -> None:
+    if target == "-":
+        sys.stdout.write(register_map.markdown())  # type: ignore[attr-defined]
+        return
+    path = Path(target)
+    text = register_map.csv() if path.suffix == ".csv" else register_map.markdown()  # type: ignore[attr-defined]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"wrote {path} ({len(register_map.entries)} entries)")  # type: ignore[attr-defined]
+
+
+def _stop_once(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> None:
+    """The first SIGINT/SIGTERM stops the gateway cleanly; repeats must not cut that short."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(s)
+        loop.add_signal_handler(s, lambda: None)
+    if task is not None:
+        task.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="twin")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["modbus", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":  # python -m twin.gateways.modbus.command [options]
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Start a gateway next to `twin serve`, as its own process, so the step loop never waits for it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def local_address(bound: str) -> str:
+    """Where a process on this machine reaches a socket bound at `bound` (a wildcard host
+    such as tcp://0.0.0.0:5555 or tcp://*:5555 is reached on loopback)."""
+    scheme, _, rest = bound.partition("://")
+    host, sep, port = rest.rpartition(":")
+    if scheme == "tcp" and host in ("*", "0.0.0.0", "[::]", "::"):
+        return f"tcp://127.0.0.1{sep}{port}"
+    return bound
+
+
+def spawn_gateway(kind: str, control: str, telemetry: str, *extra: str) -> subprocess.Popen:
+    """`twin <kind>` (opcua or modbus) against the twin at these (bound) addresses; its
+    stdout and stderr are the caller's."""
+    module = {"opcua": "twin.gateways.opcua.command", "modbus": "twin.gateways.modbus.command"}[
+        kind
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        module,
+        "--control",
+        local_address(control),
+        "--telemetry",
+        local_address(telemetry),
+        *extra,
+    ]
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    """Linux: the gateway gets SIGTERM when the twin's process dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_gateway(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
