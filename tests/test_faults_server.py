@@ -31,7 +31,7 @@ from twin.protocol.codec import encode
 c = Client(sys.argv[1], timeout=10)
 c.take_control(watchdog=float(sys.argv[2]))
 c.command("infeed", "run")
-c._dealer.send(encode(m.Step(n=int(sys.argv[3]), id="long")))  # in flight when killed
+c._dealer.send(encode(m.Step(n=int(sys.argv[3]), id="long", lease=c.lease)))  # in flight
 print("stepping", flush=True)
 sys.stdin.read()  # wait to be killed
 """

@@ -269,10 +269,12 @@ class EventsDropped(Event, **_kind("events_dropped")):
 
 # the server -------------------------------------------------------------------------------
 class ControlTaken(Event, **_kind("control_taken")):
-    """A client took control (device "server")."""
+    """A client took control (device "server"); `client` names the connection for logs, the
+    lease stays with the client."""
 
-    client: str
-    watchdog: float
+    client: str  # hex ROUTER identity
+    watchdog: float | None  # s, null: none
+    lease_timeout: float  # s of silence after which the client loses control
 
 
 class ControlReleased(Event, **_kind("control_released")):
@@ -285,6 +287,15 @@ class Watchdog(Event, **_kind("watchdog")):
     """The controlling client went silent: control is gone, the line safe-stops."""
 
     reason: str
+    client: str
+    timeout: float  # s
+    silent_for: float  # s
+
+
+class LeaseExpired(Event, **_kind("lease_expired")):
+    """The controlling client sent nothing with its lease for its lease timeout (no
+    watchdog): control is gone, the line is left as it is (device "server")."""
+
     client: str
     timeout: float  # s
     silent_for: float  # s

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from twin.command_rules import ALLOWED_IN_ESTOP
 from twin.config import LineConfig
+from twin.description import RECIPES, packml_description
 from twin.devices.base import BuildContext, CommandError, Device, validate_args
 from twin.devices.kinds import BUILD_ORDER, device_class
 from twin.devices.sink import Sink
 from twin.devices.source import Source
-from twin.events import Event, EventLog
+from twin.events import Event, EventLog, event_catalogue
+from twin.geometry import CONVENTIONS, device_geometry, teach_points
 from twin.parts import PartPool
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
 from twin.sim.world import World
@@ -114,8 +117,6 @@ class Line:
     LINE_COMMANDS = tuple(c.value.lower() for c in Command)
 
     def _line_command(self, command: str) -> None:
-        if self.estopped and command not in ("stop", "abort"):
-            raise CommandError("estopped", f"the line is emergency-stopped: '{command}' refused")
         try:
             self.packml.command(command)
         except IllegalCommand as e:
@@ -151,24 +152,26 @@ class Line:
             )
         if not isinstance(command, str):
             raise CommandError("bad_type", f"command name must be a string, got {command!r}")
-        return validate_args(device.command_spec(command), args)
+        clean = validate_args(device.command_spec(command), args)
+        device.check(command, clean)  # e.g. an arm's reach: before any look at its state
+        return clean
 
     def apply(self, device_id: str, command: str, args: dict[str, Any] | None = None) -> None:
         """Validate and carry out one device command, or raise CommandError with no change."""
         clean = self.check_command(device_id, command, args)
+        # the one e-stop rule (twin.command_rules), for the line's own commands and devices'
+        if self.estopped and command not in ALLOWED_IN_ESTOP:
+            raise CommandError(
+                "estopped",
+                f"the line is emergency-stopped: '{command}' refused until estop_reset "
+                f"(only {sorted(ALLOWED_IN_ESTOP)} pass)",
+            )
         if device_id == "line":
             self._line_command(command)
             return
-        device = self.devices[device_id]
-        if self.estopped and command not in self._ALLOWED_IN_ESTOP:
-            raise CommandError(
-                "estopped", f"the line is emergency-stopped: '{command}' refused until estop_reset"
-            )
-        device.apply(command, clean)
+        self.devices[device_id].apply(command, clean)
 
     # e-stop ---------------------------------------------------------------------------
-    _ALLOWED_IN_ESTOP = frozenset({"stop", "abort", "halt", "hold", "vacuum"})
-
     def estop(self, reason: str = "") -> None:
         """Emergency stop: the line aborts (so no controller acts), safe state, motion
         commands refused."""
@@ -236,12 +239,18 @@ class Line:
         }
 
     def describe(self) -> dict[str, Any]:
+        """The line's self-description: devices with their signals, commands and geometry,
+        the teach points, the PackML states and rules, each kind's recipe, the events."""
+        cfg = self.cfg
         return {
-            "line": self.cfg.name,
+            "line": cfg.name,
             "timestep": self.dt,
             "seed": self.seed,
             "devices": [
-                *(d.describe() for d in self.devices.values()),
+                *(
+                    {**d.describe(), "geometry": device_geometry(cfg, d.cfg)}
+                    for d in self.devices.values()
+                ),
                 {
                     "id": "line",
                     "kind": "line",
@@ -260,6 +269,14 @@ class Line:
                     ],
                 },
             ],
+            "conventions": CONVENTIONS,
+            "part_types": [
+                {"name": t.name, "size": list(t.size), "mass": t.mass} for t in cfg.part_types
+            ],
+            "teach_points": teach_points(cfg),
+            "packml": packml_description(),
+            "recipes": RECIPES,
+            "events": event_catalogue(),
         }
 
     def close(self) -> None:

@@ -166,6 +166,10 @@ class Device:
             f"(accepted: {[c.name for c in self.commands]})",
         )
 
+    def check(self, command: str, args: dict[str, Any]) -> None:
+        """Checks of validated arguments that need the device's build but not its state (an
+        arm's joint limits and reach); raise CommandError. Runs before any state check."""
+
     def apply(self, command: str, args: dict[str, Any]) -> None:
         """Carry out a validated command; raise CommandError (with no state change) to refuse."""
         getattr(self, "cmd_" + command)(**args)
