@@ -41,8 +41,10 @@ SEATED_MAX_GAP = 0.003  # m, part bottom above the fixture
 
 # states in which the station is a producing unit (it suspends and unsuspends itself)
 _PRODUCING = frozenset({State.EXECUTE, State.SUSPENDING, State.SUSPENDED, State.UNSUSPENDING})
-# states in which a part may be put on or taken off the fixture
-_HANDLING = _PRODUCING | {State.IDLE, State.STARTING, State.COMPLETE, State.STOPPED}
+# states in which a part may be taken off the fixture, and put on it (not in Complete: the
+# next batch starts with a Reset of the empty station)
+_UNLOADABLE = _PRODUCING | {State.IDLE, State.STARTING, State.COMPLETE, State.STOPPED}
+_LOADABLE = _UNLOADABLE - {State.COMPLETE}
 _STOPPED_STATES = frozenset(
     {State.STOPPED, State.STOPPING, State.ABORTING, State.ABORTED, State.CLEARING}
 )
@@ -132,13 +134,13 @@ class Station(Device):
 
     @property
     def load_ok(self) -> bool:
-        return self.part is None and self.fault is None and self.state in _HANDLING
+        return self.part is None and self.fault is None and self.state in _LOADABLE
 
     @property
     def unload_ok(self) -> bool:
         # a finished part, or one that cannot be worked on (not seated); never mid-cycle
         takeable = self.part_done or self.seated is False
-        return takeable and self.fault is None and self.state in _HANDLING
+        return takeable and self.fault is None and self.state in _UNLOADABLE
 
     def _judge_part(self, dt: float) -> None:
         """Decide once whether the part at rest on the fixture is seated."""
