@@ -197,6 +197,7 @@ class HelloReply(_Reply, tag="hello"):
     controlled: bool = False  # someone holds control
     you_control: bool = False
     role: str = "controller"  # "observer" for a Curve client with an observer key
+    lease_timeout: float = 0.0  # s of silence after which a holder without watchdog loses control
 
 
 # the parts of Line.describe() a describe reply passes on as they are

@@ -170,6 +170,7 @@ class Dispatcher:
             builtin_controller=host.has_builtin_controller,
             controlled=self.lock.holder is not None,
             you_control=self.lock.holds(client, req.lease, user),
+            lease_timeout=self.lock.lease_timeout,
         )
         return self._stamp(reply, req.id)
 
