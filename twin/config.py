@@ -108,6 +108,9 @@ class ConveyorConfig(_Strict, tag="conveyor", tag_field="kind", kw_only=True):
     max_speed: Annotated[float, msgspec.Meta(gt=0, le=10)] = 1.0
     running: bool = False
     end_stop: bool = True  # a fixed stop at the downstream end so parts accumulate
+    # zero-pressure accumulation: this many equal zones, each with its own drive and eye, a
+    # zone holding a part only releases it into an empty zone, so queued parts never touch
+    zones: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     friction: NonNegative = 0.9
     color: Color = msgspec.field(default_factory=lambda: [0.15, 0.15, 0.17, 1.0])
 
@@ -162,6 +165,7 @@ class StationConfig(_Strict, tag="station", tag_field="kind", kw_only=True):
     size: Size3 = msgspec.field(default_factory=lambda: [0.4, 0.4, 0.75])  # table x, y, height
     cycle_time: Positive = 8.0  # s of processing per part
     transition_time: NonNegative = 0.2  # s each acting PackML state (Starting, Resetting...) takes
+    batch_size: Annotated[int, msgspec.Meta(ge=0)] = 0  # parts per batch (Complete); 0 = no end
     defect_rate: Probability = 0.0  # share of processed parts that come out as rejects (seeded)
     mtbf: NonNegative = 0.0  # s, mean time between breakdowns (exponential); 0 = never
     mttr: NonNegative = 0.0  # s, mean time to repair (exponential)
@@ -211,6 +215,9 @@ class SequencerConfig(_Strict, tag="sequencer", tag_field="kind", kw_only=True):
     belts: list[BeltRule] = msgspec.field(default_factory=list)
     transfers: list[Transfer] = msgspec.field(default_factory=list)  # priority order per arm
     scan_time: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.01  # s, the PLC cycle
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 2  # per failed pick/place/seat
+    retry_delay: NonNegative = 1.0  # s before a failed pick/place/seat is tried again
+    prepare_next: bool = True  # an arm waits above the station it will unload next
 
 
 class ViewConfig(_Strict, kw_only=True):
