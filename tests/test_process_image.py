@@ -84,7 +84,11 @@ class ImageProgram:
                 eyes.add(tp["place"]["clear_eye"])
         self.inputs = ["line.state"]
         self.inputs += [f"{e}.blocked" for e in sorted(eyes)]
-        self.inputs += [f"{s}.{x}" for s in self.stations for x in ("state", "part_present")]
+        self.inputs += [
+            f"{s}.{x}"
+            for s in self.stations
+            for x in ("state", "part_present", "fault", "part_done", "load_ok", "unload_ok")
+        ]
         self.inputs += [
             f"{a}.{x}" for a in self.arms for x in ("busy", "jobs_done", "result", "holding")
         ]
@@ -113,11 +117,11 @@ class ImageProgram:
         if v["line.state"] != "Execute":
             return out
         for st in self.stations:
-            state, present = v[f"{st}.state"], v[f"{st}.part_present"]
-            if state == "Stopped" or (state == "Complete" and not present):
+            state = v[f"{st}.state"]
+            if state == "Stopped" or (state == "Complete" and not v[f"{st}.part_present"]):
                 send(f"{st}.reset")
-            elif state == "Idle" and present and st not in self.reserved:
-                send(f"{st}.start")
+            elif state == "Idle" and not v[f"{st}.fault"]:
+                send(f"{st}.start")  # once: in Execute it works part after part
         for arm, points in self.arms.items():
             busy, done = v[f"{arm}.busy"], v[f"{arm}.jobs_done"]
             holding = v[f"{arm}.holding"]
@@ -148,12 +152,11 @@ class ImageProgram:
             source_ready = v[f"{pick['device']}.blocked"]
         else:
             st = pick["device"]
-            source_ready = v[f"{st}.state"] == "Complete" and v[f"{st}.part_present"]
+            source_ready = v[f"{st}.unload_ok"] and v[f"{st}.part_done"]
         if place["device"] in self.reserved or not source_ready:
             return False
         if place["kind"] == "station":
-            st = place["device"]
-            return v[f"{st}.state"] == "Idle" and not v[f"{st}.part_present"]
+            return v[f"{place['device']}.load_ok"]
         eye = place.get("clear_eye")
         return eye is None or not v[f"{eye}.blocked"]
 
