@@ -158,6 +158,15 @@ def test_bad_input_is_answered_not_obeyed(lockstep_server, client):
             reply = _raw_request(dealer, payload)
             assert reply["type"] == "error" and reply["code"] == code, (payload[:40], reply)
             assert reply["version"] == m.PROTOCOL_VERSION and reply["message"]
+        # replies come in the order of the requests: an error that could not read its id
+        # (null) answers the oldest request still waiting, as the doc tells clients
+        dealer.send(b"\xc1")
+        dealer.send(msgspec.msgpack.encode({"type": "get_state", "id": 77}))
+        replies = []
+        for _ in range(2):
+            assert dealer.poll(10_000), "no reply"
+            replies.append(msgspec.msgpack.decode(dealer.recv()))
+        assert [(r["type"], r["id"]) for r in replies] == [("error", None), ("state", 77)]
         unknown = msgspec.msgpack.encode({"type": "fly", "id": "abc"})
         assert _raw_request(dealer, unknown)["id"] == "abc"  # the id is echoed
 

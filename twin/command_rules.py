@@ -45,7 +45,7 @@ class Commandable(Protocol):
         self, device_id: str, command: str, args: dict[str, Any] | None = None
     ) -> dict[str, Any]: ...
 
-    def apply(self, device_id: str, command: str, args: dict[str, Any] | None = None) -> None: ...
+    def carry_out(self, device_id: str, command: str, clean: dict[str, Any]) -> None: ...
 
 
 def apply_commands(
@@ -60,15 +60,16 @@ def apply_commands(
     `indices` number the commands as the caller knows them (default 0, 1, ...)."""
     batch = list(commands)
     index = range(len(batch)) if indices is None else indices
+    clean = []
     for i, (device, command, args) in zip(index, batch):
         try:
-            line.check_command(device, command, args)
+            clean.append(line.check_command(device, command, args))
         except CommandError as e:
             raise CommandError(e.code, f"{label}[{i}]: {e.message}") from None
     refused = []
-    for i, (device, command, args) in zip(index, batch):
+    for i, (device, command, _), checked in zip(index, batch, clean):
         try:
-            line.apply(device, command, args)
+            line.carry_out(device, command, checked)
         except CommandError as e:
             refused.append(
                 {

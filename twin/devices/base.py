@@ -85,10 +85,12 @@ def validate_args(spec: CommandSpec, args: Any) -> dict[str, Any]:
             "bad_type", f"{spec.name}: args must be a map, got {type(args).__name__}"
         )
     known = {a.name for a in spec.args}
-    extra = sorted(str(k) for k in args if k not in known)
+    extra = [k for k in args if k not in known]
     if extra:
         raise CommandError(
-            "unknown_arg", f"{spec.name}: unknown argument(s) {extra} (accepted: {sorted(known)})"
+            "unknown_arg",
+            f"{spec.name}: unknown argument(s) {sorted(map(str, extra))} "
+            f"(accepted: {sorted(known)})",
         )
     clean: dict[str, Any] = {}
     for arg in spec.args:
@@ -190,6 +192,11 @@ class Device:
 
     def safe_state(self, reason: str) -> None:
         """Go to the safe state: stop motion, hold position."""
+
+    def emergency_stop(self, reason: str) -> None:
+        """An emergency stop: the safe state, unless the device has a stronger one (a PackML
+        unit aborts)."""
+        self.safe_state(reason)
 
     def describe(self) -> dict[str, Any]:
         return {

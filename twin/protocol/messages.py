@@ -153,7 +153,7 @@ Request = (
     | DeclareImage
 )
 REQUEST_TYPES: tuple[type[_Request], ...] = Request.__args__  # type: ignore[attr-defined]
-REQUEST_TAGS: frozenset[str] = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
+REQUEST_TAGS: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)
 
 # requests any client may send; all others need control (see docs/protocol.md)
 OPEN_REQUESTS: tuple[type[_Request], ...] = (
@@ -197,6 +197,7 @@ class HelloReply(_Reply, tag="hello"):
     controlled: bool = False  # someone holds control
     you_control: bool = False
     role: str = "controller"  # "observer" for a Curve client with an observer key
+    lease_timeout: float = 0.0  # s of silence after which a holder without watchdog loses control
 
 
 # the parts of Line.describe() a describe reply passes on as they are

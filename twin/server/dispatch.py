@@ -54,7 +54,7 @@ class Dispatcher:
         # called with (client, request, step, time) for every accepted request, the step and
         # time being those before it took effect (the recorder keeps the ones that change things)
         self.on_accepted: Callable[[bytes, Any, int, float], None] | None = None
-        self._handlers = {
+        self._handlers: dict[type, Callable[..., Any]] = {
             m.Hello: self._hello,
             m.Describe: self._describe,
             m.GetState: self._get_state,
@@ -170,6 +170,7 @@ class Dispatcher:
             builtin_controller=host.has_builtin_controller,
             controlled=self.lock.holder is not None,
             you_control=self.lock.holds(client, req.lease, user),
+            lease_timeout=self.lock.lease_timeout,
         )
         return self._stamp(reply, req.id)
 
