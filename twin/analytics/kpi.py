@@ -22,9 +22,14 @@ import bisect
 from collections.abc import Iterable
 from typing import Any
 
-from twin.events import Event, PartCompleted, PartSpawned, ProcessFinished, StationActivity
-
-ACTIVITIES = ("execute", "starved", "blocked", "idle", "held", "down", "stopped")
+from twin.events import (
+    ACTIVITIES,
+    Event,
+    PartCompleted,
+    PartSpawned,
+    ProcessFinished,
+    StationActivity,
+)
 
 
 class _StationClock:

@@ -8,7 +8,6 @@ costs one motor command and one joint read per belt per step, whatever the numbe
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pybullet
 
@@ -27,7 +26,7 @@ class Conveyor(Device):
     kind = "conveyor"
     signal_specs = (
         SignalSpec(name="running", type="bool", doc="belt drive on"),
-        SignalSpec(name="speed", type="float", unit="m/s", doc="commanded belt speed"),
+        SignalSpec(name="speed", type="float", unit="m/s", min=0.0, doc="commanded belt speed"),
         SignalSpec(name="reverse", type="bool", doc="transport direction reversed"),
         SignalSpec(name="surface_speed", type="float", unit="m/s", doc="measured, signed"),
     )
@@ -173,14 +172,6 @@ class Conveyor(Device):
         self.surface_speed = v
         if abs(q) > _WRAP:
             c.resetJointState(self.body, 0, q - math.copysign(_WRAP, q), targetVelocity=v)
-
-    def signals(self) -> dict[str, Any]:
-        return {
-            "running": self.running,
-            "speed": self.speed,
-            "reverse": self.reverse,
-            "surface_speed": self.surface_speed,
-        }
 
 
 def conveyor_of(ctx: BuildContext, device_id: str, conveyor_id: str) -> Conveyor:

@@ -15,6 +15,7 @@ from typing import Any
 
 from twin.config import StationConfig
 from twin.devices.base import BuildContext, CommandError, CommandSpec, Device, SignalSpec
+from twin.events import ACTIVITIES
 from twin.geometry import fixture_frame
 from twin.production.faults import Breakdowns
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
@@ -28,18 +29,24 @@ class Station(Device):
         CommandSpec(name=c.value.lower(), doc=f"PackML {c.value} command") for c in Command
     )
     signal_specs = (
-        SignalSpec(name="state", type="str", doc="PackML state"),
+        SignalSpec(
+            name="state",
+            type="str",
+            choices=tuple(s.value for s in State),
+            attr="machine.state.value",
+            doc="PackML state",
+        ),
         SignalSpec(name="part_present", type="bool"),
         SignalSpec(name="part", type="int|null", doc="id of the part on the fixture"),
-        SignalSpec(name="progress", type="float", unit="s", doc="processing time done on it"),
-        SignalSpec(name="cycle_time", type="float", unit="s"),
-        SignalSpec(name="processed", type="int", doc="parts finished"),
+        SignalSpec(
+            name="progress", type="float", unit="s", min=0.0, doc="processing time done on it"
+        ),
+        SignalSpec(name="cycle_time", type="float", unit="s", attr="cfg.cycle_time"),
+        SignalSpec(name="processed", type="int", min=0, doc="parts finished"),
         SignalSpec(name="starved", type="bool", doc="in Execute with no part"),
         SignalSpec(name="blocked", type="bool", doc="Complete with the part not yet taken"),
         SignalSpec(name="fault", type="str|null", doc="active fault, e.g. breakdown"),
-        SignalSpec(
-            name="activity", type="str", doc="execute/starved/blocked/idle/held/down/stopped"
-        ),
+        SignalSpec(name="activity", type="str", choices=ACTIVITIES, doc="what KPIs integrate"),
     )
 
     def __init__(self, cfg: StationConfig, ctx: BuildContext) -> None:
@@ -185,17 +192,15 @@ class Station(Device):
             defect=defect,
         )
 
-    def signals(self) -> dict[str, Any]:
-        state = self.state
-        return {
-            "state": state.value,
-            "part_present": self.part is not None,
-            "part": self.part,
-            "progress": self.progress,
-            "cycle_time": self.cfg.cycle_time,
-            "processed": self.processed,
-            "starved": state == State.EXECUTE and self.part is None,
-            "blocked": state == State.COMPLETE and self.part is not None,
-            "fault": self.fault,
-            "activity": self.activity,
-        }
+    # computed signals
+    @property
+    def part_present(self) -> bool:
+        return self.part is not None
+
+    @property
+    def starved(self) -> bool:
+        return self.machine.state == State.EXECUTE and self.part is None
+
+    @property
+    def blocked(self) -> bool:
+        return self.machine.state == State.COMPLETE and self.part is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twin.analytics.kpi import ACTIVITIES
+from twin.events import ACTIVITIES
 from twin.sweep.paths import PathError, get_value, parse
 
 NUM, TEXT = "number", "text"
