@@ -396,9 +396,12 @@ def test_vacuum_holds_part_through_physics_and_drops_it_when_off(cell):
     cell.apply("robot", "vacuum", {"on": False})
     cell.step(1)
     assert cell.signals()["robot"]["holding"] is None
-    cell.step(steps(1))  # 1 s: falls ~0.9 m to the floor
-    pos = cell.pool.pose(part.id)[0]
-    assert pos[2] < 0.05  # on the floor (housing is 0.05 m tall)
+    cell.drain_events()
+    cell.step(steps(1))  # 1 s: falls ~0.9 m to the floor, where the line finds it lost
+    lost = [e for e in cell.drain_events() if e.kind == "part_lost"]
+    assert [e.data["part"] for e in lost] == [part.id] and part.id not in cell.pool.active
+    pos = lost[0].data["position"]
+    assert pos[2] < 0.4 and lost[0].data["reason"] == "on_floor"  # below half the table height
     assert math.dist(pos[:2], over_floor[:2]) < 0.1
 
 

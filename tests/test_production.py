@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conservation import assert_parts_conserved, summary_counts
 
 from twin.analytics.monitor import ProductionMonitor
 from twin.automation import build_line
@@ -74,6 +75,14 @@ def test_scripted_estop_stops_the_line_and_it_recovers(faulty_run):
     assert done_after, "the line produced again after the e-stop was reset"
 
 
+def test_parts_are_conserved_through_breakdowns_rejects_and_estops(faulty_run):
+    counts = summary_counts(faulty_run)
+    assert_parts_conserved(counts)
+    assert_parts_conserved(faulty_run.kpis)  # the KPIs, from events alone, agree
+    assert faulty_run.kpis["wip"] == counts["wip"]
+    assert faulty_run.kpis["parts_lost"] == counts["parts_lost"]
+
+
 def test_same_seed_same_faults_same_kpis(faulty_run):
     again = run_line(loads(with_faults(DEFAULT), "faulty.toml"), 180.0, progress=False)
     assert again.kpis == faulty_run.kpis
@@ -115,7 +124,7 @@ def test_sensor_faults_override_the_beam():
     text = DEFAULT.replace(
         "offset = -0.55\n",
         'offset = -0.55\nfaults = [{ kind = "stuck_on", start = 0.1, end = 0.3 }, '
-        '{ kind = "noise", start = 2.0, end = 3.0, probability = 0.5 }]\n',
+        '{ kind = "noise", start = 2.0, end = 3.0, rate = 50.0 }]\n',
     )
     with build_line(load_text(text)) as line:
         line.step(round(0.2 / line.dt))  # 0.2 s: stuck on, no part near
@@ -134,6 +143,7 @@ def test_sensor_faults_override_the_beam():
             ("stuck_on", False),
             ("noise", True),
         ]
+        assert_parts_conserved(line.counts())
 
 
 def load_text(text: str):
@@ -157,6 +167,7 @@ def test_station_refuses_start_while_broken_down():
         line.step(round(5 / line.dt))
         assert line.signals()["mill"]["fault"] is None
         line.apply("mill", "start")
+        assert_parts_conserved(line.counts())
 
 
 def test_default_config_runs_clean():

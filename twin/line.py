@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from twin.command_rules import ALLOWED_IN_ESTOP
 from twin.config import LineConfig
 from twin.description import RECIPES, packml_description
+from twin.devices.arm import Arm
 from twin.devices.base import BuildContext, CommandError, Device, SignalSpec, validate_args
 from twin.devices.kinds import BUILD_ORDER, device_class
 from twin.devices.sink import Sink
 from twin.devices.source import Source
 from twin.events import Event, EventLog, event_catalogue
 from twin.geometry import CONVENTIONS, device_geometry, teach_points
+from twin.part_loss import LostPartDetector
 from twin.parts import PartPool
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
 from twin.sim.world import World
@@ -41,7 +44,7 @@ class Line:
         self.seed = cfg.physics.seed if seed is None else seed
         self.world = World(cfg.physics, gui=gui)
         self.events = EventLog(lambda: (self.world.step_index, self.world.sim_time))
-        self.pool = PartPool(self.world, cfg.part_types)
+        self.pool = PartPool(self.world, cfg.part_types, cfg.part_pool.capacity)
         ctx = BuildContext(self.world, self.pool, self.events, self.seed)
         for kind in BUILD_ORDER:  # devices that others are mounted on are built first
             for dc in cfg.devices:
@@ -56,6 +59,14 @@ class Line:
         self._after = [d.after_step for d in self.devices.values() if _overrides(d, "after_step")]
         self._sources = [d for d in self.devices.values() if isinstance(d, Source)]
         self._sinks = [d for d in self.devices.values() if isinstance(d, Sink)]
+        arms = [d for d in self.devices.values() if isinstance(d, Arm)]
+        self.lost_parts = LostPartDetector(
+            cfg,
+            self.world,
+            self.pool,
+            lambda kind, **data: self.emit(kind, **data),
+            lambda: [a.holding for a in arms],
+        )
         self.ctx = ctx
         self.estopped = False
         # the line as a whole is a PackML unit: it starts itself (Stopped -> Execute) and
@@ -80,7 +91,7 @@ class Line:
         return self.world.dt
 
     def step(self, n: int = 1) -> None:
-        before, after, world = self._before, self._after, self.world
+        before, after, world, lost = self._before, self._after, self.world, self.lost_parts
         for _ in range(n):
             if self._auto_start or self.packml.is_acting:
                 self._advance_line_state()
@@ -89,6 +100,8 @@ class Line:
             world.step()
             for hook in after:
                 hook()
+            if world.step_index % lost.period == 0:
+                lost.check()
 
     # one step in two halves, for the code that runs a controller between them
     def begin_step(self) -> None:
@@ -103,6 +116,8 @@ class Line:
         self.world.step()
         for hook in self._after:
             hook()
+        if self.world.step_index % self.lost_parts.period == 0:
+            self.lost_parts.check()
 
     def _advance_line_state(self) -> None:
         """Acting states complete within a step; after start-up or an e-stop reset the line
@@ -121,8 +136,6 @@ class Line:
     LINE_COMMANDS = tuple(c.value.lower() for c in Command)
 
     def _line_command(self, command: str) -> None:
-        if self.estopped and command not in ("stop", "abort"):
-            raise CommandError("estopped", f"the line is emergency-stopped: '{command}' refused")
         try:
             self.packml.command(command)
         except IllegalCommand as e:
@@ -154,24 +167,30 @@ class Line:
             )
         if not isinstance(command, str):
             raise CommandError("bad_type", f"command name must be a string, got {command!r}")
-        return validate_args(device.command_spec(command), args)
+        clean = validate_args(device.command_spec(command), args)
+        device.check(command, clean)  # e.g. an arm's reach: before any look at its state
+        return clean
 
     def apply(self, device_id: str, command: str, args: dict[str, Any] | None = None) -> None:
         """Validate and carry out one device command, or raise CommandError with no change."""
-        clean = self.check_command(device_id, command, args)
+        self.carry_out(device_id, command, self.check_command(device_id, command, args))
+
+    def carry_out(self, device_id: str, command: str, clean: dict[str, Any]) -> None:
+        """Carry out a command whose arguments `check_command` returned, in the line's state
+        now (raise CommandError with no change to refuse it)."""
+        # the one e-stop rule (twin.command_rules), for the line's own commands and devices'
+        if self.estopped and command not in ALLOWED_IN_ESTOP:
+            raise CommandError(
+                "estopped",
+                f"the line is emergency-stopped: '{command}' refused until estop_reset "
+                f"(only {sorted(ALLOWED_IN_ESTOP)} pass)",
+            )
         if device_id == "line":
             self._line_command(command)
             return
-        device = self.devices[device_id]
-        if self.estopped and command not in self._ALLOWED_IN_ESTOP:
-            raise CommandError(
-                "estopped", f"the line is emergency-stopped: '{command}' refused until estop_reset"
-            )
-        device.apply(command, clean)
+        self.devices[device_id].apply(command, clean)
 
     # e-stop ---------------------------------------------------------------------------
-    _ALLOWED_IN_ESTOP = frozenset({"stop", "abort", "halt", "hold", "vacuum"})
-
     def estop(self, reason: str = "") -> None:
         """Emergency stop: the line aborts (so no controller acts), safe state, motion
         commands refused."""
@@ -227,12 +246,15 @@ class Line:
         return out
 
     def counts(self) -> dict[str, int]:
-        spawned = sum(d.spawned for d in self._sources)
-        completed = sum(d.count for d in self._sinks)
+        """Parts by where they are: spawned = completed + scrapped + lost + wip, always
+        (parts put on the line by hand, as benchmarks do, count as spawned too)."""
+        pool = self.pool
         return {
-            "parts_spawned": spawned,
-            "parts_completed": completed,
-            "wip": len(self.pool.active),
+            "parts_spawned": pool.spawned,
+            "parts_completed": sum(d.count for d in self._sinks),
+            "parts_scrapped": pool.left["scrapped"],
+            "parts_lost": pool.left["lost"],
+            "wip": len(pool.active),
         }
 
     def describe(self) -> dict[str, Any]:

@@ -25,6 +25,8 @@ class RunSummary(msgspec.Struct, kw_only=True):
     real_time_factor: float
     parts_spawned: int
     parts_completed: int
+    parts_scrapped: int
+    parts_lost: int  # fell off the line (part_lost events)
     wip: int
     throughput_per_hour: float
     throughput_per_hour_second_half: float
@@ -43,7 +45,8 @@ class RunSummary(msgspec.Struct, kw_only=True):
             f"wall time       {self.wall_time_s:.2f} s",
             f"real-time factor {self.real_time_factor:.1f}x",
             f"parts spawned   {self.parts_spawned}",
-            f"parts completed {self.parts_completed}  (in process: {self.wip})",
+            f"parts completed {self.parts_completed}  (in process: {self.wip}, "
+            f"scrapped: {self.parts_scrapped}, lost: {self.parts_lost})",
             f"throughput      {self.throughput_per_hour:.1f} parts/h "
             f"(second half: {self.throughput_per_hour_second_half:.1f} parts/h)",
             f"mean lead time  {lead}",
@@ -187,6 +190,8 @@ def _summarise(
         real_time_factor=sim / wall if wall > 0 else 0.0,
         parts_spawned=counts["parts_spawned"],
         parts_completed=counts["parts_completed"],
+        parts_scrapped=counts["parts_scrapped"],
+        parts_lost=counts["parts_lost"],
         wip=counts["wip"],
         throughput_per_hour=counts["parts_completed"] / sim * 3600 if sim > 0 else 0.0,
         throughput_per_hour_second_half=(

@@ -26,6 +26,7 @@ from twin.events import (
     ACTIVITIES,
     Event,
     PartCompleted,
+    PartLost,
     PartSpawned,
     ProcessFinished,
     StationActivity,
@@ -62,6 +63,7 @@ class KpiTracker:
         self.spawned = 0
         self.completed = 0
         self.good = 0
+        self.lost = 0  # parts that fell off the line: scrapped, out of WIP
         # kept sorted as parts complete, so a snapshot reads percentiles without sorting
         self._leads_sorted: list[float] = []
         self._lead_sum = 0.0
@@ -81,6 +83,10 @@ class KpiTracker:
                 self.spawned += 1
                 self._spawn_time[e.part] = e.time
                 self._wip_change(+1, e.time)
+            elif isinstance(e, PartLost):
+                self.lost += 1
+                self._spawn_time.pop(e.part, None)
+                self._wip_change(-1, e.time)
             elif isinstance(e, PartCompleted):
                 self.completed += 1
                 if e.quality == "good":
@@ -154,6 +160,7 @@ class KpiTracker:
             "parts_spawned": self.spawned,
             "parts_completed": self.completed,
             "parts_good": self.good,
+            "parts_lost": self.lost,
             "throughput_per_hour": self.completed / elapsed * 3600,
             "wip": self._wip,
             "wip_mean": wip_area / elapsed,

@@ -151,10 +151,12 @@ def validate_args(spec: CommandSpec, args: Any) -> dict[str, Any]:
             "bad_type", f"{spec.name}: args must be a map, got {type(args).__name__}"
         )
     known = {a.name for a in spec.args}
-    extra = sorted(str(k) for k in args if k not in known)
+    extra = [k for k in args if k not in known]
     if extra:
         raise CommandError(
-            "unknown_arg", f"{spec.name}: unknown argument(s) {extra} (accepted: {sorted(known)})"
+            "unknown_arg",
+            f"{spec.name}: unknown argument(s) {sorted(map(str, extra))} "
+            f"(accepted: {sorted(known)})",
         )
     clean: dict[str, Any] = {}
     for arg in spec.args:
@@ -252,6 +254,10 @@ class Device:
             f"device '{self.id}' ({self.kind}) has no command '{name}' "
             f"(accepted: {[c.name for c in self.commands]})",
         )
+
+    def check(self, command: str, args: dict[str, Any]) -> None:
+        """Checks of validated arguments that need the device's build but not its state (an
+        arm's joint limits and reach); raise CommandError. Runs before any state check."""
 
     def apply(self, command: str, args: dict[str, Any]) -> None:
         """Carry out a validated command; raise CommandError (with no state change) to refuse."""

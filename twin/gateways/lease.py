@@ -81,7 +81,8 @@ class Lease:
         try:
             await self.link.request(m.Command(device=device, command=command, args=args))
         except LinkError as e:
-            if e.code == "not_controller":  # the twin's watchdog took it meanwhile: once more
+            # the twin's watchdog or lease timeout took it meanwhile: once more
+            if e.code in ("not_controller", "stale_lease"):
                 self.held = False
                 await self.acquire(owner, label)
                 await self.link.request(m.Command(device=device, command=command, args=args))

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from twin.config import ConfigError, StationConfig, loads
+from twin.config import ConfigError, StationConfig, loads, read_config_file
 from twin.sweep.kpis import check_kpi
 from twin.sweep.paths import PathError, set_value
 from twin.sweep.spec import Sweep, SweepError
@@ -93,12 +93,7 @@ def _check_paths(sweep: Sweep, base: dict[str, Any]) -> None:
 def plan(sweep: Sweep) -> Plan:
     """Validate every scenario's config and every KPI; raise SweepError listing the problems."""
     try:
-        base_text = sweep.line_path.read_bytes()
-    except OSError as e:
-        raise SweepError(
-            f"{sweep.source}: line: cannot read {sweep.line_path}: {e.strerror}"
-        ) from None
-    try:
+        base_text = read_config_file(sweep.line_path)
         loads(base_text, str(sweep.line_path))
     except ConfigError as e:
         raise SweepError(f"{sweep.source}: line: {e}") from None
