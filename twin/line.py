@@ -141,7 +141,11 @@ class Line:
         except IllegalCommand as e:
             raise CommandError("illegal_state", f"line: {e}") from None
         self._auto_start = False
-        if command in ("hold", "stop", "abort"):
+        if command == "abort":  # PackML: aborting the line aborts its units
+            for d in self.devices.values():
+                d.emergency_stop("line abort")
+            self.events.emit("safe_state", "line", reason="line abort")
+        elif command in ("hold", "stop"):
             self.safe_state(f"line {command}")
 
     def check_command(
@@ -198,7 +202,10 @@ class Line:
             self.estopped = True
             if self.packml.can(Command.ABORT):
                 self.packml.command(Command.ABORT)
-        self.safe_state(f"estop: {reason}" if reason else "estop")
+        why = f"estop: {reason}" if reason else "estop"
+        for d in self.devices.values():
+            d.emergency_stop(why)
+        self.events.emit("safe_state", "line", reason=why)
         self.emit("estop", reason=reason)
 
     def estop_reset(self) -> None:

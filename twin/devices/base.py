@@ -287,6 +287,11 @@ class Device:
     def safe_state(self, reason: str) -> None:
         """Go to the safe state: stop motion, hold position."""
 
+    def emergency_stop(self, reason: str) -> None:
+        """An emergency stop: the safe state, unless the device has a stronger one (a PackML
+        unit aborts)."""
+        self.safe_state(reason)
+
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -19,6 +19,8 @@ from typing import Any
 from twin.gateways.link import LinkError, TwinLink
 from twin.protocol import messages as m
 
+_LOST = ("not_controller", "stale_lease", "bad_lease")  # the twin no longer knows our lease
+
 
 class LeaseRefused(Exception):
     """Another client of this gateway holds control (or the twin gave it to someone else)."""

@@ -153,7 +153,7 @@ Request = (
     | DeclareImage
 )
 REQUEST_TYPES: tuple[type[_Request], ...] = Request.__args__  # type: ignore[attr-defined]
-REQUEST_TAGS: frozenset[str] = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
+REQUEST_TAGS: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)
 
 # requests any client may send; all others need control (see docs/protocol.md)
 OPEN_REQUESTS: tuple[type[_Request], ...] = (
