@@ -44,10 +44,13 @@ _ARRIVE_TOL = 0.004  # m: a Cartesian move is done when the tool is this close t
 _JOINT_TOL = 0.01  # rad: a joint move is done when every joint is this close
 _SETTLE_LIMIT = 1.0  # s: a move not arrived this long after its profile ended is not_reached
 _MAX_COORD = 1e3  # m: targets further from the origin than this are refused outright
-# time between two IK solutions along a path (a 50 Hz trajectory generator); the chord
-# error between knots is far below _ARRIVE_TOL at the arm's speeds
-_IK_KNOT_PERIOD = 0.02  # s
-_PLAN_SAMPLES = 4  # intervals per leg at which the joint motion is sampled when planning
+# time between two IK solutions along a path (a 33 Hz trajectory generator); the chord
+# error between knots is far below _ARRIVE_TOL at the arm's speeds, and each knot's IK is
+# the arm's main per-step cost (at 0.04 s the tracking lags enough to slow the cycle)
+_IK_KNOT_PERIOD = 0.03  # s
+_PLAN_SAMPLES = 3  # intervals per leg at which the joint motion is sampled when planning
+_PLAN_ITERATIONS = 20  # IK iterations per sample (from the current pose: far points need more)
+_REPLAN = 0.003  # m: a motion starting further than this from its planned start is replanned
 
 
 class Arm(Device):
@@ -343,18 +346,22 @@ class Arm(Device):
 
     # planning -------------------------------------------------------------------------
     def _joint_rate(self, leg: Leg) -> np.ndarray:
-        """max |dq/du| per joint along a leg, from IK at a few points (used for planning)."""
-        qs = [
-            self.model.ik(
-                leg.start + (leg.end - leg.start) * (k / _PLAN_SAMPLES),
-                leg.yaw0 + (leg.yaw1 - leg.yaw0) * (k / _PLAN_SAMPLES),
-                iterations=40,
-            )
-            for k in range(_PLAN_SAMPLES + 1)
-        ]
+        """max |dq/du| per joint along a leg, from IK at a few points (used for planning).
+        A leg's end is the next leg's start: solved once."""
+        qs = []
+        for k in range(_PLAN_SAMPLES + 1):
+            u = k / _PLAN_SAMPLES
+            point = leg.start + (leg.end - leg.start) * u
+            yaw = leg.yaw0 + (leg.yaw1 - leg.yaw0) * u
+            key = (*point.round(6).tolist(), round(yaw, 6))
+            q = self._plan_memo.get(key)
+            if q is None:
+                q = self._plan_memo[key] = self.model.ik(point, yaw, _PLAN_ITERATIONS)
+            qs.append(q)
         return np.max(np.abs(np.diff(qs, axis=0)), axis=0) * _PLAN_SAMPLES
 
     def _trajectory(self, step: jobs.Motion | jobs.JointMotion, q0: np.ndarray) -> Any:
+        self._plan_memo: dict[tuple, np.ndarray] = {}
         if isinstance(step, jobs.JointMotion):
             return JointTrajectory(q0, step.target, self.joint_limits)
         return CartesianTrajectory(step.legs, self.cart_limits, self.joint_limits, self._joint_rate)
@@ -366,7 +373,7 @@ class Arm(Device):
         for step in steps:
             if isinstance(step, jobs.Action):
                 continue
-            traj = self._trajectory(step, q)
+            traj = step.planned = self._trajectory(step, q)
             total += traj.duration
             if isinstance(step, jobs.JointMotion):
                 q = step.target
@@ -473,11 +480,17 @@ class Arm(Device):
                 self._run_action(step)
                 continue
             self._sense()
+            traj = step.planned
             if isinstance(step, jobs.Motion):
-                # the motion starts where the tool is (after an early stop, a retry...)
+                # the motion starts where the tool is (after an early stop, a retry...): plan
+                # again unless that is where it was planned from
                 first = step.legs[0]
-                first.start, first.yaw0 = self.tool.copy(), self.cmd_yaw
-            traj = self._trajectory(step, self.q_target)
+                moved = float(np.linalg.norm(first.start - self.tool)) > _REPLAN
+                if traj is None or moved or abs(first.yaw0 - self.cmd_yaw) > 0.01:
+                    first.start, first.yaw0 = self.tool.copy(), self.cmd_yaw
+                    traj = None
+            if traj is None:
+                traj = self._trajectory(step, self.q_target)
             self.running = Follower(step, traj, self.ctx.world.dt, self._knot_steps)
             self.touch.motion_started()
         if self.running is not None:

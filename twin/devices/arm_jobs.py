@@ -9,6 +9,7 @@ Pure geometry: the arm supplies where the tool is, where the part is, and its li
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -28,12 +29,14 @@ _LEVEL = 0.01
 class Motion:
     legs: list[Leg]
     activity: str
+    planned: Any = None  # its trajectory, once planned from where it was expected to start
 
 
 @dataclass
 class JointMotion:
     target: np.ndarray
     activity: str
+    planned: Any = None
 
 
 @dataclass
