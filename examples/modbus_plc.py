@@ -63,7 +63,7 @@ class Plc:
     async def pulse(self, name: str) -> bool:
         r = await self.client.write_coil(self.addr(name), True)
         if r.isError():
-            self.refusals.append(f"{name}: exception {r.exception_code}")
+            self.refusals = [*self.refusals[-19:], f"{name}: exception {r.exception_code}"]
             return False
         return True
 

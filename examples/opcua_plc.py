@@ -62,7 +62,10 @@ class Plc:
             return True
         except ua.UaStatusCodeError as e:  # like a PLC: note it, the next scan tries again
             reason = await self.node(f"{device}.LastRefusal").read_value()
-            self.refusals.append(f"{device}.{method}: {e.__class__.__name__}: {reason}")
+            self.refusals = [
+                *self.refusals[-19:],
+                f"{device}.{method}: {type(e).__name__}: {reason}",
+            ]
             return False
 
     async def move(self, command: str, point: list[float]) -> bool:

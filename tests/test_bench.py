@@ -20,6 +20,7 @@ NAMES = [
     "free_run",
     "lockstep",
     "lockstep_batched",
+    "lockstep_image",
     "parts_scaling",
     "slow_subscriber",
     "startup",
@@ -132,3 +133,12 @@ def test_breakdown_prints_a_table() -> None:
     assert lines[0].startswith("free run, 400 steps:")
     assert any(line.endswith("bullet stepSimulation") for line in lines)
     assert lines[-1].startswith("  ratio bare / served:")
+
+
+def test_lockstep_image_splits_a_cycle(quick_results: dict[str, dict]) -> None:
+    details = quick_results["lockstep_image"]["details"]
+    split = details["cycle_split_us"]
+    assert set(split) == {"transport_us", "encoding_us", "dispatch_us", "line_us", "physics_us"}
+    assert math.isclose(sum(split.values()), details["cycle_us"], rel_tol=1e-6)
+    assert _positive(split["physics_us"]) and _positive(split["encoding_us"])
+    assert details["bytes"]["image_reply"] < 200  # values only, no maps

@@ -69,12 +69,12 @@ def test_minimal_config_loads_with_defaults():
         ),
         (
             lambda t: t.replace("position = [0.0, 0.0, 0.0]", "position = [0.0, 0.0]"),
-            ["devices[0].position", "length >= 3"],
+            ["devices[0] (device 'belt').position", "length >= 3"],
         ),
         # unknown device kind
         (
             lambda t: t.replace('kind = "photoeye"', 'kind = "laser"'),
-            ["devices[1].kind", "Invalid value 'laser'"],
+            ["devices[1] (device 'eye').kind", "Invalid value 'laser'"],
         ),
         # duplicate id
         (

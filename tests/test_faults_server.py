@@ -11,6 +11,7 @@ import time
 import pytest
 import zmq
 from conftest_server import ServerProcess, run_script
+from conservation import assert_parts_conserved
 from mcap.reader import make_reader
 
 from twin.client import Client
@@ -31,7 +32,7 @@ from twin.protocol.codec import encode
 c = Client(sys.argv[1], timeout=10)
 c.take_control(watchdog=float(sys.argv[2]))
 c.command("infeed", "run")
-c._dealer.send(encode(m.Step(n=int(sys.argv[3]), id="long")))  # in flight when killed
+c._dealer.send(encode(m.Step(n=int(sys.argv[3]), id="long", lease=c.lease)))  # in flight
 print("stepping", flush=True)
 sys.stdin.read()  # wait to be killed
 """
@@ -64,6 +65,7 @@ def test_controller_killed_mid_step_trips_the_watchdog():
         with Client(server.control) as rescuer:  # the line is free to take over
             rescuer.take_control()
             assert rescuer.step(1).step == start + steps + 1
+        assert_parts_conserved(observer.get_state().counts)
 
 
 def test_sigterm_mid_recording_closes_the_file(tmp_path):
@@ -158,4 +160,5 @@ def test_silent_clients_change_nothing_and_leak_nothing():
             time.sleep(0.1)
         assert _fds(server.proc.pid) <= fds_before + 2
         assert c.get_state().step == before.step + 5
+        assert_parts_conserved(c.get_state().counts)
         assert server.stop() == 0

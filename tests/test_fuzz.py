@@ -174,7 +174,7 @@ def test_decoder_wrong_requests(data):
 
 # a seeded mutator: valid requests with bytes or values changed ---------------------------
 CORPUS = [
-    {"type": "hello", "protocol": 1, "client": "fuzz", "id": 1},
+    {"type": "hello", "protocol": 2, "client": "fuzz", "id": 1},
     {"type": "describe", "id": "d"},
     {"type": "get_state"},
     {"type": "get_kpis"},
@@ -214,11 +214,14 @@ def _mutate_value(rng: random.Random, msg: dict) -> dict:
     return msg
 
 
-def mutations(seed: int, count: int):
-    """`count` payloads derived from CORPUS by value or byte mutations; the same every run."""
+def mutations(seed: int, count: int, lease=lambda: None):
+    """`count` payloads derived from CORPUS by value or byte mutations; the same every run.
+    `lease()` is the control lease to put in each request first (None: none)."""
     rng = random.Random(seed)
     for _ in range(count):
         msg = rng.choice(CORPUS)
+        if lease() is not None:
+            msg = {**msg, "lease": lease()}
         if rng.random() < 0.5:
             yield msgspec.msgpack.encode(_mutate_value(rng, msg))
             continue
@@ -257,6 +260,7 @@ class Session:
         self.dealer.setsockopt(zmq.LINGER, 0)
         self.dealer.connect(server.control)
         self.cases = self.refused = 0
+        self.lease = None
         self.rearm()
 
     def ask(self, frames: list[bytes]) -> dict:
@@ -275,14 +279,31 @@ class Session:
 
     def rearm(self) -> None:
         """Hold control, not e-stopped; remember the state."""
-        for req in ({"type": "take_control"}, {"type": "estop_reset"}):
-            assert self.ask([msgspec.msgpack.encode(req)])["type"] == "ok"
+        hello = self.ask([msgspec.msgpack.encode({"type": "hello", "lease": self.lease})])
+        if not hello.get("you_control"):
+            reply = self.ask([msgspec.msgpack.encode({"type": "take_control"})])
+            assert reply["type"] == "control", reply
+            self.lease = reply["lease"]
+        reset = {"type": "estop_reset", "lease": self.lease}
+        assert self.ask([msgspec.msgpack.encode(reset)])["type"] == "ok"
         self.before = self.state()
 
     def case(self, frames: list[bytes]) -> None:
         reply = self.ask(frames)
         self.cases += 1
-        assert reply["type"] in ("error", "ok", "state", "hello", "describe", "kpis", "genealogy")
+        assert reply["type"] in (
+            "error",
+            "ok",
+            "state",
+            "hello",
+            "describe",
+            "kpis",
+            "genealogy",
+            "control",
+            "image_layout",
+        )
+        if reply["type"] == "control":
+            self.lease = reply["lease"]
         if reply["type"] == "error":
             self.refused += 1
             assert reply["code"] != "internal", reply
@@ -342,7 +363,7 @@ def test_server_wrong_requests(session, payload):
 
 
 def test_server_mutations(session):
-    for data in mutations(seed=2, count=LIVE_MUTATIONS):
+    for data in mutations(seed=2, count=LIVE_MUTATIONS, lease=lambda: session.lease):
         session.case([_cheap(data)])
 
 
@@ -351,5 +372,6 @@ def test_server_fuzz_summary(session):
     assert session.cases >= 3 * LIVE + LIVE_MUTATIONS - 100
     assert session.refused > session.cases // 2
     before = msgspec.msgpack.decode(session.before)
-    after = session.ask([msgspec.msgpack.encode({"type": "step", "n": 5})])
+    step = {"type": "step", "n": 5, "lease": session.lease}
+    after = session.ask([msgspec.msgpack.encode(step)])
     assert after["type"] == "state" and after["step"] == before["step"] + 5

@@ -156,3 +156,22 @@ def test_modbus_refuses_a_non_loopback_address_unless_asked() -> None:
     )
     assert run.returncode == 2
     assert "--allow-remote" in run.stderr
+
+
+def test_register_map_from_a_config_lists_every_device(tmp_path: Path) -> None:
+    from twin.config import load
+
+    config = ROOT / "configs" / "two_robot_line.toml"
+    out = tmp_path / "map.md"
+    run = subprocess.run(
+        [*TWIN, "modbus", "--map", str(out), "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    text = out.read_text()
+    assert text.startswith("| table | address | reference | name |")
+    for device in load(config).devices:
+        assert f"| {device.id}." in text, device.id

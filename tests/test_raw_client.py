@@ -52,8 +52,8 @@ def raw():
 
 
 def test_raw_client_handshakes_describes_steps_and_reads_telemetry(raw):
-    hello = raw.call({"type": "hello", "protocol": 1, "client": "raw"})
-    assert hello["type"] == "hello" and hello["version"] == 1 and hello["protocol"] == 1
+    hello = raw.call({"type": "hello", "protocol": 2, "client": "raw"})
+    assert hello["type"] == "hello" and hello["version"] == 2 and hello["protocol"] == 2
     assert hello["mode"] == "lockstep" and hello["timestep"] > 0
 
     desc = raw.call({"type": "describe"})
@@ -65,13 +65,15 @@ def test_raw_client_handshakes_describes_steps_and_reads_telemetry(raw):
     # control is needed to step
     refused = raw.call({"type": "step", "n": 10})
     assert refused["type"] == "error" and refused["code"] == "not_controller"
-    assert raw.call({"type": "take_control", "watchdog": 30.0})["type"] == "ok"
+    control = raw.call({"type": "take_control", "watchdog": 30})  # an int where a float goes
+    assert control["type"] == "control" and control["watchdog"] == 30.0
+    lease = control["lease"]
 
     raw.sub.setsockopt(zmq.SUBSCRIBE, b"state")
     raw.sub.setsockopt(zmq.SUBSCRIBE, b"event")
     time.sleep(0.3)  # let the subscription reach the publisher (PUB/SUB slow joiner)
 
-    state = raw.call({"type": "step", "n": 200})
+    state = raw.call({"type": "step", "n": 200, "lease": lease})
     assert state["type"] == "state" and state["step"] == 200
     assert abs(state["time"] - 200 * hello["timestep"]) < 1e-9
     assert set(state["signals"]) == {d["id"] for d in desc["devices"]}
@@ -84,8 +86,8 @@ def test_raw_client_handshakes_describes_steps_and_reads_telemetry(raw):
         topic, payload = raw.sub.recv_multipart()
         topics.setdefault(topic, []).append(msgspec.msgpack.decode(payload))
     assert topics.get(b"state") and topics.get(b"event"), topics.keys()
-    assert all(s["step"] % 10 == 0 and s["version"] == 1 for s in topics[b"state"])
+    assert all(s["step"] % 10 == 0 and s["version"] == 2 for s in topics[b"state"])
     assert {e["type"] for e in topics[b"event"]} == {"event"}
 
-    bad = raw.call({"type": "command", "device": "nope", "command": "run"})
+    bad = raw.call({"type": "command", "device": "nope", "command": "run", "lease": lease})
     assert bad["type"] == "error" and bad["code"] == "unknown_device" and bad["message"]

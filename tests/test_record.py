@@ -18,6 +18,7 @@ from mcap.reader import NonSeekingReader, make_reader
 from mcap.writer import Writer
 
 from twin.client import Client
+from twin.protocol import messages as m
 from twin.protocol.codec import decode_telemetry
 
 pytestmark = pytest.mark.timeout(120)
@@ -217,7 +218,7 @@ def test_publish_sends_recorded_telemetry(run_recording):
         while not (got.get("state", 0) >= 5 and got.get("event")):
             topic, payload = sub.recv_multipart()
             msg = decode_telemetry(payload)  # MessagePack, as `twin serve` publishes it
-            assert msg.version == 1 and msg.time >= 0
+            assert msg.version == m.PROTOCOL_VERSION and msg.time >= 0
             got[topic.decode()] = got.get(topic.decode(), 0) + 1
         assert proc.wait(30) == 0
     finally:

@@ -228,3 +228,129 @@ def test_rate_limiter_refills_and_forgets_quiet_clients():
     limiter.admit("c", 100.0)  # long after: the full buckets of a and b are dropped
     assert len(limiter) == 1
     assert all(RateLimiter(rate=0).admit("x", 0.0) for _ in range(10_000))
+
+
+# control leases ----------------------------------------------------------------------------
+LEASE_S = 1.5
+
+# a controller that takes control with a fixed routing id and no watchdog, keeps its lease to
+# itself, and then is killed
+_HOLDER = """
+import sys, time, msgspec, zmq
+ctx = zmq.Context()
+d = ctx.socket(zmq.DEALER)
+d.setsockopt(zmq.ROUTING_ID, b"plc-1")
+d.setsockopt(zmq.LINGER, 0)
+d.connect(sys.argv[1])
+def ask(req):
+    d.send(msgspec.msgpack.encode(req))
+    assert d.poll(10000)
+    return msgspec.msgpack.decode(d.recv())
+lease = ask({"type": "take_control"})["lease"]
+assert ask({"type": "command", "device": "infeed", "command": "run", "lease": lease})["type"] == "ok"
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def _ask(dealer: zmq.Socket, req: dict) -> dict:
+    dealer.send(msgspec.msgpack.encode(req))
+    assert dealer.poll(10_000), f"no reply to {req}"
+    return msgspec.msgpack.decode(dealer.recv())
+
+
+def test_a_dead_holders_routing_id_gives_nothing_and_its_lease_runs_out():
+    args = ("--mode", "lockstep", "--no-builtin-controller", "--lease-timeout", str(LEASE_S))
+    with (
+        ServerProcess(*args) as server,
+        Client(server.control, server.telemetry, timeout=10) as observer,
+        zmq.Context() as ctx,
+    ):
+        observer.subscribe(["event"])
+        time.sleep(0.3)  # PUB/SUB: let the subscription arrive
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, server.control],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
+            assert holder.stdout.readline().strip() == "ready", holder.stderr.read()
+            taken = observer.wait_for_event("control_taken", timeout=10)
+            holder.kill()
+            killed_at = time.monotonic()
+        finally:
+            holder.kill()
+            holder.wait(10)
+        # nothing published says more than the connection: no lease for an observer to replay
+        assert set(taken.data) == {"client", "watchdog", "lease_timeout"}
+        assert taken.data["lease_timeout"] == LEASE_S
+        before = observer.get_state()
+        assert before.controlled and before.signals["infeed"]["running"]
+
+        impostor = ctx.socket(zmq.DEALER)
+        impostor.setsockopt(zmq.ROUTING_ID, bytes.fromhex(taken.data["client"]))  # b"plc-1"
+        impostor.setsockopt(zmq.LINGER, 0)
+        impostor.connect(server.control)
+        try:
+            for req, code in [
+                ({"type": "command", "device": "infeed", "command": "stop"}, "not_controller"),
+                ({"type": "step", "n": 5}, "not_controller"),
+                ({"type": "step", "n": 5, "lease": "0" * 32}, "bad_lease"),
+                ({"type": "release_control"}, "not_controller"),
+                ({"type": "reset"}, "not_controller"),
+                ({"type": "estop_reset"}, "not_controller"),
+                ({"type": "declare_image", "inputs": ["infeed.running"]}, "not_controller"),
+                (["image", 1, "0" * 32, 1, 1, []], "bad_lease"),
+                ({"type": "take_control"}, "control_held"),
+            ]:
+                reply = _ask(impostor, req)
+                assert reply["type"] == "error" and reply["code"] == code, (req, reply)
+            hello = _ask(impostor, {"type": "hello"})
+            assert hello["you_control"] is False
+            after = observer.get_state()
+            assert (after.step, after.signals) == (before.step, before.signals)
+
+            # the lease runs out although nobody armed a watchdog, and the line is free again
+            expired = observer.wait_for_event("lease_expired", timeout=LEASE_S + 5)
+            assert time.monotonic() - killed_at < LEASE_S + 2.0
+            assert expired.data["client"] == taken.data["client"]
+            with Client(server.control, timeout=10) as rescuer:
+                rescuer.take_control()
+                state = rescuer.step(5, commands=[("infeed", "stop", {})])
+                assert state.refused == [] and not state.signals["infeed"]["running"]
+        finally:
+            impostor.close(linger=0)
+
+
+def test_a_lease_from_before_a_reset_is_stale_and_changes_nothing():
+    with (
+        ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server,
+        Client(server.control, timeout=20) as c,
+        zmq.Context() as ctx,
+    ):
+        old = c.take_control().lease
+        c.step(10)
+        new = c.reset(timeout=30).lease
+        assert new != old and c.lease == new
+        c.lease = old  # as a request sent before the reset's reply arrived
+        with pytest.raises(TwinError) as err:
+            c.step(3, commands=[("infeed", "run", {})])
+        assert err.value.code == "stale_lease" and "reset" in err.value.message
+        c.lease = new
+        state = c.get_state()
+        assert state.step == 0 and not state.signals["infeed"]["running"]
+        # a lease held by this connection does not work from another one
+        with ctx.socket(zmq.DEALER) as thief:
+            thief.setsockopt(zmq.LINGER, 0)
+            thief.connect(server.control)
+            stolen = {"type": "command", "device": "infeed", "command": "run", "lease": new}
+            reply = _ask(thief, stolen)
+            assert reply["code"] == "bad_lease" and "another connection" in reply["message"]
+        c.release_control()
+        c.lease = new
+        with pytest.raises(TwinError) as err:
+            c.step(1)
+        assert err.value.code == "stale_lease" and "released" in err.value.message
+        assert not c.get_state().signals["infeed"]["running"]

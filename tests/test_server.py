@@ -118,7 +118,8 @@ def _raw_request(dealer: zmq.Socket, payload: bytes, timeout_s: float = 10.0) ->
 
 BAD_REQUESTS = [
     ("malformed", b"\xc1\xc1"),
-    ("malformed", msgspec.msgpack.encode([1, 2, 3])),
+    ("unknown_request", msgspec.msgpack.encode([1, 2, 3])),  # an array that is no image cycle
+    ("malformed", msgspec.msgpack.encode("step")),
     ("malformed", b"\x91" * 200_000 + b"\xc0"),  # nested deeper than any decoder recurses
     ("too_large", msgspec.msgpack.encode({"type": "heartbeat", "pad": "x" * (2 << 20)})),
     ("unknown_request", msgspec.msgpack.encode({"type": "fly", "id": 1})),
@@ -157,6 +158,15 @@ def test_bad_input_is_answered_not_obeyed(lockstep_server, client):
             reply = _raw_request(dealer, payload)
             assert reply["type"] == "error" and reply["code"] == code, (payload[:40], reply)
             assert reply["version"] == m.PROTOCOL_VERSION and reply["message"]
+        # replies come in the order of the requests: an error that could not read its id
+        # (null) answers the oldest request still waiting, as the doc tells clients
+        dealer.send(b"\xc1")
+        dealer.send(msgspec.msgpack.encode({"type": "get_state", "id": 77}))
+        replies = []
+        for _ in range(2):
+            assert dealer.poll(10_000), "no reply"
+            replies.append(msgspec.msgpack.decode(dealer.recv()))
+        assert [(r["type"], r["id"]) for r in replies] == [("error", None), ("state", 77)]
         unknown = msgspec.msgpack.encode({"type": "fly", "id": "abc"})
         assert _raw_request(dealer, unknown)["id"] == "abc"  # the id is echoed
 
@@ -332,7 +342,7 @@ def test_describe_lists_devices_commands_and_schema(client):
     devices = {dev["id"]: dev for dev in d.devices}
     speed = devices["infeed"]["commands"][2]["args"][0]
     assert speed["name"] == "speed" and speed["unit"] == "m/s" and speed["max"] == 0.6
-    assert set(d.requests) == m.REQUEST_TAGS
+    assert set(d.requests) == m.REQUEST_TAGS | {"image"}
     assert {"request", "reply", "telemetry", "$defs"} <= set(d.schema)
     assert d.schema["$defs"]["Step"]["properties"]["n"]["maximum"] == d.max_steps_per_request
 
@@ -355,3 +365,28 @@ def test_refuses_non_loopback_bind_without_allow_remote():
     )
     assert proc.returncode == 2
     assert "--allow-remote" in proc.stderr
+
+
+def test_client_exchanges_a_process_image(client):
+    client.take_control()
+    image = client.declare_image(
+        ["infeed.running", "infeed.speed", "mill.state"], ["infeed.run", "infeed.set_speed"]
+    )
+    assert image.inputs == ["infeed.running", "infeed.speed", "mill.state"]
+    reply = image.exchange({"infeed.set_speed": [0.4], "infeed.run": []}, n=3)
+    assert reply.step == 3 and reply.refused == []
+    assert image.values(reply) == {
+        "infeed.running": True,
+        "infeed.speed": 0.4,
+        "mill.state": "Stopped",
+    }
+    reply = image.exchange([None, [0.2]], n=1)
+    assert reply.inputs[:2] == [True, 0.2] and reply.step == 4
+    assert client.step(1).signals["infeed"]["speed"] == 0.2  # the same line as step requests
+    with pytest.raises(TwinError) as err:
+        image.exchange([None], n=1)
+    assert err.value.code == "bad_image"
+    client.reset()  # a new lease: the client keeps it, the image must be declared again
+    with pytest.raises(TwinError) as err:
+        image.exchange(n=1)
+    assert err.value.code == "bad_image"

@@ -36,7 +36,7 @@ duration = 8.0
 replications = 2
 timeout = 120
 kpis = ["kpis.wip_mean", "kpis.stations.mill.utilisation.execute", "kpis.lead_time_s.mean",
-        "steps", "kpis.bottleneck.station"]
+        "steps", "kpis.bottleneck.resource"]
 [set]
 "devices.source.first_at" = 0.2
 [grid]
@@ -133,7 +133,7 @@ def test_t_quantiles_and_confidence_interval():
 
 def test_kpi_names_match_what_a_run_reports():
     summary = summary_dict(run_line(load(LINE), 1.0, progress=False))
-    for path in leaves(["mill"]):
+    for path in leaves(["mill"], ["robot"]):
         get_value(summary, path)  # every documented KPI exists (or is None, like lead times)
 
     def flat(d, prefix):
@@ -142,7 +142,7 @@ def test_kpi_names_match_what_a_run_reports():
             yield from flat(v, p) if isinstance(v, dict) else ([p] if v is not None else [])
 
     reported = {p for p in flat(summary["kpis"], "kpis") if "reason" not in p}
-    assert reported <= set(leaves(["mill"]))  # and nothing a run reports is missing
+    assert reported <= set(leaves(["mill"], ["robot"]))  # and nothing a run reports is missing
 
 
 # ---------------------------------------------------------------- bad sweep files
@@ -218,7 +218,8 @@ def test_results_and_summary(one_worker):
     summary = rows(one_worker / "summary.csv")
     assert [(s["ok"], s["failed"]) for s in summary] == [("2", "0"), ("2", "0")]
     assert (
-        "kpis.wip_mean.ci95" in summary[0] and summary[0]["kpis.bottleneck.station.mode"] == "mill"
+        "kpis.wip_mean.ci95" in summary[0]
+        and summary[0]["kpis.bottleneck.resource.mode"] == "robot"
     )
     assert (one_worker / "plot.png").stat().st_size > 1000
 
@@ -292,23 +293,46 @@ duration = 3.0
 timeout = 12.0
 kpis = ["kpis.wip_mean"]
 [grid]
-"devices.robot.tool_link" = ["panda_grasptarget", "no_such_link"]  # the arm fails to build
+"devices.mill.cycle_time" = [6.0, 8.0]
 "physics.timestep" = [0.005, 0.000001]  # 5000x the steps: over the timeout on any machine
 """
     out = tmp_path / "out"
     outcome = run_sweep(write(tmp_path, text), backend=backend, workers=2, out=out, progress=False)
     table = {
-        (r["devices.robot.tool_link"], r["physics.timestep"]): r
+        (r["devices.mill.cycle_time"], r["physics.timestep"]): r
         for r in rows(tmp_path / "out" / "results.csv")
     }
-    assert outcome.ran == 4 and outcome.failed == 3
-    ok = table[("panda_grasptarget", "0.005")]
-    assert ok["status"] == "ok" and float(ok["kpis.wip_mean"]) > 0
-    for timestep in ("0.005", "1e-06"):
-        bad = table[("no_such_link", timestep)]
-        assert bad["status"] == "failed" and "has no link 'no_such_link'" in bad["error"]
-    slow = table[("panda_grasptarget", "1e-06")]
-    assert slow["status"] == "failed" and slow["error"].startswith("timeout")
-    assert 12.0 <= float(slow["wall_time_s"]) < 30
+    assert outcome.ran == 4 and outcome.failed == 2
+    for cycle in ("6.0", "8.0"):
+        ok = table[(cycle, "0.005")]
+        assert ok["status"] == "ok" and float(ok["kpis.wip_mean"]) > 0
+        slow = table[(cycle, "1e-06")]
+        assert slow["status"] == "failed" and slow["error"].startswith("timeout")
+        assert 12.0 <= float(slow["wall_time_s"]) < 30
     summary = rows(tmp_path / "out" / "summary.csv")
-    assert [s["failed"] for s in summary] == ["0", "1", "1", "1"]
+    assert sorted(s["failed"] for s in summary) == ["0", "0", "1", "1"]
+
+
+def test_a_run_that_raises_is_a_failed_result():
+    """A worker records an exception as the run's error instead of dying with it."""
+    from twin.sweep.scenarios import RunTask
+    from twin.sweep.worker import execute
+
+    task = RunTask(
+        scenario="s", seed=1, config="name = 3", source="broken.toml", duration=1.0, kpis=["steps"]
+    )
+    result = execute(task)
+    assert result.status == "failed" and "broken.toml" in result.error
+    assert result.kpis == {"steps": None}
+
+
+def test_a_scenario_whose_arm_cannot_be_built_is_refused_before_running(tmp_path):
+    text = """
+name = "unbuildable"
+line = "{line}"
+duration = 3.0
+[grid]
+"devices.robot.tool_link" = ["panda_grasptarget", "no_such_link"]
+"""
+    with pytest.raises(SweepError, match=r"tool_link: model .* has no link 'no_such_link'"):
+        plan(load_sweep(write(tmp_path, text)))

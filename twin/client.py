@@ -1,14 +1,20 @@
 """What an external controller imports: a small synchronous client for `twin serve`.
 
     with Client("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556") as c:
-        c.hello(); c.take_control(watchdog=2.0)
+        c.hello(); c.take_control(watchdog=2.0)  # keeps the lease, sends it from then on
         c.command("infeed", "run")
         state = c.step(50)               # lockstep servers only
         c.subscribe(["event"]); topic, msg = c.recv_telemetry(timeout=1.0)
 
+        image = c.declare_image(["infeed_pick_eye.blocked"], ["infeed.set_speed"])
+        reply = image.exchange([[0.3]], n=1)   # one small message per control cycle
+        blocked = reply.inputs[0]
+
 Requests go over a DEALER socket, each with its own id; a reply whose id does not match (the
 late answer to a request that timed out) is skipped, so the client stays usable after a
-timeout. Every receive has a timeout. Server errors raise TwinError(code, message).
+timeout; an error that could not name its request (`id` null) answers the oldest request
+still waiting, because a connection's replies come in the order of its requests. Every
+receive has a timeout. Server errors raise TwinError(code, message).
 
 For a twin served with `--curve DIR`, pass this client's key pair and the server's public key
 (both written by `twin keys generate`):
@@ -22,7 +28,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +78,8 @@ class Client:
         self._replies = zmq.Poller()  # kept: a poller per request is a measurable cost
         self._replies.register(self._dealer, zmq.POLLIN)
         self._sub: zmq.Socket | None = None
+        self._waiting: deque[Any] = deque()  # ids sent and not answered yet, oldest first
+        self.lease: str | None = None  # from take_control (or reset): sent with every request
 
     # plumbing --------------------------------------------------------------------------
     def _socket(self, kind: int) -> zmq.Socket:
@@ -87,8 +96,11 @@ class Client:
         return sock
 
     def request(self, req: Any, timeout: float | None = None) -> Any:
-        """Send one request struct and return the reply struct; raise TwinError on errors."""
+        """Send one request struct and return the reply struct; raise TwinError on errors.
+        The lease this client holds goes with it (it also counts as a sign of life)."""
         req.id = next(self._ids)
+        if req.lease is None and self.lease is not None:
+            req.lease = self.lease
         wait = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
         payload = encode(req)
@@ -106,6 +118,8 @@ class Client:
                         f"within {wait} s (not connected, or the server refused this "
                         "client's key)"
                     ) from None
+        waiting = self._waiting
+        waiting.append(req.id)
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not self._replies.poll(int(left * 1000) + 1):
@@ -114,7 +128,13 @@ class Client:
                     f"within {self.timeout if timeout is None else timeout} s"
                 )
             reply = decode_reply(self._dealer.recv())
-            if reply.id != req.id:
+            rid = reply.id
+            if rid is None and isinstance(reply, m.Error):
+                rid = waiting[0]  # replies come in order: it answers the oldest one waiting
+            if rid in waiting:  # drop it and the earlier ones (they will not be answered)
+                while waiting.popleft() != rid:
+                    pass
+            if rid != req.id:
                 continue  # a late reply to an earlier request that timed out
             if isinstance(reply, m.Error):
                 raise TwinError(reply.code, reply.message)
@@ -152,11 +172,16 @@ class Client:
         batch = [m.StepCommand(device=d, command=c, args=a) for d, c, a in commands]
         return self.request(m.Step(n=n, commands=batch), timeout)
 
-    def take_control(self, watchdog: float | None = None) -> m.Ok:
-        return self.request(m.TakeControl(watchdog=watchdog))
+    def take_control(self, watchdog: float | None = None) -> m.ControlReply:
+        """Take control; the reply's lease is kept and sent with every later request."""
+        reply = self.request(m.TakeControl(watchdog=watchdog))
+        self.lease = reply.lease
+        return reply
 
     def release_control(self) -> m.Ok:
-        return self.request(m.ReleaseControl())
+        reply = self.request(m.ReleaseControl())
+        self.lease = None
+        return reply
 
     def heartbeat(self) -> m.Ok:
         return self.request(m.Heartbeat())
@@ -167,8 +192,18 @@ class Client:
     def resume(self) -> m.Ok:
         return self.request(m.Resume())
 
-    def reset(self, seed: int | None = None, timeout: float | None = None) -> m.Ok:
-        return self.request(m.Reset(seed=seed), timeout)
+    def reset(self, seed: int | None = None, timeout: float | None = None) -> m.ControlReply:
+        """Rebuild the line; keeps the new lease the reply carries (a declared process image
+        must be declared again)."""
+        reply = self.request(m.Reset(seed=seed), timeout)
+        self.lease = reply.lease
+        return reply
+
+    def declare_image(self, inputs: Sequence[str], outputs: Sequence[str] = ()) -> ProcessImage:
+        """Declare the process image (needs control): the signals read ("device.signal") and
+        the commands written ("device.command") each cycle, in this order."""
+        layout = self.request(m.DeclareImage(inputs=list(inputs), outputs=list(outputs)))
+        return ProcessImage(self, layout)
 
     def estop(self, reason: str = "") -> m.Ok:
         return self.request(m.Estop(reason=reason))
@@ -207,7 +242,7 @@ class Client:
             if left <= 0:
                 raise TwinTimeout(f"no '{kind}' event within {wait} s")
             topic, msg = self.recv_telemetry(timeout=left)
-            if topic == "event" and msg.kind == kind:
+            if isinstance(msg, m.EventMsg) and msg.kind == kind:
                 return msg
 
     def close(self) -> None:
@@ -221,3 +256,40 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ProcessImage:
+    """A declared process image: `exchange` is one control cycle in one small message."""
+
+    def __init__(self, client: Client, layout: m.ImageLayout) -> None:
+        self.client = client
+        self.layout = layout
+        self.inputs = [entry["name"] for entry in layout.inputs]
+        self.outputs = [entry["name"] for entry in layout.outputs]
+        self._slot = {name: i for i, name in enumerate(self.outputs)}
+
+    def exchange(
+        self,
+        outputs: Sequence[Sequence[Any] | None] | Mapping[str, Sequence[Any]] = (),
+        n: int = 0,
+        timeout: float | None = None,
+    ) -> m.ImageReply:
+        """Write `outputs` (one entry per declared output: None for nothing this cycle, else
+        the list of the command's arguments; or a map name -> arguments), step `n` times
+        (lockstep only; 0 exchanges the latest image), and return the inputs read after."""
+        if isinstance(outputs, Mapping):
+            values: list[Any] = [None] * len(self.outputs)
+            for name, args in outputs.items():
+                values[self._slot[name]] = list(args)
+        elif outputs:
+            values = [None if v is None else list(v) for v in outputs]
+        else:
+            values = [None] * len(self.outputs)
+        cycle = m.ImageCycle(
+            id=None, lease=self.client.lease or "", layout=self.layout.layout, n=n, outputs=values
+        )
+        return self.client.request(cycle, timeout)
+
+    def values(self, reply: m.ImageReply) -> dict[str, Any]:
+        """The inputs of a cycle's reply by name."""
+        return dict(zip(self.inputs, reply.inputs))

@@ -7,17 +7,30 @@ a belt that does not exist, duplicate ids, missing assets) are checked afterward
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import stat
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from twin.sim.assets import resolve_asset
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config file larger than this is refused unread
+MAX_CELL = 1000.0  # m: every position lies within this distance of the origin on each axis
+MAX_SIZE = 100.0  # m: the largest belt, table or part dimension
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-Vec3 = Annotated[list[float], msgspec.Meta(min_length=3, max_length=3)]
+Length = Annotated[float, msgspec.Meta(gt=0, le=MAX_SIZE)]  # m, a physical dimension
+Coordinate = Annotated[float, msgspec.Meta(ge=-MAX_CELL, le=MAX_CELL)]  # m
+Vec3 = Annotated[list[Coordinate], msgspec.Meta(min_length=3, max_length=3)]
+Size3 = Annotated[list[Length], msgspec.Meta(min_length=3, max_length=3)]
+Offset = Annotated[float, msgspec.Meta(ge=-MAX_SIZE, le=MAX_SIZE)]  # m along a belt
+Yaw = Annotated[float, msgspec.Meta(ge=-math.tau, le=math.tau)]  # rad
+JointValue = Annotated[float, msgspec.Meta(ge=-100.0, le=100.0)]  # rad or m
+Acceleration = Annotated[float, msgspec.Meta(ge=-100.0, le=100.0)]  # m/s^2
 Color = Annotated[
     list[Annotated[float, msgspec.Meta(ge=0, le=1)]], msgspec.Meta(min_length=4, max_length=4)
 ]
@@ -35,15 +48,17 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Physics(_Strict, kw_only=True):
     timestep: Annotated[float, msgspec.Meta(gt=0, le=0.05)] = 0.01  # s per twin step
     substeps: Annotated[int, msgspec.Meta(ge=1, le=20)] = 4  # physics substeps per twin step
-    gravity: Vec3 = msgspec.field(default_factory=lambda: [0.0, 0.0, -9.81])
+    gravity: Annotated[list[Acceleration], msgspec.Meta(min_length=3, max_length=3)] = (
+        msgspec.field(default_factory=lambda: [0.0, 0.0, -9.81])
+    )
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
     solver_iterations: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
 
 
 class PartType(_Strict, kw_only=True):
     name: DeviceId
-    size: Annotated[list[Positive], msgspec.Meta(min_length=3, max_length=3)]  # box x, y, z in m
-    mass: Positive  # kg
+    size: Size3  # box x, y, z in m
+    mass: Annotated[float, msgspec.Meta(gt=0, le=1000)]  # kg
     color: Color = msgspec.field(default_factory=lambda: [0.8, 0.5, 0.2, 1.0])
     friction: NonNegative = 0.8
 
@@ -60,7 +75,8 @@ class SensorFault(_Strict, kw_only=True):
     kind: Literal["stuck_on", "stuck_off", "dropout", "noise"]
     start: NonNegative = 0.0  # s: the fault is active from start to end
     end: Positive = 1e18
-    probability: Probability = 0.0  # noise: chance per step that the reading flips
+    rate: NonNegative = 0.0  # dropout: spells per s; noise: flips per s (Poisson, on average)
+    duration: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 0.05  # dropout: s each spell lasts
 
 
 class PartMix(_Strict, kw_only=True):
@@ -71,7 +87,7 @@ class PartMix(_Strict, kw_only=True):
 class SourceConfig(_Strict, tag="source", tag_field="kind", kw_only=True):
     id: DeviceId
     conveyor: str  # the belt the parts are put on
-    offset: float = 0.0  # m along the belt from its centre, downstream positive
+    offset: Offset = 0.0  # m along the belt from its centre, downstream positive
     interval: Positive = 10.0  # s between parts
     jitter: NonNegative = 0.0  # s, uniform +/- around the interval (seeded)
     first_at: NonNegative = 0.5  # s after start of the first part
@@ -84,14 +100,17 @@ class SourceConfig(_Strict, tag="source", tag_field="kind", kw_only=True):
 class ConveyorConfig(_Strict, tag="conveyor", tag_field="kind", kw_only=True):
     id: DeviceId
     position: Vec3  # centre of the belt footprint on the floor
-    yaw: float = 0.0  # rad; transport direction is local +x
-    length: Positive = 1.6
-    width: Positive = 0.3
-    height: Positive = 0.75  # belt surface above the floor
+    yaw: Yaw = 0.0  # rad; transport direction is local +x
+    length: Length = 1.6
+    width: Length = 0.3
+    height: Length = 0.75  # belt surface above the floor
     speed: NonNegative = 0.25  # m/s commanded on start
-    max_speed: Positive = 1.0
+    max_speed: Annotated[float, msgspec.Meta(gt=0, le=10)] = 1.0
     running: bool = False
     end_stop: bool = True  # a fixed stop at the downstream end so parts accumulate
+    # zero-pressure accumulation: this many equal zones, each with its own drive and eye, a
+    # zone holding a part only releases it into an empty zone, so queued parts never touch
+    zones: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     friction: NonNegative = 0.9
     color: Color = msgspec.field(default_factory=lambda: [0.15, 0.15, 0.17, 1.0])
 
@@ -99,8 +118,8 @@ class ConveyorConfig(_Strict, tag="conveyor", tag_field="kind", kw_only=True):
 class PhotoEyeConfig(_Strict, tag="photoeye", tag_field="kind", kw_only=True):
     id: DeviceId
     conveyor: str
-    offset: float = 0.0  # m along the belt from its centre, downstream positive
-    beam_height: Positive = 0.015  # m above the belt surface
+    offset: Offset = 0.0  # m along the belt from its centre, downstream positive
+    beam_height: Length = 0.015  # m above the belt surface
     faults: list[SensorFault] = msgspec.field(default_factory=list)
 
 
@@ -108,40 +127,45 @@ class ArmConfig(_Strict, tag="arm", tag_field="kind", kw_only=True):
     id: DeviceId
     model: str = "franka_panda/panda.urdf"
     position: Vec3 = msgspec.field(default_factory=lambda: [0.0, 0.0, 0.0])
-    yaw: float = 0.0
-    pedestal_height: NonNegative = 0.6  # m; the base is mounted on a pedestal of this height
+    yaw: Yaw = 0.0  # rad
+    pedestal_height: Annotated[float, msgspec.Meta(ge=0, le=MAX_SIZE)] = (
+        0.6  # m; the base is mounted on a pedestal of this height
+    )
     tool_link: str = "panda_grasptarget"
-    held_joints: dict[str, float] = msgspec.field(
+    held_joints: dict[str, JointValue] = msgspec.field(
         default_factory=lambda: {"panda_finger_joint1": 0.0, "panda_finger_joint2": 0.0}
     )
-    home: list[float] = msgspec.field(
+    home: list[JointValue] = msgspec.field(
         default_factory=lambda: [0.0, -0.4, 0.0, -2.3, 0.0, 1.9, 0.785]
     )  # rad, one per arm joint
-    travel_height: Positive = 1.05  # m above the floor for moves between points
-    max_tool_speed: Positive = 0.8  # m/s Cartesian
-    search_speed: Positive = 0.15  # m/s while searching down for a part
-    suction_reach: Positive = 0.008  # m from the cup within which vacuum seals on a part
-    max_payload: Positive = 3.0  # kg
-    reach: Positive = 0.82  # m from the shoulder; further targets are refused
+    travel_height: Length = 1.05  # m above the floor for moves between points
+    max_tool_speed: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.8  # m/s Cartesian
+    search_speed: Annotated[float, msgspec.Meta(gt=0, le=10)] = (
+        0.15  # m/s while searching down for a part
+    )
+    suction_reach: Annotated[float, msgspec.Meta(gt=0, le=1)] = (
+        0.008  # m from the cup within which vacuum seals on a part
+    )
+    max_payload: Annotated[float, msgspec.Meta(gt=0, le=10_000)] = 3.0  # kg
+    reach: Length = 0.82  # m from the shoulder; further targets are refused
     # motion limits of the robot controller (joint speed limits come from the model)
-    max_tool_acceleration: Positive = 4.0  # m/s^2 along a Cartesian path
-    max_tool_jerk: Positive = 40.0  # m/s^3 along a Cartesian path
-    max_joint_acceleration: Positive = 10.0  # rad/s^2 per joint in joint moves
-    max_joint_jerk: Positive = 100.0  # rad/s^3 per joint in joint moves
+    max_tool_acceleration: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 4.0  # m/s^2, path
+    max_tool_jerk: Annotated[float, msgspec.Meta(gt=0, le=1e5)] = 40.0  # m/s^3 along a path
+    max_joint_acceleration: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 10.0  # rad/s^2
+    max_joint_jerk: Annotated[float, msgspec.Meta(gt=0, le=1e5)] = 100.0  # rad/s^3 per joint
     pick_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3  # seal tries before pick_failed
     max_pick_tilt: Annotated[float, msgspec.Meta(ge=0, le=0.8)] = 0.2  # rad; more is refused
-    seat_tolerance: Positive = 0.01  # m; a placed part further off the point is not seated
+    seat_tolerance: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.01  # m; further: not seated
 
 
 class StationConfig(_Strict, tag="station", tag_field="kind", kw_only=True):
     id: DeviceId
     position: Vec3  # centre of the table footprint on the floor
-    yaw: float = 0.0
-    size: Annotated[list[Positive], msgspec.Meta(min_length=3, max_length=3)] = msgspec.field(
-        default_factory=lambda: [0.4, 0.4, 0.75]
-    )  # table x, y, height
+    yaw: Yaw = 0.0  # rad
+    size: Size3 = msgspec.field(default_factory=lambda: [0.4, 0.4, 0.75])  # table x, y, height
     cycle_time: Positive = 8.0  # s of processing per part
     transition_time: NonNegative = 0.2  # s each acting PackML state (Starting, Resetting...) takes
+    batch_size: Annotated[int, msgspec.Meta(ge=0)] = 0  # parts per batch (Complete); 0 = no end
     defect_rate: Probability = 0.0  # share of processed parts that come out as rejects (seeded)
     mtbf: NonNegative = 0.0  # s, mean time between breakdowns (exponential); 0 = never
     mttr: NonNegative = 0.0  # s, mean time to repair (exponential)
@@ -152,8 +176,8 @@ class StationConfig(_Strict, tag="station", tag_field="kind", kw_only=True):
 class SinkConfig(_Strict, tag="sink", tag_field="kind", kw_only=True):
     id: DeviceId
     conveyor: str
-    offset: float = 0.0  # m along the belt: centre of the take-away zone
-    zone_length: Positive = 0.2
+    offset: Offset = 0.0  # m along the belt: centre of the take-away zone
+    zone_length: Length = 0.2
 
 
 # Every device kind is one member of this union (its tag names the kind and the module in
@@ -177,7 +201,7 @@ class PickFrom(_Strict, kw_only=True):
 class PlaceTo(_Strict, kw_only=True):
     station: str | None = None  # an idle, empty station
     conveyor: str | None = None  # a point on a conveyor ...
-    offset: float = 0.0  # ... this far along it from its centre
+    offset: Offset = 0.0  # ... this far along it from its centre
     clear_eye: str | None = None  # ... placed only while this eye is clear
 
 
@@ -191,20 +215,32 @@ class SequencerConfig(_Strict, tag="sequencer", tag_field="kind", kw_only=True):
     belts: list[BeltRule] = msgspec.field(default_factory=list)
     transfers: list[Transfer] = msgspec.field(default_factory=list)  # priority order per arm
     scan_time: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.01  # s, the PLC cycle
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 2  # per failed pick/place/seat
+    retry_delay: NonNegative = 1.0  # s before a failed pick/place/seat is tried again
+    prepare_next: bool = True  # an arm waits above the station it will unload next
 
 
 class ViewConfig(_Strict, kw_only=True):
     target: Vec3 = msgspec.field(default_factory=lambda: [0.0, 0.0, 0.6])
-    distance: Positive = 3.2
-    yaw: float = 40.0  # degrees, as pybullet's camera
-    pitch: float = -35.0
+    distance: Annotated[float, msgspec.Meta(gt=0, le=MAX_CELL)] = 3.2
+    yaw: Annotated[float, msgspec.Meta(ge=-360, le=360)] = 40.0  # degrees, as pybullet's camera
+    pitch: Annotated[float, msgspec.Meta(ge=-90, le=90)] = -35.0  # degrees
     width: Annotated[int, msgspec.Meta(ge=16, le=4096)] = 1024
     height: Annotated[int, msgspec.Meta(ge=16, le=4096)] = 640
+
+
+class PartPoolConfig(_Strict, kw_only=True):
+    """How many parts the line holds at once, and how parts that leave it are found."""
+
+    capacity: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000  # parts on the line at once
+    lost_check_period: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.1  # s between looks
+    cell_margin: Annotated[float, msgspec.Meta(ge=0, le=MAX_SIZE)] = 0.5  # m around the devices
 
 
 class LineConfig(_Strict, kw_only=True):
     name: str
     physics: Physics = msgspec.field(default_factory=Physics)
+    part_pool: PartPoolConfig = msgspec.field(default_factory=PartPoolConfig)
     part_types: Annotated[list[PartType], msgspec.Meta(min_length=1)]
     devices: Annotated[list[DeviceConfig], msgspec.Meta(min_length=1)]
     controller: SequencerConfig | None = None
@@ -231,7 +267,8 @@ def _field_path(message: str) -> tuple[str, str]:
 
 
 def _device_label(raw: dict, path: str) -> str:
-    """Add the device id to a 'devices[3].x' path so the user finds the entry."""
+    """Add the device id to a 'devices[3].x' path so the user finds the entry:
+    'devices[3] (device 'mill').x'."""
     m = re.match(r"devices\[(\d+)\]", path)
     if not m:
         return path
@@ -239,29 +276,65 @@ def _device_label(raw: dict, path: str) -> str:
         dev_id = raw["devices"][int(m.group(1))].get("id")
     except (KeyError, IndexError, AttributeError, TypeError):
         return path
-    return f"{path} (device '{dev_id}')" if dev_id else path
+    if not dev_id:
+        return path
+    return f"{m.group(0)} (device '{dev_id}'){path[m.end() :]}"
+
+
+def read_config_file(path: str | Path, what: str = "config") -> bytes:
+    """The bytes of a config file: a regular file of at most MAX_CONFIG_BYTES, read once.
+
+    Devices and pipes are refused before reading, and no more than the cap is ever read (a
+    /proc file looks regular), so `twin check /dev/zero` answers at once instead of reading
+    until memory runs out.
+    """
+    path = Path(path)
+    try:
+        # look before opening: opening a FIFO for reading would wait for a writer
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ConfigError(f"{path}: cannot read {what}: not a regular file")
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # swapped since we looked
+                raise ConfigError(f"{path}: cannot read {what}: not a regular file")
+            data = f.read(MAX_CONFIG_BYTES + 1)  # /proc files report size 0: read, then measure
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: cannot read {what}: larger than {MAX_CONFIG_BYTES // 2**20} MiB"
+        )
+    return data
 
 
 def load(path: str | Path) -> LineConfig:
     """Read and validate a line config; raise ConfigError naming file, field and expectation."""
-    path = Path(path)
+    return loads(read_config_file(path), str(path))
+
+
+def decode_toml(data: bytes, source: str) -> Any:
+    """Parse TOML text; too large, too deeply nested or malformed text is a ConfigError."""
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES // 2**20} MiB")
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
-    return loads(data, str(path))
+        return msgspec.toml.decode(data)
+    except msgspec.DecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    except RecursionError:  # the TOML parser recurses once per nested array or table
+        raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
 
 
 def loads(data: bytes | str, source: str = "<string>") -> LineConfig:
-    """Validate config text; `source` names it in errors."""
+    """Validate config text; `source` names it in errors.
+
+    Everything building the line relies on is checked here, the robot models included
+    (see twin.sim.models), so a config that loads always builds.
+    """
     if isinstance(data, str):
         data = data.encode()
-    try:
-        raw = msgspec.toml.decode(data)
-    except msgspec.DecodeError as e:
-        raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    raw = decode_toml(data, source)
     if isinstance(raw, dict) and "source_path" in raw:
         raise ConfigError(f"{source}: source_path: unknown field")
+    _check_finite(raw, source)
     try:
         cfg = msgspec.convert(raw, LineConfig)
     except msgspec.ValidationError as e:
@@ -270,39 +343,71 @@ def loads(data: bytes | str, source: str = "<string>") -> LineConfig:
         raise ConfigError(f"{source}: {where}: {problem}") from None
     cfg.source_path = source
     _check_references(cfg, source)
+    _check_models(cfg, source)
     return cfg
+
+
+def _check_finite(raw: Any, source: str) -> None:
+    """Every number in the file is finite: NaN or infinity anywhere is an error naming it.
+
+    Walks the decoded tree with an explicit stack: its depth is the file's nesting.
+    """
+    stack: list[tuple[Any, str]] = [(raw, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                where = _device_label(raw, path) if path else "(top level)"
+                raise ConfigError(f"{source}: {where}: {value} is not a finite number")
+        elif isinstance(value, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
+
+
+def _listing(names: Iterable[str], limit: int = 12) -> str:
+    """A short list of known names for an error message, however many there are."""
+    ordered = sorted(names)
+    shown = ", ".join(repr(n) for n in ordered[:limit])
+    more = len(ordered) - limit
+    return f"[{shown}, ... {more} more]" if more > 0 else f"[{shown}]"
 
 
 def _check_references(cfg: LineConfig, source: str) -> None:
     def fail(field: str, problem: str) -> None:
         raise ConfigError(f"{source}: {field}: {problem}")
 
-    types = [t.name for t in cfg.part_types]
-    for i, name in enumerate(types):
-        if types.index(name) != i:
-            fail(f"part_types[{i}].name", f"duplicate part type '{name}'")
+    types: set[str] = set()
+    for i, ptype in enumerate(cfg.part_types):
+        if ptype.name in types:
+            fail(f"part_types[{i}].name", f"duplicate part type '{ptype.name}'")
+        types.add(ptype.name)
 
-    ids = [d.id for d in cfg.devices]
-    kinds = {d.id: type(d) for d in cfg.devices}
-    for i, dev_id in enumerate(ids):
-        if dev_id == "line":
+    by_id: dict[str, DeviceConfig] = {}
+    for i, d in enumerate(cfg.devices):
+        if d.id == "line":
             fail(f"devices[{i}].id", "'line' is reserved for the line itself")
-        if ids.index(dev_id) != i:
-            fail(f"devices[{i}].id", f"duplicate device id '{dev_id}'")
+        if d.id in by_id:
+            fail(f"devices[{i}].id", f"duplicate device id '{d.id}'")
+        by_id[d.id] = d
 
     def expect(field: str, ref: str | None, kind: type, what: str) -> None:
         if ref is None:
             return
-        if ref not in kinds:
-            fail(field, f"refers to {what} '{ref}', which is not defined (known: {sorted(ids)})")
-        if kinds[ref] is not kind:
-            fail(field, f"'{ref}' is a {kinds[ref].__struct_config__.tag}, expected a {what}")
+        if ref not in by_id:
+            fail(
+                field, f"refers to {what} '{ref}', which is not defined (known: {_listing(by_id)})"
+            )
+        found = type(by_id[ref])
+        if found is not kind:
+            fail(field, f"'{ref}' is a {found.__struct_config__.tag}, expected a {what}")
 
     for i, d in enumerate(cfg.devices):
         here = f"devices[{i}] (device '{d.id}')"
         if isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)):
             expect(f"{here}.conveyor", d.conveyor, ConveyorConfig, "conveyor")
-            belt = cfg.device(d.conveyor)
+            belt = by_id[d.conveyor]
+            assert isinstance(belt, ConveyorConfig)
             half = belt.length / 2
             if not -half <= d.offset <= half:
                 fail(
@@ -314,17 +419,20 @@ def _check_references(cfg: LineConfig, source: str) -> None:
                 if mix.type not in types:
                     fail(
                         f"{here}.parts[{j}].type",
-                        f"unknown part type '{mix.type}' (known: {types})",
+                        f"unknown part type '{mix.type}' (known: {_listing(types)})",
                     )
+        if isinstance(d, PhotoEyeConfig):
+            for j, f in enumerate(d.faults):
+                if f.end <= f.start:
+                    fail(f"{here}.faults[{j}].end", f"{f.end} s is not after start {f.start} s")
+                if f.kind in ("dropout", "noise") and f.rate <= 0:
+                    fail(f"{here}.faults[{j}].rate", f"a {f.kind} fault needs rate > 0 (per s)")
+                if f.kind == "dropout" and f.duration <= 0:
+                    fail(f"{here}.faults[{j}].duration", "a dropout needs duration > 0 (s)")
         if isinstance(d, ConveyorConfig) and d.speed > d.max_speed:
             fail(f"{here}.speed", f"{d.speed} m/s exceeds max_speed {d.max_speed} m/s")
         if isinstance(d, StationConfig) and (d.mtbf > 0) != (d.mttr > 0):
             fail(f"{here}.mttr", "give both mtbf and mttr (> 0) for random breakdowns, or neither")
-        if isinstance(d, ArmConfig):
-            try:
-                resolve_asset(d.model)
-            except FileNotFoundError as e:
-                fail(f"{here}.model", str(e))
 
     ctl = cfg.controller
     if ctl is None:
@@ -344,3 +452,18 @@ def _check_references(cfg: LineConfig, source: str) -> None:
         expect(f"{here}.place.station", t.place.station, StationConfig, "station")
         expect(f"{here}.place.conveyor", t.place.conveyor, ConveyorConfig, "conveyor")
         expect(f"{here}.place.clear_eye", t.place.clear_eye, PhotoEyeConfig, "photoeye")
+
+
+def _check_models(cfg: LineConfig, source: str) -> None:
+    """Each arm's model is a robot file the twin may load, with the links and joints the
+    config names; the model is loaded (once per process) in a headless client to see."""
+    from twin.sim.models import ModelError, check_arm_model
+
+    for i, d in enumerate(cfg.devices):
+        if isinstance(d, ArmConfig):
+            try:
+                check_arm_model(d.model, d.tool_link, d.held_joints, d.home)
+            except ModelError as e:
+                raise ConfigError(
+                    f"{source}: devices[{i}] (device '{d.id}').{e.field}: {e}"
+                ) from None

@@ -93,6 +93,27 @@ class PartCompleted(Event, **_kind("part_completed")):
     defect: str | None
 
 
+class PartLost(Event, **_kind("part_lost")):
+    """A part left the line where no device takes it (device "line"): it fell to the floor
+    or out of the cell. It is scrapped and its body goes back to the pool."""
+
+    part: int
+    type: str
+    reason: str  # "on_floor" (below every belt and table) or "out_of_cell"
+    position: list[float]  # m, where it was found
+    near: str  # the device closest to that point
+    quality: str  # "good" or "reject", as it was when lost
+
+
+class SourceWaiting(Event, **_kind("source_waiting")):
+    """A source could not put a part on its belt because the part pool is full
+    (`waiting` true), or it can again (`waiting` false)."""
+
+    waiting: bool
+    reason: str  # "pool_full"
+    capacity: int  # the pool's capacity (parts on the line at once)
+
+
 # sensors and robots -----------------------------------------------------------------------
 class EyeBlocked(Event, **_kind("eye_blocked")):
     """A photo-eye's beam was interrupted (rising edge)."""
@@ -205,6 +226,36 @@ class ProcessFinished(Event, **_kind("process_finished")):
     defect: str | None
 
 
+class PartNotSeated(Event, **_kind("part_not_seated")):
+    """A part came to rest on a station's fixture but not seated (tilted, off centre or not
+    down on the fixture): the station will not process it."""
+
+    part: int
+    tilt_deg: float  # degrees between the part's axis and the vertical
+    offset: float  # m: the part's centre from the fixture centre, in the table plane
+    gap: float  # m: the part's bottom above the fixture
+
+
+class InterlockViolated(Event, **_kind("interlock_violated")):
+    """A part arrived on (`load`) or left (`unload`) a station's fixture while the station's
+    interlock (`load_ok` / `unload_ok`) did not allow it."""
+
+    part: int
+    action: str  # "load" or "unload"
+    state: str  # the station's PackML state at the time
+
+
+class Alarm(Event, **_kind("alarm")):
+    """The built-in sequencer raised (`active` true) or cleared an alarm: `pick_failed`,
+    `place_failed` or `part_not_seated`, after `tries` failed attempts. It clears when the
+    source or destination changes (an operator took the part away)."""
+
+    alarm: str
+    active: bool
+    tries: int | None = None
+    message: str | None = None
+
+
 # the line ---------------------------------------------------------------------------------
 class LineState(Event, **_kind("line_state")):
     """The line's own PackML state changed (device "line")."""
@@ -239,10 +290,12 @@ class EventsDropped(Event, **_kind("events_dropped")):
 
 # the server -------------------------------------------------------------------------------
 class ControlTaken(Event, **_kind("control_taken")):
-    """A client took control (device "server")."""
+    """A client took control (device "server"); `client` names the connection for logs, the
+    lease stays with the client."""
 
-    client: str
-    watchdog: float
+    client: str  # hex ROUTER identity
+    watchdog: float | None  # s, null: none
+    lease_timeout: float  # s of silence after which the client loses control
 
 
 class ControlReleased(Event, **_kind("control_released")):
@@ -255,6 +308,15 @@ class Watchdog(Event, **_kind("watchdog")):
     """The controlling client went silent: control is gone, the line safe-stops."""
 
     reason: str
+    client: str
+    timeout: float  # s
+    silent_for: float  # s
+
+
+class LeaseExpired(Event, **_kind("lease_expired")):
+    """The controlling client sent nothing with its lease for its lease timeout (no
+    watchdog): control is gone, the line is left as it is (device "server")."""
+
     client: str
     timeout: float  # s
     silent_for: float  # s
@@ -313,6 +375,8 @@ def _type_name(t: Any) -> str:
     if t in names:
         return names[t]
     args = getattr(t, "__args__", None)
+    if getattr(t, "__origin__", None) is list and args:
+        return _type_name(args[0]) + "s"  # list[float] -> "floats", as signals say
     if args:
         return "|".join(_type_name(a) for a in args)
     return str(t)

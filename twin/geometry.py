@@ -168,26 +168,27 @@ def place_point(cfg: LineConfig, t: Transfer) -> Point:
 
 
 def teach_points(cfg: LineConfig) -> list[dict[str, Any]]:
-    """The config's transfers with their pick and place points (priority order per arm)."""
+    """The config's transfers with their pick and place points, in priority order per arm.
+
+    A pick from a photo-eye is ready while the eye is blocked, from a station while it is
+    Complete with its part; a place on a station while it is Idle and empty, on a belt while
+    its `clear_eye` (if any) is clear."""
     out = []
     for t in cfg.controller.transfers if cfg.controller else []:
-        out.append(
-            {
-                "arm": t.arm,
-                "pick": {
-                    "device": t.pick.eye or t.pick.station,
-                    "when": "eye blocked" if t.pick.eye else "station Complete with part",
-                    "point": pick_point(cfg, t),
-                },
-                "place": {
-                    "device": t.place.station or t.place.conveyor,
-                    "when": "station Idle and empty"
-                    if t.place.station
-                    else (f"eye {t.place.clear_eye} clear" if t.place.clear_eye else "always"),
-                    "point": place_point(cfg, t),
-                },
+        if t.pick.eye is not None:
+            pick = {"device": t.pick.eye, "kind": "photoeye", "point": pick_point(cfg, t)}
+        else:
+            pick = {"device": t.pick.station, "kind": "station", "point": pick_point(cfg, t)}
+        if t.place.station is not None:
+            place = {"device": t.place.station, "kind": "station", "point": place_point(cfg, t)}
+        else:
+            place = {
+                "device": t.place.conveyor,
+                "kind": "conveyor",
+                "point": place_point(cfg, t),
+                "clear_eye": t.place.clear_eye,
             }
-        )
+        out.append({"arm": t.arm, "pick": pick, "place": place})
     return out
 
 

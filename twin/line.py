@@ -11,12 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from twin.command_rules import ALLOWED_IN_ESTOP
 from twin.config import LineConfig
+from twin.description import RECIPES, packml_description
+from twin.devices.arm import Arm
 from twin.devices.base import BuildContext, CommandError, Device, validate_args
 from twin.devices.kinds import BUILD_ORDER, device_class
 from twin.devices.sink import Sink
 from twin.devices.source import Source
-from twin.events import Event, EventLog
+from twin.events import Event, EventLog, event_catalogue
+from twin.geometry import CONVENTIONS, device_geometry, teach_points
+from twin.part_loss import LostPartDetector
 from twin.parts import PartPool
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
 from twin.sim.world import World
@@ -34,7 +39,7 @@ class Line:
         self.seed = cfg.physics.seed if seed is None else seed
         self.world = World(cfg.physics, gui=gui)
         self.events = EventLog(lambda: (self.world.step_index, self.world.sim_time))
-        self.pool = PartPool(self.world, cfg.part_types)
+        self.pool = PartPool(self.world, cfg.part_types, cfg.part_pool.capacity)
         ctx = BuildContext(self.world, self.pool, self.events, self.seed)
         for kind in BUILD_ORDER:  # devices that others are mounted on are built first
             for dc in cfg.devices:
@@ -49,6 +54,14 @@ class Line:
         self._after = [d.after_step for d in self.devices.values() if _overrides(d, "after_step")]
         self._sources = [d for d in self.devices.values() if isinstance(d, Source)]
         self._sinks = [d for d in self.devices.values() if isinstance(d, Sink)]
+        arms = [d for d in self.devices.values() if isinstance(d, Arm)]
+        self.lost_parts = LostPartDetector(
+            cfg,
+            self.world,
+            self.pool,
+            lambda kind, **data: self.emit(kind, **data),
+            lambda: [a.holding for a in arms],
+        )
         self.ctx = ctx
         self.estopped = False
         # the line as a whole is a PackML unit: it starts itself (Stopped -> Execute) and
@@ -73,7 +86,7 @@ class Line:
         return self.world.dt
 
     def step(self, n: int = 1) -> None:
-        before, after, world = self._before, self._after, self.world
+        before, after, world, lost = self._before, self._after, self.world, self.lost_parts
         for _ in range(n):
             if self._auto_start or self.packml.is_acting:
                 self._advance_line_state()
@@ -82,6 +95,8 @@ class Line:
             world.step()
             for hook in after:
                 hook()
+            if world.step_index % lost.period == 0:
+                lost.check()
 
     # one step in two halves, for the code that runs a controller between them
     def begin_step(self) -> None:
@@ -96,6 +111,8 @@ class Line:
         self.world.step()
         for hook in self._after:
             hook()
+        if self.world.step_index % self.lost_parts.period == 0:
+            self.lost_parts.check()
 
     def _advance_line_state(self) -> None:
         """Acting states complete within a step; after start-up or an e-stop reset the line
@@ -114,14 +131,16 @@ class Line:
     LINE_COMMANDS = tuple(c.value.lower() for c in Command)
 
     def _line_command(self, command: str) -> None:
-        if self.estopped and command not in ("stop", "abort"):
-            raise CommandError("estopped", f"the line is emergency-stopped: '{command}' refused")
         try:
             self.packml.command(command)
         except IllegalCommand as e:
             raise CommandError("illegal_state", f"line: {e}") from None
         self._auto_start = False
-        if command in ("hold", "stop", "abort"):
+        if command == "abort":  # PackML: aborting the line aborts its units
+            for d in self.devices.values():
+                d.emergency_stop("line abort")
+            self.events.emit("safe_state", "line", reason="line abort")
+        elif command in ("hold", "stop"):
             self.safe_state(f"line {command}")
 
     def check_command(
@@ -147,24 +166,30 @@ class Line:
             )
         if not isinstance(command, str):
             raise CommandError("bad_type", f"command name must be a string, got {command!r}")
-        return validate_args(device.command_spec(command), args)
+        clean = validate_args(device.command_spec(command), args)
+        device.check(command, clean)  # e.g. an arm's reach: before any look at its state
+        return clean
 
     def apply(self, device_id: str, command: str, args: dict[str, Any] | None = None) -> None:
         """Validate and carry out one device command, or raise CommandError with no change."""
-        clean = self.check_command(device_id, command, args)
+        self.carry_out(device_id, command, self.check_command(device_id, command, args))
+
+    def carry_out(self, device_id: str, command: str, clean: dict[str, Any]) -> None:
+        """Carry out a command whose arguments `check_command` returned, in the line's state
+        now (raise CommandError with no change to refuse it)."""
+        # the one e-stop rule (twin.command_rules), for the line's own commands and devices'
+        if self.estopped and command not in ALLOWED_IN_ESTOP:
+            raise CommandError(
+                "estopped",
+                f"the line is emergency-stopped: '{command}' refused until estop_reset "
+                f"(only {sorted(ALLOWED_IN_ESTOP)} pass)",
+            )
         if device_id == "line":
             self._line_command(command)
             return
-        device = self.devices[device_id]
-        if self.estopped and command not in self._ALLOWED_IN_ESTOP:
-            raise CommandError(
-                "estopped", f"the line is emergency-stopped: '{command}' refused until estop_reset"
-            )
-        device.apply(command, clean)
+        self.devices[device_id].apply(command, clean)
 
     # e-stop ---------------------------------------------------------------------------
-    _ALLOWED_IN_ESTOP = frozenset({"stop", "abort", "halt", "hold", "vacuum"})
-
     def estop(self, reason: str = "") -> None:
         """Emergency stop: the line aborts (so no controller acts), safe state, motion
         commands refused."""
@@ -172,7 +197,10 @@ class Line:
             self.estopped = True
             if self.packml.can(Command.ABORT):
                 self.packml.command(Command.ABORT)
-        self.safe_state(f"estop: {reason}" if reason else "estop")
+        why = f"estop: {reason}" if reason else "estop"
+        for d in self.devices.values():
+            d.emergency_stop(why)
+        self.events.emit("safe_state", "line", reason=why)
         self.emit("estop", reason=reason)
 
     def estop_reset(self) -> None:
@@ -220,21 +248,30 @@ class Line:
         return out
 
     def counts(self) -> dict[str, int]:
-        spawned = sum(d.spawned for d in self._sources)
-        completed = sum(d.count for d in self._sinks)
+        """Parts by where they are: spawned = completed + scrapped + lost + wip, always
+        (parts put on the line by hand, as benchmarks do, count as spawned too)."""
+        pool = self.pool
         return {
-            "parts_spawned": spawned,
-            "parts_completed": completed,
-            "wip": len(self.pool.active),
+            "parts_spawned": pool.spawned,
+            "parts_completed": sum(d.count for d in self._sinks),
+            "parts_scrapped": pool.left["scrapped"],
+            "parts_lost": pool.left["lost"],
+            "wip": len(pool.active),
         }
 
     def describe(self) -> dict[str, Any]:
+        """The line's self-description: devices with their signals, commands and geometry,
+        the teach points, the PackML states and rules, each kind's recipe, the events."""
+        cfg = self.cfg
         return {
-            "line": self.cfg.name,
+            "line": cfg.name,
             "timestep": self.dt,
             "seed": self.seed,
             "devices": [
-                *(d.describe() for d in self.devices.values()),
+                *(
+                    {**d.describe(), "geometry": device_geometry(cfg, d.cfg)}
+                    for d in self.devices.values()
+                ),
                 {
                     "id": "line",
                     "kind": "line",
@@ -253,6 +290,14 @@ class Line:
                     ],
                 },
             ],
+            "conventions": CONVENTIONS,
+            "part_types": [
+                {"name": t.name, "size": list(t.size), "mass": t.mass} for t in cfg.part_types
+            ],
+            "teach_points": teach_points(cfg),
+            "packml": packml_description(),
+            "recipes": RECIPES,
+            "events": event_catalogue(),
         }
 
     def close(self) -> None:

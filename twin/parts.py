@@ -2,6 +2,10 @@
 
 A parked part has no collisions, no mass and sits far below the floor, so it costs the
 solver nothing; spawning it again restores its mass, collisions, pose and velocity.
+
+The pool holds at most `capacity` parts on the line at once (config `[part_pool]`); a
+source that finds it full waits. Every part that leaves is counted by how it left, so
+spawned = completed + scrapped + lost + active at any time.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import pybullet
 from twin.config import PartType
 from twin.sim.world import World
 
-_PARK_Z = -50.0
+PARK_Z = -50.0  # m: where parked bodies wait
 
 
 class Part(msgspec.Struct, kw_only=True):
@@ -26,9 +30,19 @@ class Part(msgspec.Struct, kw_only=True):
     defect: str | None = None
 
 
+OUTCOMES = ("completed", "scrapped", "lost")  # how a part leaves the line
+
+
+class PoolFull(RuntimeError):
+    """Every part the pool may hold is on the line."""
+
+
 class PartPool:
-    def __init__(self, world: World, part_types: list[PartType]) -> None:
+    def __init__(self, world: World, part_types: list[PartType], capacity: int = 1000) -> None:
         self.world = world
+        self.capacity = capacity
+        self.spawned = 0
+        self.left: dict[str, int] = dict.fromkeys(OUTCOMES, 0)  # parts that left, by outcome
         self.types = {t.name: t for t in part_types}
         self._shapes: dict[str, tuple[int, int]] = {}
         self._free: dict[str, list[int]] = {t.name: [] for t in part_types}
@@ -49,7 +63,7 @@ class PartPool:
             baseMass=t.mass,
             baseCollisionShapeIndex=col,
             baseVisualShapeIndex=vis,
-            basePosition=[0, 0, _PARK_Z],
+            basePosition=[0, 0, PARK_Z],
             useMaximalCoordinates=True,
         )
         c.changeDynamics(body, -1, lateralFriction=t.friction, spinningFriction=0.001)
@@ -64,7 +78,10 @@ class PartPool:
         time: float,
         defect: str | None = None,
     ) -> Part:
-        """Take a body from the pool (or make one) and put it at `position` (its centre)."""
+        """Take a body from the pool (or make one) and put it at `position` (its centre).
+        Raises PoolFull when `capacity` parts are already on the line."""
+        if self.full:
+            raise PoolFull(f"the part pool holds {self.capacity} parts, all on the line")
         t = self.types[type_name]
         c = self.world.client
         free = self._free[type_name]
@@ -80,25 +97,33 @@ class PartPool:
             id=self.next_id,
             type=type_name,
             body=body,
-            size=tuple(t.size),
+            size=(t.size[0], t.size[1], t.size[2]),
             mass=t.mass,
             spawn_time=time,
             quality="reject" if defect else "good",
             defect=defect,
         )
         self.next_id += 1
+        self.spawned += 1
         self.active[part.id] = part
         self.by_body[body] = part.id
         return part
 
-    def release(self, part_id: int) -> Part:
-        """Park the part's body for reuse."""
+    @property
+    def full(self) -> bool:
+        return len(self.active) >= self.capacity
+
+    def release(self, part_id: int, outcome: str = "completed") -> Part:
+        """Park the part's body for reuse; `outcome` says how it left (see OUTCOMES)."""
+        if outcome not in self.left:
+            raise ValueError(f"unknown outcome '{outcome}' (known: {OUTCOMES})")
         part = self.active.pop(part_id)
+        self.left[outcome] += 1
         del self.by_body[part.body]
         c = self.world.client
         c.setCollisionFilterGroupMask(part.body, -1, 0, 0)
         c.changeDynamics(part.body, -1, mass=0)
-        c.resetBasePositionAndOrientation(part.body, [0, 0, _PARK_Z], [0, 0, 0, 1])
+        c.resetBasePositionAndOrientation(part.body, [0, 0, PARK_Z], [0, 0, 0, 1])
         c.resetBaseVelocity(part.body, [0, 0, 0], [0, 0, 0])
         self._free[part.type].append(part.body)
         return part

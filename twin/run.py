@@ -25,6 +25,8 @@ class RunSummary(msgspec.Struct, kw_only=True):
     real_time_factor: float
     parts_spawned: int
     parts_completed: int
+    parts_scrapped: int
+    parts_lost: int  # fell off the line (part_lost events)
     wip: int
     throughput_per_hour: float
     throughput_per_hour_second_half: float
@@ -43,7 +45,8 @@ class RunSummary(msgspec.Struct, kw_only=True):
             f"wall time       {self.wall_time_s:.2f} s",
             f"real-time factor {self.real_time_factor:.1f}x",
             f"parts spawned   {self.parts_spawned}",
-            f"parts completed {self.parts_completed}  (in process: {self.wip})",
+            f"parts completed {self.parts_completed}  (in process: {self.wip}, "
+            f"scrapped: {self.parts_scrapped}, lost: {self.parts_lost})",
             f"throughput      {self.throughput_per_hour:.1f} parts/h "
             f"(second half: {self.throughput_per_hour_second_half:.1f} parts/h)",
             f"mean lead time  {lead}",
@@ -66,6 +69,18 @@ class RunSummary(msgspec.Struct, kw_only=True):
                 f"  {sid:<13} OEE {s['oee']:.1%}  execute {u['execute']:.0%}  starved {u['starved']:.0%}"
                 f"  blocked {u['blocked']:.0%}  held {u['held']:.0%}  down {u['down']:.0%}"
             )
+        for rid, r in k.get("robots", {}).items():
+            u = r["utilisation"]
+            handling = u.get("picking", 0.0) + u.get("placing", 0.0)
+            out.append(
+                f"  {rid:<13} busy {r['busy']:.0%}  handling {handling:.0%}"
+                f"  travelling {r['busy'] - handling:.0%}  waiting {u.get('waiting', 0.0):.0%}"
+                f"  idle {u.get('idle', 0.0):.0%}"
+            )
+        raised = {a: n for a, n in k.get("alarms", {}).items() if n}
+        if raised or k.get("pick_failures"):
+            alarms = ", ".join(f"{a} {n}" for a, n in raised.items()) or "none"
+            out.append(f"alarms          {alarms}; picks given up {k.get('pick_failures', 0)}")
         if k["bottleneck"]:
             out.append(f"bottleneck      {k['bottleneck']['reason']}")
         if self.faults:
@@ -187,6 +202,8 @@ def _summarise(
         real_time_factor=sim / wall if wall > 0 else 0.0,
         parts_spawned=counts["parts_spawned"],
         parts_completed=counts["parts_completed"],
+        parts_scrapped=counts["parts_scrapped"],
+        parts_lost=counts["parts_lost"],
         wip=counts["wip"],
         throughput_per_hour=counts["parts_completed"] / sim * 3600 if sim > 0 else 0.0,
         throughput_per_hour_second_half=(

@@ -12,6 +12,7 @@ from twin.events import (
     PartCompleted,
     PartEntered,
     PartLeft,
+    PartLost,
     PartSpawned,
     ProcessFinished,
 )
@@ -30,7 +31,9 @@ class PartRecord(msgspec.Struct, kw_only=True):
     spawned: float
     visits: list[StationVisit] = msgspec.field(default_factory=list)
     completed: float | None = None
-    quality: str = "good"  # "good" or "reject"
+    lost: float | None = None  # s: when it fell off the line (scrapped)
+    lost_where: str | None = None  # e.g. "on_floor near 'infeed' at [x, y, z]"
+    quality: str = "good"  # "good" or "reject"; a lost part is scrap: "reject"
     defect: str | None = None  # why it is a reject
 
 
@@ -49,7 +52,7 @@ class Genealogy:
                 if e.quality == "reject":
                     self._reject(e.part, e.defect or "defective material")
                 continue
-            if not isinstance(e, (PartEntered, PartLeft, ProcessFinished, PartCompleted)):
+            if not isinstance(e, (PartEntered, PartLeft, ProcessFinished, PartCompleted, PartLost)):
                 continue
             record = self.parts.get(e.part)
             if record is None:
@@ -68,11 +71,20 @@ class Genealogy:
                         break
                 if e.quality == "reject":
                     self._reject(e.part, e.defect or f"defect at {e.device}")
+            elif isinstance(e, PartLost):
+                record.lost = e.time
+                record.lost_where = f"{e.reason} near '{e.near}' at {e.position}"
+                self._reject(e.part, f"lost: {e.reason} near '{e.near}'")
+                self._finished(e.part)
             else:
                 record.completed = e.time
-                self._completed_order.append(e.part)
-                if len(self._completed_order) > self.keep_completed:
-                    self.parts.pop(self._completed_order.pop(0), None)
+                self._finished(e.part)
+
+    def _finished(self, part: int) -> None:
+        """Keep at most `keep_completed` records of parts that left the line."""
+        self._completed_order.append(part)
+        if len(self._completed_order) > self.keep_completed:
+            self.parts.pop(self._completed_order.pop(0), None)
 
     def _reject(self, part: int, why: str) -> None:
         record = self.parts[part]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from twin.events import Event, PartCompleted, PartSpawned, StationActivity
+from twin.events import Event, PartCompleted, PartLost, PartSpawned, StationActivity
 
 
 class Timeline:
@@ -19,6 +19,8 @@ class Timeline:
         for e in events:
             if isinstance(e, PartSpawned):
                 self.wip.append((e.time, self.wip[-1][1] + 1))
+            elif isinstance(e, PartLost):
+                self.wip.append((e.time, self.wip[-1][1] - 1))
             elif isinstance(e, PartCompleted):
                 self.wip.append((e.time, self.wip[-1][1] - 1))
                 self.completed.append((e.time, self.completed[-1][1] + 1))

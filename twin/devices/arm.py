@@ -206,6 +206,12 @@ class Arm(Device):
         )
 
     # commands ------------------------------------------------------------------------
+    def check(self, command: str, args: dict[str, Any]) -> None:
+        if command == "move_joints":
+            self._check_limits(args["positions"])
+        elif command in ("move_to", "pick", "place"):
+            self._check_reach(command, args["position"])
+
     @property
     def busy(self) -> bool:
         return bool(self.queue) or self.running is not None
@@ -244,8 +250,7 @@ class Arm(Device):
         self.planned_duration = self._plan_duration(steps)
         self._set_activity(steps[0].activity)
 
-    def cmd_move_joints(self, positions: list[float]) -> None:
-        self._require_idle("move_joints")
+    def _check_limits(self, positions: list[float]) -> np.ndarray:
         q = np.array(positions)
         bad = [
             f"joint {i}: {v} not in [{lo:.4f}, {hi:.4f}] rad"
@@ -256,6 +261,11 @@ class Arm(Device):
             raise CommandError(
                 "out_of_range", f"arm '{self.id}': move_joints outside limits: {'; '.join(bad)}"
             )
+        return q
+
+    def cmd_move_joints(self, positions: list[float]) -> None:
+        q = self._check_limits(positions)  # arguments before state (twin.command_rules)
+        self._require_idle("move_joints")
         self._start("moving", [jobs.JointMotion(q, "moving")])
 
     def cmd_home(self) -> None:
@@ -263,15 +273,15 @@ class Arm(Device):
         self._start("moving", [jobs.JointMotion(np.array(self.home), "moving")])
 
     def cmd_move_to(self, position: list[float]) -> None:
-        self._require_idle("move_to")
         target = self._check_reach("move_to", position)
+        self._require_idle("move_to")
         self._start("moving", jobs.move_to(self.tool, self.cmd_yaw, target, self.speeds))
 
     def cmd_pick(self, position: list[float]) -> None:
+        target = self._check_reach("pick", position)
         self._require_idle("pick")
         if self.holding is not None:
             raise CommandError("holding", f"arm '{self.id}': already holding part {self.holding}")
-        target = self._check_reach("pick", position)
         self._pick = {"target": target, "attempts": 0}
         found = self._locate(target)
         if found is not None and found.tilt > self.cfg.max_pick_tilt:
@@ -297,10 +307,10 @@ class Arm(Device):
         return jobs.pick(self.tool, self.cmd_yaw, target, found, cup_yaw, tallest, self.speeds)
 
     def cmd_place(self, position: list[float], yaw: float | None = None) -> None:
+        target = self._check_reach("place", position)
         self._require_idle("place")
         if self.holding is None:
             raise CommandError("not_holding", f"arm '{self.id}': place needs a part on the cup")
-        target = self._check_reach("place", position)
         part = self.ctx.pool.active[self.holding]
         part_yaw = self.cfg.yaw if yaw is None else yaw
         if yaw is None:  # square to the base: the turn of the part nearest to how it hangs

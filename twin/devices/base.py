@@ -85,10 +85,12 @@ def validate_args(spec: CommandSpec, args: Any) -> dict[str, Any]:
             "bad_type", f"{spec.name}: args must be a map, got {type(args).__name__}"
         )
     known = {a.name for a in spec.args}
-    extra = sorted(str(k) for k in args if k not in known)
+    extra = [k for k in args if k not in known]
     if extra:
         raise CommandError(
-            "unknown_arg", f"{spec.name}: unknown argument(s) {extra} (accepted: {sorted(known)})"
+            "unknown_arg",
+            f"{spec.name}: unknown argument(s) {sorted(map(str, extra))} "
+            f"(accepted: {sorted(known)})",
         )
     clean: dict[str, Any] = {}
     for arg in spec.args:
@@ -166,6 +168,10 @@ class Device:
             f"(accepted: {[c.name for c in self.commands]})",
         )
 
+    def check(self, command: str, args: dict[str, Any]) -> None:
+        """Checks of validated arguments that need the device's build but not its state (an
+        arm's joint limits and reach); raise CommandError. Runs before any state check."""
+
     def apply(self, command: str, args: dict[str, Any]) -> None:
         """Carry out a validated command; raise CommandError (with no state change) to refuse."""
         getattr(self, "cmd_" + command)(**args)
@@ -186,6 +192,11 @@ class Device:
 
     def safe_state(self, reason: str) -> None:
         """Go to the safe state: stop motion, hold position."""
+
+    def emergency_stop(self, reason: str) -> None:
+        """An emergency stop: the safe state, unless the device has a stronger one (a PackML
+        unit aborts)."""
+        self.safe_state(reason)
 
     def describe(self) -> dict[str, Any]:
         return {

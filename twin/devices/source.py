@@ -23,6 +23,11 @@ class Source(Device):
         SignalSpec(name="blocked", type="bool", doc="a part is due but the drop zone is occupied"),
         SignalSpec(name="next_at", type="float", unit="s", doc="sim time the next part is due"),
         SignalSpec(name="last_part", type="int|null"),
+        SignalSpec(
+            name="pool_full",
+            type="bool",
+            doc="a part is due but the line holds as many parts as the part pool allows",
+        ),
     )
 
     def __init__(self, cfg: SourceConfig, ctx: BuildContext) -> None:
@@ -45,6 +50,7 @@ class Source(Device):
         self.enabled = cfg.enabled
         self.spawned = 0
         self.blocked = False
+        self.pool_full = False
         self.next_at = cfg.first_at
         self.last_part: int | None = None
         self._requested: list[str | None] = []
@@ -74,9 +80,13 @@ class Source(Device):
         due = self.enabled and now >= self.next_at and not self._limit_reached()
         if not (due or self._requested):
             self.blocked = False
+            self._wait_for_pool(False)
             return
-        if self.blocked and self.ctx.world.step_index % _RETRY_EVERY:
+        if (self.blocked or self.pool_full) and self.ctx.world.step_index % _RETRY_EVERY:
             return  # a blocked feeder tries again every few steps, not at every physics step
+        self._wait_for_pool(self.ctx.pool.full)
+        if self.pool_full:
+            return
         if not self._zone_clear():
             self.blocked = True
             return
@@ -99,6 +109,13 @@ class Source(Device):
         quality = "reject" if defect else "good"
         self.emit("part_spawned", part=part.id, type=type_name, quality=quality, defect=defect)
 
+    def _wait_for_pool(self, full: bool) -> None:
+        """Wait while the pool is full, and say so when that starts and ends."""
+        if full != self.pool_full:
+            self.pool_full = full
+            pool = self.ctx.pool
+            self.emit("source_waiting", waiting=full, reason="pool_full", capacity=pool.capacity)
+
     def signals(self) -> dict[str, Any]:
         return {
             "enabled": self.enabled,
@@ -106,4 +123,5 @@ class Source(Device):
             "blocked": self.blocked,
             "next_at": self.next_at,
             "last_part": self.last_part,
+            "pool_full": self.pool_full,
         }

@@ -19,6 +19,8 @@ from typing import Any
 from twin.gateways.link import LinkError, TwinLink
 from twin.protocol import messages as m
 
+_LOST = ("not_controller", "stale_lease", "bad_lease")  # the twin no longer knows our lease
+
 
 class LeaseRefused(Exception):
     """Another client of this gateway holds control (or the twin gave it to someone else)."""
@@ -81,7 +83,8 @@ class Lease:
         try:
             await self.link.request(m.Command(device=device, command=command, args=args))
         except LinkError as e:
-            if e.code == "not_controller":  # the twin's watchdog took it meanwhile: once more
+            # the twin's watchdog or lease timeout took it meanwhile: once more
+            if e.code in ("not_controller", "stale_lease"):
                 self.held = False
                 await self.acquire(owner, label)
                 await self.link.request(m.Command(device=device, command=command, args=args))

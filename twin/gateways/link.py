@@ -51,6 +51,7 @@ class TwinLink:
         for topic in (m.TOPIC_STATE, m.TOPIC_EVENT, m.TOPIC_KPI):
             self._sub.setsockopt(zmq.SUBSCRIBE, topic)
         self._ids = itertools.count(1)
+        self.lease: str | None = None  # the twin's control lease, sent with every request
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         # telemetry handlers, plain functions or coroutines
@@ -77,6 +78,8 @@ class TwinLink:
     async def request(self, req: Any, timeout: float | None = None) -> Any:
         """Send one request struct; the reply struct, or LinkError/TimeoutError."""
         req.id = next(self._ids)
+        if req.lease is None and self.lease is not None:
+            req.lease = self.lease
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[req.id] = future
         try:
@@ -90,6 +93,10 @@ class TwinLink:
             self._waiting.pop(req.id, None)
         if isinstance(reply, m.Error):
             raise LinkError(reply.code, reply.message)
+        if isinstance(reply, m.ControlReply):  # take_control and reset hand out a lease
+            self.lease = reply.lease
+        elif isinstance(req, m.ReleaseControl):
+            self.lease = None
         return reply
 
     async def _read_replies(self) -> None:

@@ -49,27 +49,50 @@ class Breakdowns:
 
 
 class SensorFaults:
-    """Applies stuck-on, stuck-off, dropout and noise faults to a binary sensor reading."""
+    """Applies stuck-on, stuck-off, dropout and noise faults to a binary sensor reading.
+
+    Within its window a fault acts by kind: `stuck_on` / `stuck_off` force the reading;
+    `dropout` loses the signal (reads clear) in short spells that start at random, `rate`
+    per second on average, and last `duration` s each; `noise` inverts the reading for one
+    step at random instants, `rate` per second on average. Both random kinds are Poisson
+    processes in simulated time, so their statistics do not depend on the timestep.
+    """
 
     def __init__(self, faults: list[SensorFault], rng: np.random.Generator) -> None:
         self.faults = faults
         self.rng = rng
         self.active: set[int] = set()
+        self._next_at = [float("inf")] * len(faults)  # next random instant of fault i
+        self._until = [float("-inf")] * len(faults)  # dropout i reads clear until then
+        self.glitches = 0  # noise flips and drop-out spells so far
 
     def apply(self, reading: bool, now: float) -> tuple[bool, list[tuple[str, bool]]]:
         """Return the faulty reading and the (fault kind, active) changes at this step."""
-        changes = []
+        changes: list[tuple[str, bool]] = []
         for i, f in enumerate(self.faults):
             on = f.start <= now < f.end
             if on != (i in self.active):
                 (self.active.add if on else self.active.discard)(i)
                 changes.append((f.kind, on))
+                if on and f.rate > 0:
+                    self._next_at[i] = now + self.rng.exponential(1 / f.rate)
             if not on:
                 continue
             if f.kind == "stuck_on":
                 reading = True
-            elif f.kind in ("stuck_off", "dropout"):
+            elif f.kind == "stuck_off":
                 reading = False
-            elif f.kind == "noise" and self.rng.random() < f.probability:
-                reading = not reading
+            elif f.kind == "dropout":
+                if now >= self._next_at[i]:
+                    self._until[i] = self._next_at[i] + f.duration
+                    self.glitches += 1
+                    while self._next_at[i] <= now:  # spells that begin during a spell merge
+                        self._next_at[i] += self.rng.exponential(1 / f.rate)
+                if now < self._until[i]:
+                    reading = False
+            elif f.kind == "noise" and now >= self._next_at[i]:
+                reading = not reading  # several instants within one step are one flip
+                self.glitches += 1
+                while self._next_at[i] <= now:
+                    self._next_at[i] += self.rng.exponential(1 / f.rate)
         return reading, changes

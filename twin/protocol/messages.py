@@ -11,22 +11,27 @@ from typing import Annotated, Any
 
 import msgspec
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: control leases, the process image
 
 RequestId = int | str | None  # echoed back unchanged so a client can match replies
 MAX_STEPS_PER_REQUEST = 10_000  # keeps one request from starving the others for long
 MAX_COMMANDS_PER_STEP = 64
 MAX_WATCHDOG_S = 3600.0
+MAX_IMAGE_ENTRIES = 256  # inputs, and outputs, of one process image
 
 StepCount = Annotated[int, msgspec.Meta(ge=1, le=MAX_STEPS_PER_REQUEST)]
 WatchdogSeconds = Annotated[float, msgspec.Meta(gt=0, le=MAX_WATCHDOG_S)]
 Seed = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 Name = Annotated[str, msgspec.Meta(max_length=128)]
+Lease = Annotated[str, msgspec.Meta(max_length=64)]
 
 
 # requests ------------------------------------------------------------------------------
 class _Request(msgspec.Struct, tag_field="type", kw_only=True, forbid_unknown_fields=True):
     id: RequestId = None
+    # the token take_control returned: required by every request that changes the line;
+    # on any other request from the holder it counts as a sign of life
+    lease: Lease | None = None
 
 
 class Hello(_Request, tag="hello"):
@@ -74,7 +79,8 @@ class Step(_Request, tag="step"):
 
 
 class TakeControl(_Request, tag="take_control"):
-    """Become the one client allowed to change the line; optional watchdog in seconds."""
+    """Become the one client allowed to change the line; optional watchdog in seconds.
+    The reply (`control`) carries the lease token every line-changing request must carry."""
 
     watchdog: WatchdogSeconds | None = None
 
@@ -103,6 +109,15 @@ class Reset(_Request, tag="reset"):
 
 class GetKpis(_Request, tag="get_kpis"):
     """Production KPIs now: throughput, WIP, lead time, OEE per station and line, bottleneck."""
+
+
+class DeclareImage(_Request, tag="declare_image"):
+    """Declare the process image: the signals read ("device.signal") and the commands written
+    ("device.command") each cycle, in this order. The reply is the layout; cycles then go as
+    `ImageCycle` arrays (see docs/protocol.md, Process image)."""
+
+    inputs: Annotated[list[Name], msgspec.Meta(max_length=MAX_IMAGE_ENTRIES)] = []
+    outputs: Annotated[list[Name], msgspec.Meta(max_length=MAX_IMAGE_ENTRIES)] = []
 
 
 class GetGenealogy(_Request, tag="get_genealogy"):
@@ -135,9 +150,10 @@ Request = (
     | EstopReset
     | GetKpis
     | GetGenealogy
+    | DeclareImage
 )
 REQUEST_TYPES: tuple[type[_Request], ...] = Request.__args__  # type: ignore[attr-defined]
-REQUEST_TAGS: frozenset[str] = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
+REQUEST_TAGS: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)
 
 # requests any client may send; all others need control (see docs/protocol.md)
 OPEN_REQUESTS: tuple[type[_Request], ...] = (
@@ -181,6 +197,11 @@ class HelloReply(_Reply, tag="hello"):
     controlled: bool = False  # someone holds control
     you_control: bool = False
     role: str = "controller"  # "observer" for a Curve client with an observer key
+    lease_timeout: float = 0.0  # s of silence after which a holder without watchdog loses control
+
+
+# the parts of Line.describe() a describe reply passes on as they are
+DESCRIBE_EXTRAS = ("conventions", "part_types", "teach_points", "packml", "recipes", "events")
 
 
 class DescribeReply(_Reply, tag="describe"):
@@ -194,6 +215,13 @@ class DescribeReply(_Reply, tag="describe"):
     max_message_bytes: int
     max_steps_per_request: int
     schema: dict[str, Any]
+    # where things are and how to drive them (see twin.geometry and twin.description)
+    conventions: dict[str, str] = {}
+    part_types: list[dict[str, Any]] = []
+    teach_points: list[dict[str, Any]] = []
+    packml: dict[str, Any] = {}
+    recipes: dict[str, list[str]] = {}
+    events: list[dict[str, Any]] = []
 
 
 class State(_Reply, tag="state"):
@@ -235,7 +263,49 @@ class Genealogy(_Reply, tag="genealogy"):
     parts: list[dict[str, Any]] = []
 
 
-Reply = HelloReply | DescribeReply | State | Ok | Error | Kpis | Genealogy
+class ControlReply(_Reply, tag="control"):
+    """The reply to take_control, and to reset (which replaces the lease)."""
+
+    lease: str
+    lease_timeout: float  # s of silence after which the holder loses control
+    watchdog: float | None = None  # s; silence beyond it also safe-stops the line
+    detail: str = ""
+
+
+class ImageLayout(_Reply, tag="image_layout"):
+    """The declared process image: each input's and output's position, type and unit."""
+
+    layout: int  # carried by every cycle; a new declaration or a reset replaces it
+    inputs: list[dict[str, Any]] = []
+    outputs: list[dict[str, Any]] = []
+
+
+Reply = (
+    HelloReply | DescribeReply | State | Ok | Error | Kpis | Genealogy | ControlReply | ImageLayout
+)
+
+
+# the process image cycle: MessagePack arrays, not maps (docs/protocol.md, Process image) ---
+class ImageCycle(msgspec.Struct, array_like=True, tag="image"):
+    """["image", id, lease, layout, n, outputs]: apply the outputs (each nil, or the array of
+    its command's arguments), step n times (lockstep; 0 reads the latest image), read."""
+
+    id: RequestId
+    lease: Lease
+    layout: int
+    n: Annotated[int, msgspec.Meta(ge=0, le=MAX_STEPS_PER_REQUEST)]
+    outputs: Annotated[list[Any], msgspec.Meta(max_length=MAX_IMAGE_ENTRIES)]
+
+
+class ImageReply(msgspec.Struct, array_like=True, tag="image"):
+    """["image", id, step, time, inputs, refused]: the inputs in declared order after the
+    cycle; refused lists [output index, code, message] for outputs the line's state refused."""
+
+    id: RequestId
+    step: int
+    time: float
+    inputs: list[Any]
+    refused: list[list[Any]]
 
 
 # telemetry -----------------------------------------------------------------------------
@@ -264,6 +334,11 @@ ERROR_CODES: dict[str, str] = {
     "bad_request": "a field is missing, unknown, of the wrong type or outside its limits",
     "version_mismatch": "hello with a protocol version this server does not speak",
     "not_controller": "the request changes the line and this client does not hold control",
+    "stale_lease": "the lease was valid once: since replaced (reset), released or expired",
+    "bad_lease": "a lease this server never issued, or one held by another connection",
+    "unknown_signal": "declare_image names a signal its device does not have",
+    "bad_image": "an image cycle that does not fit its layout (length, entries)",
+    "stale_layout": "an image cycle for a layout that a new declaration or a reset replaced",
     "control_held": "another client holds control",
     "wrong_mode": "the request does not apply in the server's mode",
     "estopped": "the line is emergency-stopped: estop_reset first",
@@ -276,14 +351,16 @@ ERROR_CODES: dict[str, str] = {
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema of every request, reply and telemetry message, generated from the structs."""
-    (request, reply, telemetry), components = msgspec.json.schema_components(
-        [Request, Reply, Telemetry], ref_template="#/$defs/{name}"
+    (request, reply, telemetry, cycle, cycle_reply), components = msgspec.json.schema_components(
+        [Request, Reply, Telemetry, ImageCycle, ImageReply], ref_template="#/$defs/{name}"
     )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "request": request,
         "reply": reply,
         "telemetry": telemetry,
+        "image_cycle": cycle,  # MessagePack arrays: see docs/protocol.md, Process image
+        "image_reply": cycle_reply,
         "$defs": components,
     }
 

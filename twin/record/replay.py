@@ -145,7 +145,12 @@ class _ServeReplay:
             self.lock.release()
             self.host.watchdog_trip(request.client, request.timeout, request.silent_for)
             return
-        reply = decode_reply(self.dispatcher.handle(bytes.fromhex(client), encode(request), 0.0))
+        sender = bytes.fromhex(client)
+        if isinstance(request, m.TakeControl) and self.lock.holder not in (None, sender):
+            self.lock.release()  # it was accepted: the holder before had lost its lease
+        # recordings hold no lease (a secret): requests go with the replay's own
+        request = msgspec.structs.replace(request, lease=self.lock.lease)
+        reply = decode_reply(self.dispatcher.handle(sender, encode(request), 0.0))
         if isinstance(reply, m.Error):
             raise Diverged(
                 f"step {self.step_index}: recorded '{m.request_tag(type(request))}' refused "

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from twin.config import ConfigError, load
+from twin.server.control_lock import DEFAULT_LEASE_S
 from twin.server.curve import CurveSetupError
 from twin.server.endpoints import DEFAULT_CONTROL, DEFAULT_TELEMETRY, RemoteBindRefused
 from twin.server.limits import DEFAULT_BURST, DEFAULT_MAX_QUEUED, DEFAULT_RATE
@@ -98,6 +99,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         f"(default {DEFAULT_MAX_QUEUED})",
     )
     p.add_argument(
+        "--lease-timeout",
+        type=_positive,
+        default=DEFAULT_LEASE_S,
+        metavar="S",
+        help="wall-clock s of silence after which the controlling client loses control, "
+        f"unless its watchdog says otherwise (default {DEFAULT_LEASE_S:g})",
+    )
+    p.add_argument(
         "--no-builtin-controller",
         dest="builtin_controller",
         action="store_false",
@@ -149,6 +158,7 @@ def run_serve(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         max_queued=args.max_queued,
+        lease_timeout=args.lease_timeout,
         opcua=args.opcua,
         modbus=args.modbus,
     )

@@ -18,7 +18,7 @@ import zmq
 
 from twin.config import LineConfig
 from twin.gateways.process import spawn_gateway, stop_gateway
-from twin.server.control_lock import ControlLock
+from twin.server.control_lock import DEFAULT_LEASE_S, ControlLock
 from twin.server.curve import CONTROLLER, OBSERVER, CurveConfig, load_server_keys
 from twin.server.dispatch import Dispatcher
 from twin.server.endpoints import Endpoints, open_endpoints, remote_warning
@@ -51,6 +51,7 @@ class ServeOptions:
     rate_limit: float = DEFAULT_RATE  # requests/s per client (0 = no limit)
     rate_burst: int = DEFAULT_BURST  # requests a client may send at once
     max_queued: int = DEFAULT_MAX_QUEUED  # requests queued per client (ROUTER RCVHWM)
+    lease_timeout: float = DEFAULT_LEASE_S  # s of silence after which a holder loses control
     opcua: str | None = None  # OPC UA endpoint: run the gateway next to the twin (own process)
     modbus: str | None = None  # Modbus TCP address (host:port): the same for Modbus
 
@@ -81,7 +82,7 @@ class Server:
         except Exception:
             self.endpoints.close()
             raise
-        self.lock = ControlLock()
+        self.lock = ControlLock(opts.lease_timeout)
         self._poller = zmq.Poller()
         self._poller.register(self.endpoints.control, zmq.POLLIN)
         self.dispatcher = Dispatcher(self.host, self.lock)
@@ -135,15 +136,13 @@ class Server:
                 )
             else:
                 role = CONTROLLER if self.roles is None else self.roles.get(user or "", OBSERVER)
-                reply = self.dispatcher.handle(client, payload, now, role)
+                reply = self.dispatcher.handle(client, payload, now, role, user)
             try:
                 for frame in envelope:
                     router.send(frame, _MORE_NOBLOCK)
                 router.send(reply, _NOBLOCK)
             except zmq.ZMQError:
                 pass  # the client is gone or not reading: its loss, not the line's
-            # the holder could not talk while its request ran: silence counts from the reply
-            self.lock.touch(client, time.monotonic())
             self.check_watchdog()
 
     def _receive(self, router: zmq.Socket) -> tuple[list[bytes], str | None]:
@@ -154,8 +153,20 @@ class Server:
         return [p.bytes for p in parts], parts[-1].get("User-Id")
 
     def check_watchdog(self) -> None:
+        """Take control from a holder silent for longer than its lease (or its watchdog,
+        which also safe-stops the line)."""
         expiry = self.lock.expired(time.monotonic())
         if expiry is None:
+            return
+        self.dispatcher.image = None
+        if not expiry.watchdog:
+            self.host.controlled = False
+            self.host.server_event(
+                "lease_expired",
+                client=expiry.holder.hex(),
+                timeout=expiry.timeout,
+                silent_for=expiry.silent_for,
+            )
             return
         line = self.host.line
         step, sim_time = line.step_index, line.sim_time

@@ -5,11 +5,8 @@ Never touches the module-global pybullet state, so several worlds can live in on
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
-import os
-import sys
 
 import numpy as np
 import pybullet
@@ -17,25 +14,8 @@ from pybullet_utils.bullet_client import BulletClient
 
 from twin.config import Physics
 from twin.sim.assets import resolve_asset
-
-
-@contextlib.contextmanager
-def _quiet_stdout():
-    """pybullet's C code prints 'argv[0]=' on connect; keep our stdout for our own output."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # no real fd (e.g. captured): nothing to hide
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
+from twin.sim.heap import release_freed_memory
+from twin.sim.quiet import quiet_stdout
 
 
 class RayBank:
@@ -104,7 +84,7 @@ class World:
         self.physics = physics
         self.dt = physics.timestep
         self.step_index = 0
-        with _quiet_stdout():
+        with quiet_stdout():
             self.client = BulletClient(connection_mode=pybullet.GUI if gui else pybullet.DIRECT)
         c = self.client
         self._id = c._client
@@ -195,6 +175,7 @@ class World:
                 self.client.disconnect()
             except pybullet.error:
                 pass
+            release_freed_memory()
 
     def __enter__(self) -> World:
         return self

@@ -36,6 +36,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from twin.config import ConfigError, read_config_file
 from twin.sweep.paths import PathError, parse
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
@@ -131,9 +132,9 @@ def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file (structure and paths; scenarios are checked by planning)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise SweepError(f"{path}: cannot read sweep file: {e.strerror}") from None
+        data = read_config_file(path, "sweep file")
+    except ConfigError as e:
+        raise SweepError(str(e)) from None
     return loads_sweep(data, str(path), base_dir=path.parent)
 
 
@@ -149,6 +150,8 @@ def loads_sweep(data: bytes | str, source: str = "<string>", base_dir: Path | No
         raise fail(where or "(top level)", text.split(" - at `$")[0]) from None
     except msgspec.DecodeError as e:
         raise SweepError(f"{source}: not valid TOML: {e}") from None
+    except RecursionError:  # the TOML parser recurses once per nested array or table
+        raise SweepError(f"{source}: not valid TOML: nested too deeply") from None
 
     set_ = _flatten(spec.set, lambda v: False)
     grid = _flatten(spec.grid, lambda v: False)

@@ -56,7 +56,7 @@ def map_from_config(path: str) -> object:
     from twin.gateways.model import line_model
     from twin.line import Line
 
-    line = Line(load(path), builtin_controller=False)
+    line = Line(load(path))
     try:
         line.step(1)
         lengths = {

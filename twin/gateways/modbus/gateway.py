@@ -25,6 +25,7 @@ from twin.gateways.modbus.register_map import (
     DISCRETE,
     HOLDING,
     INPUT,
+    NOT_GIVEN,
     Entry,
     RegisterMap,
     encode_number,
@@ -306,6 +307,8 @@ class ModbusGateway:
                 and e.field == a.name
             ]
             raws = [from_words(*self.image[HOLDING][e.address : e.address + 2]) for e in regs]
+            if a.optional and a.type != "str" and NOT_GIVEN in raws:
+                continue
             if a.type in ("vec3", "floats"):
                 args[a.name] = [r / regs[0].scale for r in raws]
             elif a.type == "bool":

@@ -51,6 +51,7 @@ class Entry:
     scale: int = 1
     unit: str = ""
     choices: list[str] | None = None
+    optional: bool = False  # an optional argument: NOT_GIVEN leaves it out
     doc: str = ""
 
     @property
@@ -229,7 +230,8 @@ class RegisterMap:
                         scale=scale_for(a.type, a.unit),
                         unit=a.unit,
                         choices=a.choices,
-                        doc=a.doc,
+                        optional=a.optional,
+                        doc=a.doc if i == 0 else "",
                     )
 
     # the table for PLC programmers -------------------------------------------------------
@@ -246,6 +248,8 @@ class RegisterMap:
                 coding = f"value × {e.scale}" + (f" ({e.unit})" if e.unit else "")
             else:
                 coding = e.unit
+            if e.optional and not e.choices:
+                coding += "; optional: -2147483648 (0x80000000, the initial value) leaves it out"
             access = "R/W" if e.table in (COIL, HOLDING) else "R"
             out.append(
                 {
@@ -276,6 +280,9 @@ class RegisterMap:
         for r in rows:
             lines.append("| " + " | ".join(r[h].replace("|", "\\|") for h in head) + " |")
         return "\n".join(lines) + "\n"
+
+
+NOT_GIVEN = -(1 << 31)  # an optional argument's register value that leaves it out
 
 
 def to_words(value: int) -> list[int]:

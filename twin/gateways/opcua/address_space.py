@@ -143,15 +143,16 @@ class Builder:
                     space.setpoints[ua.NodeId(key, self.ns)] = (dev.id, setpoints[s.name])
             for c in dev.commands:
                 await self._method(node, dev.id, c, method_handler(dev.id, c))
-            await self._var(
-                space,
-                node,
-                f"{dev.id}.LastRefusal",
-                "LastRefusal",
-                ua.VariantType.String,
-                "",
-                doc="the twin's message for the last refused method call or write on this device",
-            )
+            if dev.commands:
+                await self._var(
+                    space,
+                    node,
+                    f"{dev.id}.LastRefusal",
+                    "LastRefusal",
+                    ua.VariantType.String,
+                    "",
+                    doc="the twin's message for the last refused method call or write on this device",
+                )
             if dev.is_packml_unit:
                 await self._packml(space, node, dev.id)
             if dev.is_arm:
@@ -177,7 +178,7 @@ class Builder:
             if a.choices:
                 bits.append("one of " + ", ".join(a.choices))
             if a.optional:
-                bits.append('optional: "" or empty leaves it out')
+                bits.append('optional: leave it out, or give "", [] or NaN')
             arg.Description = ua.LocalizedText("; ".join(bits))
             args.append(arg)
         await parent.add_method(

@@ -403,7 +403,10 @@ def _label(user: Any) -> str:
 
 
 def _arguments(cmd: Command, values: list[Any]) -> dict[str, Any]:
-    if len(values) < len(cmd.args):
+    """Method inputs as the command's arguments; trailing optional ones may be left out,
+    and an optional one given as "", [] or NaN is left out too."""
+    required = sum(1 for a in cmd.args if not a.optional)
+    if len(values) < required:
         raise ArgumentError(
             ua.StatusCodes.BadArgumentsMissing,
             f"{cmd.name} takes {len(cmd.args)} arguments "
@@ -416,7 +419,7 @@ def _arguments(cmd: Command, values: list[Any]) -> dict[str, Any]:
         )
     args: dict[str, Any] = {}
     for a, v in zip(cmd.args, values):
-        if a.optional and (v is None or v == "" or v == []):
+        if a.optional and (v is None or v == "" or v == [] or (isinstance(v, float) and v != v)):
             continue
         args[a.name] = from_ua(a.type, a.name, v, a.length)
     return args

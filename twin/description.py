@@ -1,0 +1,81 @@
+"""How a controller drives each device kind, and what the PackML states allow: published by
+`describe` (and documented in docs/protocol.md) so a controller can be written from the
+protocol alone. The PackML part is derived from `twin.production.packml`'s transition tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twin.production.packml import STATE_COMPLETE, TRANSITIONS, Command, State
+
+# per device kind: the steps a controller follows, in order; signals and commands by name
+RECIPES: dict[str, list[str]] = {
+    "line": [
+        "The line is a PackML unit of its own (device 'line'): it starts itself, Stopped -> "
+        "Resetting -> Idle -> Starting -> Execute, in its first steps.",
+        "The built-in controller acts only while the line is in Execute. Device commands are "
+        "accepted in every line state except during an e-stop (see the e-stop rule).",
+        "line hold, stop or abort put every device in its safe state (belts stop, arms halt, "
+        "stations in Execute go to Held); line start/unhold/unsuspend let it run again.",
+        "Without the built-in controller (--no-builtin-controller) the devices still run by "
+        "themselves: sources keep spawning parts at their interval (disable them to stop), "
+        "belts keep their configured 'running', stations wait in Stopped, arms stay at home.",
+    ],
+    "station": [
+        "reset: Stopped (or Complete once emptied) -> Resetting -> Idle after transition_time.",
+        "load: an arm places a part on the fixture (its fixture_point) until part_present.",
+        "start: Idle -> Starting -> Execute; processing runs for cycle_time (progress).",
+        "wait for state Complete (processed counts up, blocked while the part is on it) or "
+        "for Held (a breakdown: fault set; it unholds itself when repaired; a safe stop: "
+        "send unhold) or Aborted (send clear, then reset).",
+        "unload: an arm picks the part at the fixture_point until part_present is false, "
+        "then reset for the next part.",
+    ],
+    "conveyor": [
+        "run (at speed, set_speed/set_direction any time); parts ride on the moving surface.",
+        "with an end stop, parts accumulate against it: stop the belt once the pick eye has "
+        "been blocked for a moment, so the part rests at the stop, and run it again after "
+        "the pick.",
+    ],
+    "photoeye": [
+        "read blocked (and part, the part in the beam); count counts rising edges.",
+        "the pick point of a part held at the eye is the eye's pick_point in describe.",
+    ],
+    "arm": [
+        "pick at a teach point (position, the surface point under the part): busy goes true, "
+        "the arm searches down until the cup seals, lifts; wait until busy is false and "
+        "jobs_done has counted up; result ok means holding is the part id, no_part that "
+        "nothing was there.",
+        "place at a teach point (the surface point where the part's bottom goes): wait the "
+        "same way; the part is released and holding is null.",
+        "a job interrupted by halt or a safe stop ends with result halted; a part still held "
+        "can be placed again. move_to, move_joints and home move without the vacuum.",
+    ],
+    "source": [
+        "parts appear at the drop_point at interval (with jitter) while enabled, when the "
+        "drop zone is clear (blocked otherwise); spawn puts one part down now.",
+    ],
+    "sink": [
+        "a part whose centre enters the zone is completed: count and good count up, "
+        "last_part and last_lead_time say which and how long it took.",
+    ],
+}
+
+
+def packml_description() -> dict[str, Any]:
+    """States, commands (as sent: lower case), and which command is legal in which state."""
+    legal: dict[str, list[str]] = {s.value: [] for s in State}
+    for (state, command), _ in TRANSITIONS.items():
+        legal[state.value].append(command.value.lower())
+    order = [c.value.lower() for c in Command]
+    return {
+        "states": [s.value for s in State],
+        "commands": order,
+        "legal_commands": {s: sorted(cs, key=order.index) for s, cs in legal.items()},
+        "transitions": [
+            {"from": s.value, "command": c.value.lower(), "to": to.value}
+            for (s, c), to in TRANSITIONS.items()
+        ],
+        "state_complete": [{"from": s.value, "to": to.value} for s, to in STATE_COMPLETE.items()],
+    }
