@@ -43,6 +43,9 @@ from twin.sim.assets import resolve_asset
 _ARRIVE_TOL = 0.004  # m: a Cartesian move is done when the tool is this close to its end
 _JOINT_TOL = 0.01  # rad: a joint move is done when every joint is this close
 _SETTLE_LIMIT = 1.0  # s: a move not arrived this long after its profile ended is not_reached
+# travel moves pass the base axis at least this fraction of the reach away (0.29 m for
+# the default reach): closer, the base joint must swing faster than a straight line allows
+_KEEP_OUT = 0.35
 _MAX_COORD = 1e3  # m: targets further from the origin than this are refused outright
 # time between two IK solutions along a path (a 33 Hz trajectory generator); the chord
 # error between knots is far below _ARRIVE_TOL at the arm's speeds, and each knot's IK is
@@ -120,7 +123,14 @@ class Arm(Device):
         self.joint_limits = JointLimits(
             m.max_velocity, cfg.max_joint_acceleration, cfg.max_joint_jerk
         )
-        self.speeds = jobs.Speeds(cfg.max_tool_speed, cfg.search_speed, cfg.travel_height)
+        self.speeds = jobs.Speeds(
+            cfg.max_tool_speed,
+            cfg.search_speed,
+            cfg.travel_height,
+            base=(float(self.shoulder[0]), float(self.shoulder[1])),
+            forward=cfg.yaw,
+            keep_out=_KEEP_OUT * cfg.reach,
+        )
         self.q, self.qd, self.tool, self.yaw = m.read()
         self.q_target = self.q.copy()
         self.cmd_yaw = self.yaw  # the tool yaw the controller commands (follows the plan)
