@@ -17,11 +17,9 @@ def local_address(bound: str) -> str:
 
 
 def spawn_gateway(kind: str, control: str, telemetry: str, *extra: str) -> subprocess.Popen:
-    """`twin <kind>` (opcua or modbus) against the twin at these (bound) addresses; its
+    """`twin <kind>` (a gateway package under twin.gateways) against the twin at these (bound) addresses; its
     stdout and stderr are the caller's."""
-    module = {"opcua": "twin.gateways.opcua.command", "modbus": "twin.gateways.modbus.command"}[
-        kind
-    ]
+    module = f"twin.gateways.{kind}.command"  # opcua, modbus, hmi, foxglove
     cmd = [
         sys.executable,
         "-m",

@@ -201,7 +201,15 @@ class HelloReply(_Reply, tag="hello"):
 
 
 # the parts of Line.describe() a describe reply passes on as they are
-DESCRIBE_EXTRAS = ("conventions", "part_types", "teach_points", "packml", "recipes", "events")
+DESCRIBE_EXTRAS = (
+    "conventions",
+    "part_types",
+    "teach_points",
+    "packml",
+    "recipes",
+    "events",
+    "signals_schema",
+)
 
 
 class DescribeReply(_Reply, tag="describe"):
@@ -222,6 +230,7 @@ class DescribeReply(_Reply, tag="describe"):
     packml: dict[str, Any] = {}
     recipes: dict[str, list[str]] = {}
     events: list[dict[str, Any]] = []
+    signals_schema: dict[str, Any] = {}
 
 
 class State(_Reply, tag="state"):
