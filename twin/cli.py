@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from twin.bench.command import add_parser as add_bench_parser
-from twin.config import ConfigError, load
+from twin.config import ArmConfig, ConfigError, load
 from twin.gateways.hmi.command import add_parser as add_hmi_parser
 from twin.gateways.modbus.command import add_parser as add_modbus_parser
 from twin.gateways.opcua.command import add_parser as add_opcua_parser
@@ -80,7 +80,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         kind = type(d).__struct_config__.tag
         kinds[kind] = kinds.get(kind, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
-    print(f"{args.config}: ok ({cfg.name}: {summary})")
+    models = sorted({d.model for d in cfg.devices if isinstance(d, ArmConfig)})
+    loaded = f"; robot models loaded: {', '.join(models)}" if models else ""
+    print(f"{args.config}: ok ({cfg.name}: {summary}{loaded})")
     return 0
 
 
@@ -117,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--height", type=int, default=None)
     snap.set_defaults(func=cmd_snapshot)
 
-    check = sub.add_parser("check", help="validate a line config")
+    check = sub.add_parser(
+        "check",
+        help="validate a line config as every command does (its robot models loaded headless)",
+    )
     check.add_argument("config")
     check.set_defaults(func=cmd_check)
 
