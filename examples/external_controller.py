@@ -6,8 +6,9 @@ Start the twin without its own sequencer, then run this in another process:
     python examples/external_controller.py --control tcp://127.0.0.1:5555 --steps 12000
 
 It does what the built-in PLC-like sequencer does, over the wire: belts run unless their stop
-eye has been blocked for a moment, stations are reset and started, and the robot unloads the
-station before loading it. Taught points come from the config's geometry. At the end it
+eye has been blocked for a moment, stations are reset and started once (in Execute they work
+part after part, suspending themselves while they wait), and the robot unloads the station
+before loading it, as the station's load/unload interlocks allow. Taught points come from the config's geometry. At the end it
 prints one JSON line with parts_completed and steps.
 """
 
@@ -69,8 +70,8 @@ class Controller:
             st = s[station]
             if st["state"] == "Stopped" or (st["state"] == "Complete" and not st["part_present"]):
                 self.send(station, "reset")
-            elif st["state"] == "Idle" and st["part_present"] and station not in self.reserved:
-                self.send(station, "start")
+            elif st["state"] == "Idle" and not st["fault"]:
+                self.send(station, "start")  # once: in Execute it works part after part
         for arm in self.jobs:
             self.scan_arm(arm, s)
 
@@ -82,14 +83,13 @@ class Controller:
         if t.pick.eye is not None:
             return s[t.pick.eye]["blocked"]
         st = s[t.pick.station]
-        return st["state"] == "Complete" and st["part_present"]
+        return st["unload_ok"] and st["part_done"]  # the station's interlock says so
 
     def dest_ready(self, t: Transfer, s: Signals) -> bool:
         if self.dest_key(t) in self.reserved:
             return False
         if t.place.station is not None:
-            st = s[t.place.station]
-            return st["state"] == "Idle" and not st["part_present"]
+            return s[t.place.station]["load_ok"]
         return t.place.clear_eye is None or not s[t.place.clear_eye]["blocked"]
 
     def scan_arm(self, arm: str, s: Signals) -> None:

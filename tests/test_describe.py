@@ -138,8 +138,8 @@ class Stranger:
             v = s[st]
             if v["state"] == "Stopped" or (v["state"] == "Complete" and not v["part_present"]):
                 self.send(st, "reset")
-            elif v["state"] == "Idle" and v["part_present"] and st not in reserved:
-                self.send(st, "start")
+            elif v["state"] == "Idle" and not v["fault"]:
+                self.send(st, "start")  # once: in Execute it works part after part
         for arm, points in arms.items():
             a, job = s[arm], jobs[arm]
             if job is not None and (a["busy"] or a["jobs_done"] == job[2]):
@@ -169,12 +169,11 @@ class Stranger:
             source_ready = s[pick["device"]]["blocked"]
         else:
             st = s[pick["device"]]
-            source_ready = st["state"] == "Complete" and st["part_present"]
+            source_ready = st["unload_ok"] and st["part_done"]
         if place["device"] in reserved or not source_ready:
             return False
         if place["kind"] == "station":
-            st = s[place["device"]]
-            return st["state"] == "Idle" and not st["part_present"]
+            return s[place["device"]]["load_ok"]
         eye = place.get("clear_eye")
         return eye is None or not s[eye]["blocked"]
 

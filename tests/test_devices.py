@@ -448,43 +448,91 @@ def test_station_packml_cycle_through_commands():
         t_exec = step_until(line, lambda: st.signals()["state"] == "Execute", 2.0, "Execute")
         assert t_exec - t0 == pytest.approx(0.2, abs=DT + 1e-9)
 
-        # Execute without a part: starved, and it stays in Execute
+        # Execute without a part: starved, so it suspends itself
         line.step(steps(1))
         s = line.signals()["mill"]
-        assert s["state"] == "Execute" and s["starved"] and not s["part_present"]
-        assert s["progress"] == 0.0
+        assert s["state"] == "Suspended" and s["starved"] and not s["part_present"]
+        assert s["activity"] == "starved" and s["load_ok"] and not s["unload_ok"]
 
         with pytest.raises(CommandError) as exc:
             line.apply("mill", "unhold")
-        assert exc.value.code == "illegal_state" and "Execute" in exc.value.message
+        assert exc.value.code == "illegal_state" and "Suspended" in exc.value.message
 
-        # a part on the fixture: processed for cycle_time, then Completing -> Complete
+        # two parts, one after the other: processed in Execute, never Complete or Idle
         line.drain_events()
-        t_part = line.sim_time
-        part = line.pool.spawn("box", st.point(0, 0, 0.025 + 0.002), 0.0, t_part)
-        line.step()
-        s = line.signals()["mill"]
-        assert s["part_present"] and s["part"] == part.id and not s["starved"]
-        t_done = step_until(line, lambda: st.signals()["state"] == "Complete", 5.0, "Complete")
-        assert t_done - t_part == pytest.approx(2.0 + 0.2, abs=DT + 1e-9)
-        s = line.signals()["mill"]
-        assert s["processed"] == 1 and s["blocked"] and s["progress"] == pytest.approx(2.0)
+        for n in (1, 2):
+            t_part = line.sim_time
+            part = line.pool.spawn("box", st.point(0, 0, 0.025 + 0.002), 0.0, t_part)
+            line.step()
+            s = line.signals()["mill"]
+            assert s["part_present"] and s["part"] == part.id and not s["load_ok"]
+            t_done = step_until(line, lambda: st.signals()["part_done"], 5.0, "part done")
+            # it settles (0.2 s), is judged seated, unsuspends (0.2 s), is processed (2 s)
+            assert t_done - t_part == pytest.approx(0.2 + 0.2 + 2.0, abs=0.05)
+            line.step(steps(0.5))
+            s = line.signals()["mill"]
+            assert s["processed"] == n and s["blocked"] and s["unload_ok"]
+            assert s["state"] == "Suspended" and s["activity"] == "blocked"
+            assert s["seated"] is True and s["progress"] == pytest.approx(2.0)
+            line.pool.release(part.id)
+            line.step()
+            assert line.signals()["mill"]["activity"] == "starved"
         ev = line.drain_events()
-        assert station_states(ev) == ["Completing", "Complete"]
-        assert [(e.kind, e.data["part"]) for e in ev if e.kind.startswith("process_")] == [
-            ("process_started", part.id),
-            ("process_finished", part.id),
-        ]
+        assert station_states(ev) == ["Unsuspending", "Execute", "Suspending", "Suspended"] * 2
+        assert [e.kind for e in ev if e.kind.startswith("process_")] == [
+            "process_started",
+            "process_finished",
+        ] * 2
 
-        # Complete -> reset -> Idle, ready for the next part
-        with pytest.raises(CommandError) as exc:
-            line.apply("mill", "start")
-        assert exc.value.code == "illegal_state" and "Complete" in exc.value.message
-        line.pool.release(part.id)
+
+def test_station_completes_only_at_the_end_of_a_batch():
+    with make_line(
+        STATION_TOML.replace("cycle_time = 2.0", "cycle_time = 1.0\nbatch_size = 2")
+    ) as line:
+        st = line.devices["mill"]
         line.apply("mill", "reset")
-        step_until(line, lambda: st.signals()["state"] == "Idle", 2.0, "Idle again")
-        s = line.signals()["mill"]
-        assert not s["blocked"] and s["progress"] == 0.0 and not s["part_present"]
+        step_until(line, lambda: st.signals()["state"] == "Idle", 2.0, "Idle")
+        line.apply("mill", "start")
+        for n in (1, 2):
+            part = line.pool.spawn("box", st.point(0, 0, 0.027), 0.0, line.sim_time)
+            step_until(line, lambda n=n: st.signals()["processed"] == n, 5.0, f"part {n}")
+            line.step(steps(0.5))
+            assert st.signals()["state"] == ("Suspended" if n == 1 else "Complete")
+            line.pool.release(part.id)
+            line.step()
+        assert st.signals()["activity"] == "idle"
+        line.apply("mill", "reset")  # the next batch
+        step_until(line, lambda: st.signals()["state"] == "Idle", 2.0, "Idle")
+
+
+@pytest.mark.parametrize(
+    ("offset", "tilt"), [(0.03, 0.0), (0.0, math.radians(20))], ids=["off_centre", "tilted"]
+)
+def test_station_does_not_process_a_part_that_is_not_seated(offset, tilt):
+    with make_line(STATION_TOML) as line:
+        st = line.devices["mill"]
+        line.apply("mill", "reset")
+        step_until(line, lambda: st.signals()["state"] == "Idle", 2.0, "Idle")
+        line.apply("mill", "start")
+        step_until(line, lambda: st.signals()["state"] == "Suspended", 2.0, "Suspended")
+        c = line.world.client
+        part = line.pool.spawn("box", st.point(offset, 0, 0.06), 0.0, line.sim_time)
+        if tilt:  # leaning on a block, as a part dropped across a pin would
+            line.world.box([0.02, 0.04, 0.01], st.point(0.05, 0, 0.01), 0.0, [1, 1, 1, 1])
+            c.resetBasePositionAndOrientation(
+                part.body, st.point(0.0, 0, 0.04), c.getQuaternionFromEuler([0, tilt, 0])
+            )
+        line.drain_events()
+        line.step(steps(3))
+        s = st.signals()
+        assert s["part_present"] and s["seated"] is False
+        assert s["state"] == "Suspended" and s["activity"] == "starved"
+        assert s["unload_ok"] and not s["part_done"] and s["progress"] == 0.0
+        ev = line.drain_events()
+        assert "process_started" not in [e.kind for e in ev]
+        (bad,) = [e for e in ev if e.kind == "part_not_seated"]
+        assert bad.data["part"] == part.id
+        assert bad.data["offset"] > 0.015 or bad.data["tilt_deg"] > 5
 
 
 def test_station_hold_pauses_processing():
@@ -494,8 +542,8 @@ def test_station_hold_pauses_processing():
         step_until(line, lambda: st.signals()["state"] == "Idle", 2.0, "Idle")
         line.pool.spawn("box", st.point(0, 0, 0.027), 0.0, line.sim_time)
         line.apply("mill", "start")
-        step_until(line, lambda: st.signals()["state"] == "Execute", 2.0, "Execute")
-        t_start = line.sim_time
+        step_until(line, lambda: st.signals()["progress"] > 0, 2.0, "processing")
+        t_start = line.sim_time - DT
         line.step(steps(1))  # 1 s of processing
         line.apply("mill", "hold")
         step_until(line, lambda: st.signals()["state"] == "Held", 2.0, "Held")
@@ -505,9 +553,9 @@ def test_station_hold_pauses_processing():
         assert st.signals()["progress"] == progress
         held_for = 0.2 + 2.0 + DT
         line.apply("mill", "unhold")
-        t_done = step_until(line, lambda: st.signals()["state"] == "Complete", 5.0, "Complete")
+        t_done = step_until(line, lambda: st.signals()["part_done"], 5.0, "part done")
         # processing time excludes the time spent holding/held/unholding (within two steps)
-        processing = t_done - t_start - held_for - 0.2 - 0.2
+        processing = t_done - t_start - held_for - 0.2
         assert processing == pytest.approx(2.0, abs=2 * DT + 1e-9)
 
 

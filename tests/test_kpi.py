@@ -83,21 +83,6 @@ def test_line_throughput_is_the_slowest_station_rate():
     assert "slow" in snap["bottleneck"]["reason"]
 
 
-def test_availability_with_a_scripted_breakdown_is_uptime_over_planned_time():
-    events = [
-        ev(0, "station_activity", "st", activity="execute"),
-        ev(100, "station_activity", "st", activity="down"),
-        ev(130, "station_activity", "st", activity="execute"),
-        ev(400, "station_activity", "st", activity="down"),
-        ev(420, "station_activity", "st", activity="execute"),
-    ]
-    k = KpiTracker({"st": 5.0})
-    k.consume(events)
-    st = k.snapshot(500)["stations"]["st"]
-    assert st["availability"] == pytest.approx((500 - 50) / 500)
-    assert st["time_s"]["down"] == pytest.approx(50)
-
-
 def test_quality_is_good_over_total_and_oee_is_the_product():
     events, end = steady_station(cycle=6.0, parts=20, gap=2.0, rejects={3, 7, 11, 15})
     events.append(ev(end, "station_activity", "st", activity="down"))
@@ -106,14 +91,128 @@ def test_quality_is_good_over_total_and_oee_is_the_product():
     snap = k.snapshot(end + 20)
     st = snap["stations"]["st"]
     assert st["quality"] == pytest.approx(16 / 20)
-    assert st["availability"] == pytest.approx(end / (end + 20))
-    assert st["performance"] == pytest.approx(6.0 * 20 / end)
+    assert st["availability"] == pytest.approx(6.0 * 20 / (end + 20))
+    assert st["performance"] == pytest.approx(1.0)
     assert st["oee"] == pytest.approx(st["availability"] * st["performance"] * st["quality"])
     line = snap["oee"]
     assert line["quality"] == pytest.approx(16 / 20)
     assert line["oee"] == pytest.approx(
         line["availability"] * line["performance"] * line["quality"]
     )
+
+
+def test_uptime_is_time_not_broken_down_and_availability_is_production_time():
+    events = [
+        ev(0, "station_activity", "st", activity="execute"),
+        ev(100, "station_activity", "st", activity="down"),
+        ev(130, "station_activity", "st", activity="execute"),
+        ev(300, "station_activity", "st", activity="starved"),
+        ev(350, "station_activity", "st", activity="execute"),
+        ev(400, "station_activity", "st", activity="down"),
+        ev(420, "station_activity", "st", activity="execute"),
+    ]
+    k = KpiTracker({"st": 5.0})
+    k.consume(events)
+    st = k.snapshot(500)["stations"]["st"]
+    assert st["time_s"]["down"] == pytest.approx(50)
+    assert st["uptime"] == pytest.approx((500 - 50) / 500)
+    # ISO 22400: A = APT / PBT, and starved time is not production time either
+    assert st["availability"] == pytest.approx((500 - 50 - 50) / 500)
+
+
+def test_station_oee_factors_per_iso_22400_by_hand():
+    # PBT 120 s: 10 parts of PTU 6 s in 70 s of execute (slower than ideal), 8 of them good,
+    # then 20 s starved, 20 s down, 10 s blocked
+    events = [ev(0, "station_activity", "st", activity="execute")]
+    for i in range(1, 11):
+        quality = "reject" if i in (4, 9) else "good"
+        events.append(ev(7.0 * i, "process_finished", "st", part=i, quality=quality))
+    events += [
+        ev(70, "station_activity", "st", activity="starved"),
+        ev(90, "station_activity", "st", activity="down"),
+        ev(110, "station_activity", "st", activity="blocked"),
+    ]
+    k = KpiTracker({"st": 6.0})
+    k.consume(events)
+    st = k.snapshot(120.0)["stations"]["st"]
+    assert st["availability"] == pytest.approx(70 / 120)  # APT / PBT
+    assert st["performance"] == pytest.approx(6.0 * 10 / 70)  # PTU x PQ / APT
+    assert st["quality"] == pytest.approx(8 / 10)  # GQ / PQ
+    assert st["oee"] == pytest.approx(6.0 * 8 / 120)  # = PTU x GQ / PBT
+    assert st["uptime"] == pytest.approx(100 / 120)
+
+
+def test_line_oee_per_iso_22400_is_paced_by_the_slowest_station_and_counts_the_sink():
+    # the slow station (PTU 10 s) executes 100 s of a 200 s period; 9 parts reach the sink,
+    # 7 good. Not the mean of the stations' figures: the line is one work unit.
+    events = [
+        ev(0, "station_activity", "fast", activity="execute"),
+        ev(40, "station_activity", "fast", activity="starved"),
+        ev(0, "station_activity", "slow", activity="starved"),
+        ev(50, "station_activity", "slow", activity="execute"),
+        ev(150, "station_activity", "slow", activity="starved"),
+    ]
+    for i in range(1, 10):
+        events.append(ev(5.0 * i, "part_spawned", "src", part=i, type="a"))
+    for i in range(1, 10):
+        quality = "reject" if i in (2, 5) else "good"
+        events.append(ev(150 + i, "part_completed", "sink", part=i, quality=quality))
+    events.sort(key=lambda e: e.time)
+    k = KpiTracker({"fast": 4.0, "slow": 10.0})
+    k.consume(events)
+    oee = k.snapshot(200.0)["oee"]
+    assert oee["pacing_station"] == "slow"
+    assert oee["availability"] == pytest.approx(100 / 200)
+    assert oee["performance"] == pytest.approx(10.0 * 9 / 100)
+    assert oee["quality"] == pytest.approx(7 / 9)
+    assert oee["oee"] == pytest.approx(10.0 * 7 / 200)
+
+
+def test_robot_utilisation_by_activity_from_its_events():
+    events = [
+        ev(10, "arm_activity", "robot", activity="moving_to_pick"),
+        ev(12, "arm_activity", "robot", activity="picking"),
+        ev(13, "arm_activity", "robot", activity="moving_to_place"),
+        ev(15, "arm_activity", "robot", activity="placing"),
+        ev(16, "arm_activity", "robot", activity="waiting"),
+        ev(20, "arm_activity", "robot", activity="idle"),
+    ]
+    k = KpiTracker({}, robots=["robot"])
+    k.consume(events)
+    r = k.snapshot(40.0)["robots"]["robot"]
+    assert r["time_s"]["idle"] == pytest.approx(10 + 20)
+    assert r["time_s"]["waiting"] == pytest.approx(4)
+    assert r["utilisation"]["picking"] == pytest.approx(1 / 40)
+    assert r["busy"] == pytest.approx((2 + 1 + 2 + 1) / 40)
+
+
+def test_bottleneck_names_a_robot_when_it_is_busier_than_every_station():
+    events = [
+        ev(0, "station_activity", "mill", activity="execute"),
+        ev(30, "station_activity", "mill", activity="starved"),
+        ev(0, "arm_activity", "robot", activity="moving_to_pick"),
+        ev(60, "arm_activity", "robot", activity="idle"),
+    ]
+    k = KpiTracker({"mill": 8.0}, robots=["robot"])
+    k.consume(events)
+    b = k.snapshot(100.0)["bottleneck"]
+    assert (b["resource"], b["kind"], b["station"]) == ("robot", "robot", None)
+    assert b["active_share"] == pytest.approx(0.6)
+    assert "robot 'robot' is busy 60%" in b["reason"]
+
+
+def test_alarms_and_pick_failures_are_counted():
+    events = [
+        ev(1, "pick_failed", "robot", reason="not found", attempts=3, part=None),
+        ev(2, "alarm", "infeed_pick_eye", alarm="pick_failed", active=True, tries=3),
+        ev(3, "alarm", "infeed_pick_eye", alarm="pick_failed", active=False),
+        ev(4, "alarm", "mill", alarm="part_not_seated", active=True, tries=3),
+    ]
+    k = KpiTracker({})
+    k.consume(events)
+    snap = k.snapshot(5.0)
+    assert snap["pick_failures"] == 1
+    assert snap["alarms"] == {"pick_failed": 1, "place_failed": 0, "part_not_seated": 1}
 
 
 def test_wip_and_lead_time_obey_littles_law_on_a_steady_stream():

@@ -46,7 +46,9 @@ def test_table_shape() -> None:
     assert stoppable == set(State) - {S.STOPPED, S.STOPPING, S.ABORTING, S.ABORTED, S.CLEARING}
     abortable = {s for (s, c) in TRANSITIONS if c is C.ABORT}
     assert abortable == set(State) - {S.ABORTING, S.ABORTED}
-    assert {s for (s, c) in TRANSITIONS if c is C.HOLD} == {S.EXECUTE}
+    # Execute, and (ISA-TR88.00.02-2015) a unit waiting in the Suspended branch
+    holdable = {s for (s, c) in TRANSITIONS if c is C.HOLD}
+    assert holdable == {S.EXECUTE, S.SUSPENDING, S.SUSPENDED, S.UNSUSPENDING}
     assert set(WAIT_STATES) == {S.STOPPED, S.IDLE, S.HELD, S.SUSPENDED, S.COMPLETE, S.ABORTED}
 
 
@@ -81,8 +83,16 @@ def test_suspend_unsuspend() -> None:
     assert m.command(C.SUSPEND) is S.SUSPENDING
     assert m.state_complete() is S.SUSPENDED
     with pytest.raises(IllegalCommand):
-        m.command(C.HOLD)  # plain model: Hold only from Execute
+        m.command(C.START)
     assert m.command(C.UNSUSPEND) is S.UNSUSPENDING
+    assert m.state_complete() is S.EXECUTE
+
+
+def test_a_suspended_unit_can_be_held_and_comes_back_through_execute() -> None:
+    m = PackMLMachine(S.SUSPENDED)
+    assert m.command(C.HOLD) is S.HOLDING
+    assert m.state_complete() is S.HELD
+    assert m.command(C.UNHOLD) is S.UNHOLDING
     assert m.state_complete() is S.EXECUTE
 
 

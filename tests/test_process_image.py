@@ -84,7 +84,11 @@ class ImageProgram:
                 eyes.add(tp["place"]["clear_eye"])
         self.inputs = ["line.state"]
         self.inputs += [f"{e}.blocked" for e in sorted(eyes)]
-        self.inputs += [f"{s}.{x}" for s in self.stations for x in ("state", "part_present")]
+        self.inputs += [
+            f"{s}.{x}"
+            for s in self.stations
+            for x in ("state", "part_present", "fault", "part_done", "load_ok", "unload_ok")
+        ]
         self.inputs += [
             f"{a}.{x}" for a in self.arms for x in ("busy", "jobs_done", "result", "holding")
         ]
@@ -113,11 +117,11 @@ class ImageProgram:
         if v["line.state"] != "Execute":
             return out
         for st in self.stations:
-            state, present = v[f"{st}.state"], v[f"{st}.part_present"]
-            if state == "Stopped" or (state == "Complete" and not present):
+            state = v[f"{st}.state"]
+            if state == "Stopped" or (state == "Complete" and not v[f"{st}.part_present"]):
                 send(f"{st}.reset")
-            elif state == "Idle" and present and st not in self.reserved:
-                send(f"{st}.start")
+            elif state == "Idle" and not v[f"{st}.fault"]:
+                send(f"{st}.start")  # once: in Execute it works part after part
         for arm, points in self.arms.items():
             busy, done = v[f"{arm}.busy"], v[f"{arm}.jobs_done"]
             holding = v[f"{arm}.holding"]
@@ -148,12 +152,11 @@ class ImageProgram:
             source_ready = v[f"{pick['device']}.blocked"]
         else:
             st = pick["device"]
-            source_ready = v[f"{st}.state"] == "Complete" and v[f"{st}.part_present"]
+            source_ready = v[f"{st}.unload_ok"] and v[f"{st}.part_done"]
         if place["device"] in self.reserved or not source_ready:
             return False
         if place["kind"] == "station":
-            st = place["device"]
-            return v[f"{st}.state"] == "Idle" and not v[f"{st}.part_present"]
+            return v[f"{place['device']}.load_ok"]
         eye = place.get("clear_eye")
         return eye is None or not v[f"{eye}.blocked"]
 
@@ -326,3 +329,29 @@ def test_bad_image_input_is_answered_and_changes_nothing():
             assert wire.cycle(layout, 1, [None, None])["code"] == "bad_image"  # declare again
         finally:
             wire.close()
+
+
+def test_image_cycles_are_recorded_as_steps_and_replay_bit_for_bit(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "image.mcap"
+    args = ("--mode", "lockstep", "--no-builtin-controller", "--record", str(path))
+    with ServerProcess(*args) as server:
+        wire = Wire(server.control)
+        try:
+            wire.call({"type": "take_control"})
+            run_lockstep(wire, "image", n=10, want=1, max_steps=12_000)
+            lease = wire.lease
+        finally:
+            wire.close()
+        assert server.stop() == 0, server.stderr_text()
+    assert lease is not None and lease.encode() not in path.read_bytes()  # a secret
+    done = subprocess.run(
+        [sys.executable, "-m", "twin.record.command", "replay", str(path), "--verify"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

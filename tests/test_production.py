@@ -35,10 +35,12 @@ def faulty_run():
     return run_line(cfg, 180.0, progress=False)
 
 
-def test_scripted_breakdown_availability_is_uptime_over_planned_time(faulty_run):
+def test_scripted_breakdown_uptime_is_time_up_over_planned_time(faulty_run):
     mill = faulty_run.kpis["stations"]["mill"]
     assert mill["time_s"]["down"] == pytest.approx(20.0, abs=0.01)
-    assert mill["availability"] == pytest.approx((180.0 - 20.0) / 180.0, abs=1e-4)
+    assert mill["uptime"] == pytest.approx((180.0 - 20.0) / 180.0, abs=1e-4)
+    # ISO 22400 availability: actual production time over planned busy time
+    assert mill["availability"] == pytest.approx(mill["time_s"]["execute"] / 180.0)
     breakdowns = [f for f in faulty_run.faults if f.get("fault") == "breakdown"]
     assert [(f["time"], f["active"]) for f in breakdowns] == [
         pytest.approx((40.0, True), abs=0.01),
@@ -115,9 +117,9 @@ def test_random_breakdowns_converge_to_mtbf_over_mtbf_plus_mttr():
         for _ in range(40):
             line.step(1000)  # 40 000 s simulated, ~500 breakdowns
             monitor.consume(line.drain_events())
-        availability = monitor.kpis.snapshot(line.sim_time)["stations"]["press"]["availability"]
+        uptime = monitor.kpis.snapshot(line.sim_time)["stations"]["press"]["uptime"]
     # the standard error of the estimate is ~0.012 here; allow 4 of them
-    assert availability == pytest.approx(expected, abs=0.05)
+    assert uptime == pytest.approx(expected, abs=0.05)
 
 
 def test_sensor_faults_override_the_beam():
@@ -195,12 +197,26 @@ def test_the_line_is_a_packml_unit():
         assert line.signals()["line"]["state"] == "Execute"
         assert line.signals()["infeed"]["running"]  # the controller drives again
         line.estop("test")
-        line.step(5)
-        assert line.signals()["line"]["state"] == "Aborted"
+        line.step(round(0.5 / line.dt))
+        s = line.signals()
+        assert s["line"]["state"] == "Aborted"
+        assert s["mill"]["state"] == "Aborted"  # every unit, not Held
         line.estop_reset()
-        line.step(10)
+        line.step(round(1.5 / line.dt))  # the sequencer clears, resets and starts the mill
         assert line.signals()["line"]["state"] == "Execute"
-        states = [e.data["new"] for e in line.drain_events() if e.kind == "line_state"]
+        assert line.signals()["mill"]["state"] in ("Execute", "Suspended")
+        events = line.drain_events()
+        mill = [e.data["new"] for e in events if e.kind == "station_state"]
+        assert mill[mill.index("Aborting") :][:7] == [
+            "Aborting",
+            "Aborted",
+            "Clearing",
+            "Stopped",
+            "Resetting",
+            "Idle",
+            "Starting",
+        ]
+        states = [e.data["new"] for e in events if e.kind == "line_state"]
         assert states[:4] == ["Resetting", "Idle", "Starting", "Execute"]
         assert states[-8:] == [
             "Aborting",

@@ -31,6 +31,8 @@ def test_kpis_are_live_on_telemetry(fast_server):
             "lead_time_s",
             "oee",
             "stations",
+            "robots",
+            "alarms",
             "bottleneck",
         } <= set(k)
         assert set(k["stations"]["mill"]["utilisation"]) == {
@@ -52,7 +54,12 @@ def test_get_kpis_and_genealogy_after_the_first_part(fast_server):
             time.sleep(0.5)
         kpis = client.get_kpis()
         assert kpis["parts_completed"] >= 1
-        assert kpis["bottleneck"]["station"] == "mill"
+        bottleneck = kpis["bottleneck"]
+        assert (bottleneck["resource"], bottleneck["kind"]) in (
+            ("mill", "station"),
+            ("robot", "robot"),
+        )
+        assert kpis["robots"]["robot"]["busy"] > 0
         (record,) = client.genealogy(part=1)
         assert record["id"] == 1 and record["completed"] is not None
         assert record["visits"][0]["station"] == "mill" and record["visits"][0]["processed"]

@@ -36,7 +36,7 @@ duration = 8.0
 replications = 2
 timeout = 120
 kpis = ["kpis.wip_mean", "kpis.stations.mill.utilisation.execute", "kpis.lead_time_s.mean",
-        "steps", "kpis.bottleneck.station"]
+        "steps", "kpis.bottleneck.resource"]
 [set]
 "devices.source.first_at" = 0.2
 [grid]
@@ -133,7 +133,7 @@ def test_t_quantiles_and_confidence_interval():
 
 def test_kpi_names_match_what_a_run_reports():
     summary = summary_dict(run_line(load(LINE), 1.0, progress=False))
-    for path in leaves(["mill"]):
+    for path in leaves(["mill"], ["robot"]):
         get_value(summary, path)  # every documented KPI exists (or is None, like lead times)
 
     def flat(d, prefix):
@@ -142,7 +142,7 @@ def test_kpi_names_match_what_a_run_reports():
             yield from flat(v, p) if isinstance(v, dict) else ([p] if v is not None else [])
 
     reported = {p for p in flat(summary["kpis"], "kpis") if "reason" not in p}
-    assert reported <= set(leaves(["mill"]))  # and nothing a run reports is missing
+    assert reported <= set(leaves(["mill"], ["robot"]))  # and nothing a run reports is missing
 
 
 # ---------------------------------------------------------------- bad sweep files
@@ -218,7 +218,8 @@ def test_results_and_summary(one_worker):
     summary = rows(one_worker / "summary.csv")
     assert [(s["ok"], s["failed"]) for s in summary] == [("2", "0"), ("2", "0")]
     assert (
-        "kpis.wip_mean.ci95" in summary[0] and summary[0]["kpis.bottleneck.station.mode"] == "mill"
+        "kpis.wip_mean.ci95" in summary[0]
+        and summary[0]["kpis.bottleneck.resource.mode"] == "robot"
     )
     assert (one_worker / "plot.png").stat().st_size > 1000
 

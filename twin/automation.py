@@ -103,5 +103,10 @@ def build_line(
     line = Line(cfg, seed=seed, gui=gui)
     controller = None
     if builtin_controller and cfg.controller is not None:
-        controller = Sequencer(cfg, LinePort(line), line.dt)
+        controller = Sequencer(
+            cfg,
+            LinePort(line),
+            line.dt,
+            on_alarm=lambda device, **data: line.emit("alarm", device, **data),
+        )
     return AutomatedLine(line, controller)

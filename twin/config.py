@@ -11,6 +11,7 @@ import math
 import os
 import re
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -107,6 +108,9 @@ class ConveyorConfig(_Strict, tag="conveyor", tag_field="kind", kw_only=True):
     max_speed: Annotated[float, msgspec.Meta(gt=0, le=10)] = 1.0
     running: bool = False
     end_stop: bool = True  # a fixed stop at the downstream end so parts accumulate
+    # zero-pressure accumulation: this many equal zones, each with its own drive and eye, a
+    # zone holding a part only releases it into an empty zone, so queued parts never touch
+    zones: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     friction: NonNegative = 0.9
     color: Color = msgspec.field(default_factory=lambda: [0.15, 0.15, 0.17, 1.0])
 
@@ -161,6 +165,7 @@ class StationConfig(_Strict, tag="station", tag_field="kind", kw_only=True):
     size: Size3 = msgspec.field(default_factory=lambda: [0.4, 0.4, 0.75])  # table x, y, height
     cycle_time: Positive = 8.0  # s of processing per part
     transition_time: NonNegative = 0.2  # s each acting PackML state (Starting, Resetting...) takes
+    batch_size: Annotated[int, msgspec.Meta(ge=0)] = 0  # parts per batch (Complete); 0 = no end
     defect_rate: Probability = 0.0  # share of processed parts that come out as rejects (seeded)
     mtbf: NonNegative = 0.0  # s, mean time between breakdowns (exponential); 0 = never
     mttr: NonNegative = 0.0  # s, mean time to repair (exponential)
@@ -210,6 +215,9 @@ class SequencerConfig(_Strict, tag="sequencer", tag_field="kind", kw_only=True):
     belts: list[BeltRule] = msgspec.field(default_factory=list)
     transfers: list[Transfer] = msgspec.field(default_factory=list)  # priority order per arm
     scan_time: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.01  # s, the PLC cycle
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 2  # per failed pick/place/seat
+    retry_delay: NonNegative = 1.0  # s before a failed pick/place/seat is tried again
+    prepare_next: bool = True  # an arm waits above the station it will unload next
 
 
 class ViewConfig(_Strict, kw_only=True):
@@ -357,11 +365,12 @@ def _check_finite(raw: Any, source: str) -> None:
             stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
 
 
-def _listing(names: list[str] | set[str], limit: int = 12) -> str:
+def _listing(names: Iterable[str], limit: int = 12) -> str:
     """A short list of known names for an error message, however many there are."""
-    names = sorted(names)
-    shown = ", ".join(repr(n) for n in names[:limit])
-    return f"[{shown}, ... {len(names) - limit} more]" if len(names) > limit else f"[{shown}]"
+    ordered = sorted(names)
+    shown = ", ".join(repr(n) for n in ordered[:limit])
+    more = len(ordered) - limit
+    return f"[{shown}, ... {more} more]" if more > 0 else f"[{shown}]"
 
 
 def _check_references(cfg: LineConfig, source: str) -> None:
@@ -369,10 +378,10 @@ def _check_references(cfg: LineConfig, source: str) -> None:
         raise ConfigError(f"{source}: {field}: {problem}")
 
     types: set[str] = set()
-    for i, t in enumerate(cfg.part_types):
-        if t.name in types:
-            fail(f"part_types[{i}].name", f"duplicate part type '{t.name}'")
-        types.add(t.name)
+    for i, ptype in enumerate(cfg.part_types):
+        if ptype.name in types:
+            fail(f"part_types[{i}].name", f"duplicate part type '{ptype.name}'")
+        types.add(ptype.name)
 
     by_id: dict[str, DeviceConfig] = {}
     for i, d in enumerate(cfg.devices):

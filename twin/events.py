@@ -192,10 +192,15 @@ class StationState(Event, **_kind("station_state")):
     part: int | None  # the part on the fixture
 
 
-class StationActivity(Event, **_kind("station_activity")):
-    """A station's activity changed (what KPIs integrate)."""
+# what a station is doing, as KPIs integrate it
+ACTIVITIES = ("execute", "starved", "blocked", "idle", "held", "down", "stopped")
 
-    activity: str  # execute, starved, blocked, idle, held, down, stopped
+
+class StationActivity(Event, **_kind("station_activity")):
+    """A station's activity changed (what KPIs integrate): `execute`, `starved`, `blocked`,
+    `idle`, `held`, `down` or `stopped`."""
+
+    activity: str
     previous: str
 
 
@@ -224,6 +229,36 @@ class ProcessFinished(Event, **_kind("process_finished")):
     cycle_time: float  # s of processing
     quality: str  # "good" or "reject"
     defect: str | None
+
+
+class PartNotSeated(Event, **_kind("part_not_seated")):
+    """A part came to rest on a station's fixture but not seated (tilted, off centre or not
+    down on the fixture): the station will not process it."""
+
+    part: int
+    tilt_deg: float  # degrees between the part's axis and the vertical
+    offset: float  # m: the part's centre from the fixture centre, in the table plane
+    gap: float  # m: the part's bottom above the fixture
+
+
+class InterlockViolated(Event, **_kind("interlock_violated")):
+    """A part arrived on (`load`) or left (`unload`) a station's fixture while the station's
+    interlock (`load_ok` / `unload_ok`) did not allow it."""
+
+    part: int
+    action: str  # "load" or "unload"
+    state: str  # the station's PackML state at the time
+
+
+class Alarm(Event, **_kind("alarm")):
+    """The built-in sequencer raised (`active` true) or cleared an alarm: `pick_failed`,
+    `place_failed` or `part_not_seated`, after `tries` failed attempts. It clears when the
+    source or destination changes (an operator took the part away)."""
+
+    alarm: str
+    active: bool
+    tries: int | None = None
+    message: str | None = None
 
 
 # the line ---------------------------------------------------------------------------------

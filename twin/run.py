@@ -69,6 +69,18 @@ class RunSummary(msgspec.Struct, kw_only=True):
                 f"  {sid:<13} OEE {s['oee']:.1%}  execute {u['execute']:.0%}  starved {u['starved']:.0%}"
                 f"  blocked {u['blocked']:.0%}  held {u['held']:.0%}  down {u['down']:.0%}"
             )
+        for rid, r in k.get("robots", {}).items():
+            u = r["utilisation"]
+            handling = u.get("picking", 0.0) + u.get("placing", 0.0)
+            out.append(
+                f"  {rid:<13} busy {r['busy']:.0%}  handling {handling:.0%}"
+                f"  travelling {r['busy'] - handling:.0%}  waiting {u.get('waiting', 0.0):.0%}"
+                f"  idle {u.get('idle', 0.0):.0%}"
+            )
+        raised = {a: n for a, n in k.get("alarms", {}).items() if n}
+        if raised or k.get("pick_failures"):
+            alarms = ", ".join(f"{a} {n}" for a, n in raised.items()) or "none"
+            out.append(f"alarms          {alarms}; picks given up {k.get('pick_failures', 0)}")
         if k["bottleneck"]:
             out.append(f"bottleneck      {k['bottleneck']['reason']}")
         if self.faults:

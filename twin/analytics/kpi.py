@@ -1,66 +1,115 @@
 """Production KPIs computed from the event stream alone (never from the physics).
 
-Definitions (per ISO 22400 / the usual OEE literature):
-- planned time   = the observed period (no planned stops are modelled)
-- down time      = time a station is broken down (fault active)
-- run time       = planned - down
-- availability   = run time / planned time
-- performance    = ideal cycle time x parts processed / run time (capped at 1)
-- quality        = good parts / all parts processed
-- OEE            = availability x performance x quality
-For the line: availability is the mean availability of its stations weighted equally,
-performance uses the bottleneck's ideal cycle time and the parts completed at the sink,
-quality is good / completed at the sink.
+OEE factors follow ISO 22400-2:2014, for each station (a work unit) and for the line:
+- PBT, planned busy time = the observed period (no planned down time is modelled)
+- APT, actual production time = time spent processing parts (activity "execute")
+- ADOT, actual unit down time = time broken down (activity "down")
+- PQ, produced quantity; GQ, good quantity; PTU, planned run time per unit (cycle time)
+- availability  A  = APT / PBT
+- effectiveness E  = PTU x PQ / APT  (reported as "performance")
+- quality ratio QR = GQ / PQ
+- OEE              = A x E x QR  (= PTU x GQ / PBT)
+Each station also reports uptime = (PBT - ADOT) / PBT, the share of time it was not broken
+down (what availability meant before ISO 22400: it ignores starved and blocked time).
+The line is one work unit paced by its constraint, the station with the longest PTU: the
+line's APT is that station's, PQ and GQ are the parts completed (and good) at the sinks.
+
+Robots are resources too: each arm's time per activity (from `arm_activity` events) gives
+its utilisation; its busy share is the time it moves or handles a part.
+The bottleneck is the resource (station or robot) with the largest active share, the
+"active period" method: the one that is least often waiting for others. A station is
+active while it executes or is down, a robot while it is busy.
 WIP is the time average of parts in the line; lead time is sink time minus spawn time.
-The bottleneck is the station with the largest active share (execute + down), the
-"active period" method: the station that is least often waiting for others.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from twin.events import (
+    ACTIVITIES,
+    Alarm,
+    ArmActivity,
     Event,
     PartCompleted,
     PartLost,
     PartSpawned,
+    PickFailed,
     ProcessFinished,
     StationActivity,
 )
 
-ACTIVITIES = ("execute", "starved", "blocked", "idle", "held", "down", "stopped")
+ROBOT_ACTIVITIES = (
+    "idle",
+    "moving",
+    "moving_to_pick",
+    "picking",
+    "moving_to_place",
+    "placing",
+    "waiting",
+    "halted",
+)
+# alarms the built-in sequencer raises (see twin.control.sequencer), counted when raised
+ALARMS = ("pick_failed", "place_failed", "part_not_seated")
+ROBOT_BUSY = frozenset({"moving", "moving_to_pick", "picking", "moving_to_place", "placing"})
 
 
-class _StationClock:
+class _Clock:
     """Time spent in each activity, integrated between activity-change events."""
 
-    def __init__(self, ideal_cycle_time: float, start: float) -> None:
-        self.ideal_cycle_time = ideal_cycle_time
-        self.activity = "stopped"
+    def __init__(self, activities: tuple[str, ...], first: str, start: float) -> None:
+        self.activity = first
         self.since = start
-        self.totals = dict.fromkeys(ACTIVITIES, 0.0)
-        self.processed = 0
-        self.good = 0
+        self.totals = dict.fromkeys(activities, 0.0)
 
     def switch(self, activity: str, now: float) -> None:
-        self.totals[self.activity] += now - self.since
+        self.totals[self.activity] = self.totals.get(self.activity, 0.0) + now - self.since
         self.activity, self.since = activity, now
 
     def totals_at(self, now: float) -> dict[str, float]:
         out = dict(self.totals)
-        out[self.activity] += now - self.since
+        out[self.activity] = out.get(self.activity, 0.0) + now - self.since
         return out
+
+
+class _StationClock(_Clock):
+    def __init__(self, ideal_cycle_time: float, start: float) -> None:
+        super().__init__(ACTIVITIES, "stopped", start)
+        self.ideal_cycle_time = ideal_cycle_time
+        self.processed = 0
+        self.good = 0
+
+
+def oee_factors(pbt: float, apt: float, ptu: float, pq: int, gq: int) -> dict[str, float]:
+    """ISO 22400-2 availability, effectiveness (performance), quality ratio and OEE."""
+    availability = apt / pbt if pbt > 0 else 0.0
+    performance = ptu * pq / apt if apt > 0 else 0.0
+    quality = gq / pq if pq else 1.0
+    return {
+        "availability": availability,
+        "performance": performance,
+        "quality": quality,
+        "oee": availability * performance * quality,
+    }
 
 
 class KpiTracker:
     """Feed it every event; ask it for KPIs at any simulated time."""
 
-    def __init__(self, ideal_cycle_times: dict[str, float], start: float = 0.0) -> None:
+    def __init__(
+        self,
+        ideal_cycle_times: dict[str, float],
+        start: float = 0.0,
+        robots: Iterable[str] = (),
+    ) -> None:
         self.start = start
         self.stations = {sid: _StationClock(c, start) for sid, c in ideal_cycle_times.items()}
+        self.robots = {rid: _Clock(ROBOT_ACTIVITIES, "idle", start) for rid in robots}
+        self.alarms: Counter[str] = Counter(dict.fromkeys(ALARMS, 0))  # raised, by name
+        self.pick_failures = 0  # picks an arm gave up on after its own retries
         self.spawned = 0
         self.completed = 0
         self.good = 0
@@ -99,6 +148,15 @@ class KpiTracker:
                 self._wip_change(-1, e.time)
             elif isinstance(e, StationActivity) and e.device in self.stations:
                 self.stations[e.device].switch(e.activity, e.time)
+            elif isinstance(e, ArmActivity):
+                clock = self.robots.get(e.device)
+                if clock is None:
+                    clock = self.robots[e.device] = _Clock(ROBOT_ACTIVITIES, "idle", self.start)
+                clock.switch(e.activity, e.time)
+            elif isinstance(e, Alarm) and e.active:
+                self.alarms[e.alarm] += 1
+            elif isinstance(e, PickFailed):
+                self.pick_failures += 1
             elif isinstance(e, ProcessFinished) and e.device in self.stations:
                 clock = self.stations[e.device]
                 clock.processed += 1
@@ -106,56 +164,92 @@ class KpiTracker:
 
     def station_kpis(self, now: float) -> dict[str, dict[str, Any]]:
         out = {}
+        pbt = max(now - self.start, 1e-12)
         for sid, clock in self.stations.items():
             totals = clock.totals_at(now)
-            planned = max(now - self.start, 1e-12)
-            down = totals["down"]
-            run = max(planned - down, 1e-12)
-            availability = run / planned
-            performance = min(1.0, clock.ideal_cycle_time * clock.processed / run)
-            quality = clock.good / clock.processed if clock.processed else 1.0
+            factors = oee_factors(
+                pbt, totals["execute"], clock.ideal_cycle_time, clock.processed, clock.good
+            )
             out[sid] = {
-                "utilisation": {k: v / planned for k, v in totals.items()},
+                "utilisation": {k: v / pbt for k, v in totals.items()},
                 "time_s": totals,
                 "processed": clock.processed,
                 "good": clock.good,
-                "availability": availability,
-                "performance": performance,
-                "quality": quality,
-                "oee": availability * performance * quality,
+                "uptime": (pbt - totals["down"]) / pbt,
+                **factors,
             }
         return out
 
-    def bottleneck(self, stations: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-        if not stations:
+    def robot_kpis(self, now: float) -> dict[str, dict[str, Any]]:
+        out = {}
+        pbt = max(now - self.start, 1e-12)
+        for rid, clock in self.robots.items():
+            totals = clock.totals_at(now)
+            busy = sum(v for k, v in totals.items() if k in ROBOT_BUSY)
+            out[rid] = {
+                "utilisation": {k: v / pbt for k, v in totals.items()},
+                "time_s": totals,
+                "busy": busy / pbt,
+            }
+        return out
+
+    @staticmethod
+    def bottleneck(
+        stations: dict[str, dict[str, Any]], robots: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any] | None:
+        """The resource with the largest active share (ties: stations first, config order)."""
+        shares: list[tuple[float, str, str]] = []
+        for sid, st in stations.items():
+            u = st["utilisation"]
+            shares.append((u["execute"] + u["down"], "station", sid))
+        for rid, r in (robots or {}).items():
+            shares.append((r["busy"], "robot", rid))
+        if not shares:
             return None
-
-        def active(s: dict[str, Any]) -> float:
-            return s["utilisation"]["execute"] + s["utilisation"]["down"]
-
-        sid = max(stations, key=lambda k: active(stations[k]))
-        u = stations[sid]["utilisation"]
-        reason = (
-            f"'{sid}' is active {active(stations[sid]):.0%} of the time "
-            f"(executing {u['execute']:.0%}, down {u['down']:.0%}); "
-            f"it waits least: starved {u['starved']:.0%}, blocked {u['blocked']:.0%}"
-        )
-        return {"station": sid, "active_share": active(stations[sid]), "reason": reason}
+        share, kind, rid = max(shares, key=lambda x: x[0])  # max keeps the first of equals
+        if kind == "station":
+            u = stations[rid]["utilisation"]
+            reason = (
+                f"station '{rid}' is active {share:.0%} of the time "
+                f"(executing {u['execute']:.0%}, down {u['down']:.0%}); "
+                f"it waits least: starved {u['starved']:.0%}, blocked {u['blocked']:.0%}"
+            )
+        else:
+            u = robots[rid]["utilisation"]  # type: ignore[index]
+            handling = u.get("picking", 0.0) + u.get("placing", 0.0)
+            reason = (
+                f"robot '{rid}' is busy {share:.0%} of the time (handling parts "
+                f"{handling:.0%}, travelling {share - handling:.0%}); it waits least: "
+                f"idle {u.get('idle', 0.0):.0%}, waiting with a part {u.get('waiting', 0.0):.0%}"
+            )
+        return {
+            "resource": rid,
+            "kind": kind,
+            "station": rid if kind == "station" else None,
+            "active_share": share,
+            "reason": reason,
+        }
 
     def snapshot(self, now: float) -> dict[str, Any]:
         elapsed = max(now - self.start, 1e-12)
         stations = self.station_kpis(now)
+        robots = self.robot_kpis(now)
         wip_area = self._wip_area + self._wip * (now - self._wip_since)
         leads = self._leads_sorted
-        bottleneck = self.bottleneck(stations)
         if stations:
-            availability = sum(s["availability"] for s in stations.values()) / len(stations)
-            ideal = self.stations[bottleneck["station"]].ideal_cycle_time
-            run = elapsed * availability
-            performance = min(1.0, ideal * self.completed / run) if run > 0 else 0.0
+            # the line is paced by its constraint: the station with the longest cycle time
+            pacer = max(stations, key=lambda k: self.stations[k].ideal_cycle_time)
+            oee = oee_factors(
+                elapsed,
+                stations[pacer]["time_s"]["execute"],
+                self.stations[pacer].ideal_cycle_time,
+                self.completed,
+                self.good,
+            )
+            oee["pacing_station"] = pacer
         else:
-            availability, performance = 1.0, 0.0
-        quality = self.good / self.completed if self.completed else 1.0
+            quality = self.good / self.completed if self.completed else 1.0
+            oee = {"availability": 1.0, "performance": 0.0, "quality": quality, "oee": 0.0}
         return {
             "time_s": now,
             "parts_spawned": self.spawned,
@@ -174,14 +268,12 @@ class KpiTracker:
             }
             if leads
             else None,
-            "oee": {
-                "availability": availability,
-                "performance": performance,
-                "quality": quality,
-                "oee": availability * performance * quality,
-            },
+            "oee": oee,
             "stations": stations,
-            "bottleneck": bottleneck,
+            "robots": robots,
+            "alarms": dict(self.alarms),
+            "pick_failures": self.pick_failures,
+            "bottleneck": self.bottleneck(stations, robots),
         }
 
 

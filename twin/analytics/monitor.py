@@ -8,14 +8,37 @@ from typing import TYPE_CHECKING, Any
 from twin.analytics.genealogy import Genealogy
 from twin.analytics.kpi import KpiTracker
 from twin.analytics.timeline import Timeline
-from twin.events import Estop, EstopReset, Event, EventsDropped, Fault, SafeState, Watchdog
+from twin.events import (
+    Alarm,
+    Estop,
+    EstopReset,
+    Event,
+    EventsDropped,
+    Fault,
+    InterlockViolated,
+    PartNotSeated,
+    PickFailed,
+    SafeState,
+    Watchdog,
+)
 
 if TYPE_CHECKING:
     from twin.line import Line
 
 
 # what a run report lists under "faults": trouble and what was done about it
-_NOTEWORTHY = (Fault, Estop, EstopReset, Watchdog, SafeState, EventsDropped)
+_NOTEWORTHY = (
+    Fault,
+    Estop,
+    EstopReset,
+    Watchdog,
+    SafeState,
+    EventsDropped,
+    Alarm,
+    PickFailed,
+    PartNotSeated,
+    InterlockViolated,
+)
 
 
 class ProductionMonitor:
@@ -23,7 +46,8 @@ class ProductionMonitor:
         stations = {
             dev_id: d.cfg.cycle_time for dev_id, d in line.devices.items() if d.kind == "station"
         }
-        self.kpis = KpiTracker(stations, start=line.sim_time)
+        robots = [dev_id for dev_id, d in line.devices.items() if d.kind == "arm"]
+        self.kpis = KpiTracker(stations, start=line.sim_time, robots=robots)
         self.genealogy = Genealogy()
         self.timeline = Timeline(list(stations), start=line.sim_time)
         self.faults: list[dict[str, Any]] = []

@@ -7,8 +7,9 @@ sizes).
 Besides the rates it reports what one cycle costs, split into transport (sockets, the other
 process, the server loop), encoding (both messages, both sides), dispatch (lease, outputs
 applied, image read), line (its step over bare physics) and physics (bare stepSimulation),
-from the served rate and an in-process run of the same cycle through the server's own
-dispatcher, alternated with bare stepping as the other benchmarks do.
+from the served rate and an in-process copy of the served line that alternates the same
+cycle through the server's own dispatcher, the line's stepping alone, bare stepSimulation
+and the encoding, block by block, so all four see the same phase of the line.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twin.bench.hosted import bare_rate
-from twin.bench.lockstep import RECV_TIMEOUT_MS, SPEEDS, TARGET, PingPong, line_overhead_us
+from twin.bench.lockstep import RECV_TIMEOUT_MS, SPEEDS, TARGET, PingPong
 from twin.bench.processes import peer, twin_serve
 from twin.bench.result import BenchResult, interleave, median
 from twin.client import Client, ProcessImage
@@ -120,6 +121,14 @@ class InProcessCycle:
             decode_reply(encode(reply))
         return steps / (time.perf_counter() - t0)
 
+    def line_rate(self, steps: int) -> float:
+        """The served line's stepping alone (host.advance: devices, sensors, telemetry)."""
+        advance = self.host.advance
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            advance(1)
+        return steps / (time.perf_counter() - t0)
+
     def bare_rate(self, steps: int) -> float:
         return bare_rate(self.host.line, steps)
 
@@ -135,19 +144,19 @@ def cycle_split(config: str, served_us: float, *, block: int, reps: int) -> dict
     try:
         measures: list[Callable[[], float]] = [
             lambda: cycle.cycle_rate(block),
+            lambda: cycle.line_rate(block),
             lambda: cycle.bare_rate(block),
             lambda: cycle.encoding_rate(block),
         ]
-        in_process, bare, encoding = (median(v) for v in interleave(measures, reps))
+        rates = [median(v) for v in interleave(measures, reps)]
     finally:
         cycle.close()
-    line_us = line_overhead_us(config, block=40, reps=max(10, reps))
-    in_process_us, physics_us, encoding_us = 1e6 / in_process, 1e6 / bare, 1e6 / encoding
+    in_process_us, line_us, physics_us, encoding_us = (1e6 / r for r in rates)
     return {
         "transport_us": served_us - in_process_us,
         "encoding_us": encoding_us,
-        "dispatch_us": in_process_us - encoding_us - line_us - physics_us,
-        "line_us": line_us,
+        "dispatch_us": in_process_us - encoding_us - line_us,
+        "line_us": line_us - physics_us,
         "physics_us": physics_us,
     }
 

@@ -5,25 +5,39 @@ taught positions (where to pick and place) come from the config's geometry, neve
 physics state; everything it decides on is a signal any external controller can read too.
 
 - belts run unless their stop eye is blocked (accumulation at the pick point);
-- stations are reset when Stopped or when Complete and emptied, started when Idle with a part;
+- stations are reset when Stopped (or Complete at the end of a batch and emptied), started
+  when Idle, cleared when Aborted, unheld after a safe stop; in Execute a station suspends
+  and unsuspends itself as parts come and go;
 - each arm works its transfers in priority order: pick when the source has a part and the
-  destination is free (and not reserved by another arm), then place.
+  destination may be loaded (its interlock; not reserved by another arm), then place;
+- while a station works, the arm that will unload it waits above it, so the unload starts
+  the moment the part is done (it would otherwise start from wherever the arm last was);
+- a part a station reports as not seated is picked up and placed again;
+- a pick, place or re-seat that fails is retried after `retry_delay`, at most `max_retries`
+  times; then an `alarm` is raised and that source or destination is left alone until its
+  signals change (an operator cleared it), so a failure never becomes an endless loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from twin.config import LineConfig, SequencerConfig, StationConfig, Transfer
+from twin.config import ArmConfig, LineConfig, SequencerConfig, StationConfig, Transfer
 from twin.control.port import CommandPort, Signals
 from twin.devices.base import CommandError
 from twin.geometry import pick_point, place_point
 
+AlarmSink = Callable[..., None]
+"""Called as ``(device, alarm=..., active=..., tries=..., message=...)`` when the sequencer
+raises or clears an alarm; the composing code turns it into an `alarm` event."""
+
 
 class _ArmJob:
-    def __init__(self, transfer: Transfer, phase: str, jobs_done: int) -> None:
+    def __init__(self, transfer: Transfer | None, phase: str, jobs_done: int) -> None:
         self.transfer = transfer
-        self.phase = phase  # "picking" or "placing"
+        # "picking", "placing", "positioning", "reseat_pick", "reseat_place"
+        self.phase = phase
         self.jobs_done = jobs_done
 
 
@@ -37,6 +51,7 @@ class Sequencer:
         port: CommandPort,
         dt: float,
         rules: SequencerConfig | None = None,
+        on_alarm: AlarmSink | None = None,
     ) -> None:
         cfg = rules if rules is not None else line_cfg.controller
         if cfg is None:
@@ -51,28 +66,46 @@ class Sequencer:
         self._reserved: dict[str, str] = {}  # destination key -> arm
         self._pick_points = {id(t): pick_point(line_cfg, t) for t in cfg.transfers}
         self._place_points = {id(t): place_point(line_cfg, t) for t in cfg.transfers}
+        arms = {d.id: d for d in line_cfg.devices if isinstance(d, ArmConfig)}
+        self._above_points = {
+            id(t): [*self._pick_points[id(t)][:2], arms[t.arm].travel_height] for t in cfg.transfers
+        }
         self._stations = [d.id for d in line_cfg.devices if isinstance(d, StationConfig)]
+        self._on_alarm = on_alarm
+        self._waiting_at: dict[str, str | None] = {}  # arm -> station it waits above
+        self._now = 0.0
+        self._failures: dict[str, int] = {}  # source/destination key -> failed tries in a row
+        self._retry_at: dict[str, float] = {}  # key -> no new try before this time
+        self._alarms: dict[str, tuple[str, Any]] = {}  # key -> (alarm, what it was raised on)
         self.errors: list[str] = []
 
     @staticmethod
     def _dest_key(t: Transfer) -> str:
         return t.place.station or f"{t.place.conveyor}@{t.place.offset}"
 
+    @staticmethod
+    def _source_key(t: Transfer) -> str:
+        return t.pick.eye or f"{t.pick.station}/unload"
+
     def restart(self) -> None:
         """After a stop: forget the output image so every output is written again."""
         self._belt_out.clear()
         self._blocked_for.clear()
+        self._waiting_at.clear()
 
     # scan ----------------------------------------------------------------------------
-    def _send(self, device: str, command: str, args: dict[str, Any] | None = None) -> None:
+    def _send(self, device: str, command: str, args: dict[str, Any] | None = None) -> bool:
         try:
             self.port.send(device, command, args)
         except CommandError as e:  # a PLC logs and goes on; the next scan retries
             self.errors.append(e.message)
             del self.errors[:-20]
+            return False
+        return True
 
     def tick(self, s: Signals) -> None:
         dt = self.period * self.dt
+        self._now += dt
         for rule in self.cfg.belts:
             blocked = rule.stop_eye is not None and s[rule.stop_eye]["blocked"]
             timer = self._blocked_for[rule.conveyor] = (
@@ -84,38 +117,106 @@ class Sequencer:
                 self._send(rule.conveyor, "run" if run else "stop")
         for dev_id in self._stations:
             self._scan_station(dev_id, s[dev_id])
+        if self._alarms:
+            self._clear_alarms(s)
         for arm in self._jobs:
             self._scan_arm(arm, s)
 
     def _scan_station(self, dev_id: str, st: dict[str, Any]) -> None:
         state = st["state"]
+        if st["seated"]:
+            self._succeeded(f"{dev_id}/seat")
         if state == "Stopped" or (state == "Complete" and not st["part_present"]):
             self._send(dev_id, "reset")
         elif state == "Held" and not st["fault"]:  # held by a safe stop: carry on
             self._send(dev_id, "unhold")
         elif state == "Aborted":
             self._send(dev_id, "clear")
-        elif (
-            state == "Idle"
-            and st["part_present"]
-            and not st["fault"]
-            and dev_id not in self._reserved
-        ):
+        elif state == "Idle" and not st["fault"]:
             self._send(dev_id, "start")
 
+    # alarms and retries --------------------------------------------------------------
+    def _signature(self, key: str, s: Signals) -> Any:
+        """What an operator's intervention changes: the part at a source or on a station."""
+        device = key.split("/")[0].split("@")[0]
+        sig = s[device]
+        return sig.get("part"), sig.get("blocked"), sig.get("part_present")
+
+    def _failed(self, key: str, alarm: str, device: str, message: str, s: Signals) -> None:
+        tries = self._failures[key] = self._failures.get(key, 0) + 1
+        if tries > self.cfg.max_retries:
+            self._failures.pop(key, None)
+            self._alarms[key] = (alarm, self._signature(key, s))
+            if self._on_alarm is not None:
+                self._on_alarm(device, alarm=alarm, active=True, tries=tries, message=message)
+        else:
+            self._retry_at[key] = self._now + self.cfg.retry_delay
+
+    def _succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)
+        self._retry_at.pop(key, None)
+
+    def _may_try(self, key: str) -> bool:
+        return key not in self._alarms and self._now >= self._retry_at.get(key, 0.0)
+
+    def _clear_alarms(self, s: Signals) -> None:
+        for key, (alarm, sig) in list(self._alarms.items()):
+            if self._signature(key, s) != sig:
+                del self._alarms[key]
+                device = key.split("/")[0].split("@")[0]
+                if self._on_alarm is not None:
+                    self._on_alarm(device, alarm=alarm, active=False)
+
+    # arms ----------------------------------------------------------------------------
     def _source_ready(self, t: Transfer, s: Signals) -> bool:
+        if not self._may_try(self._source_key(t)):
+            return False
         if t.pick.eye is not None:
             return s[t.pick.eye]["blocked"]
         st = s[t.pick.station]
-        return st["state"] == "Complete" and st["part_present"]
+        return st["unload_ok"] and st["part_done"]
 
     def _dest_ready(self, t: Transfer, s: Signals) -> bool:
-        if self._dest_key(t) in self._reserved:
+        key = self._dest_key(t)
+        if key in self._reserved or not self._may_try(key):
             return False
         if t.place.station is not None:
-            st = s[t.place.station]
-            return st["state"] == "Idle" and not st["part_present"]
+            return s[t.place.station]["load_ok"]
         return t.place.clear_eye is None or not s[t.place.clear_eye]["blocked"]
+
+    def _start(self, arm: str, t: Transfer | None, phase: str, command: str, point, a) -> None:
+        self._waiting_at[arm] = None
+        if self._send(arm, command, {"position": point}):
+            self._jobs[arm] = _ArmJob(t, phase, a["jobs_done"])
+
+    def _job_done(self, arm: str, job: _ArmJob, a: dict[str, Any], s: Signals) -> None:
+        """The arm finished `job` with `a["result"]`: go on, retry or raise an alarm."""
+        t, result, holding = job.transfer, a["result"], a["holding"]
+        self._jobs[arm] = None
+        if job.phase == "positioning":
+            return
+        if job.phase in ("picking", "reseat_pick"):
+            key = self._source_key(t) if job.phase == "picking" else f"{t.place.station}/seat"
+            if holding is not None:
+                if job.phase == "picking":
+                    self._succeeded(key)
+                phase = "placing" if job.phase == "picking" else "reseat_place"
+                self._start(arm, t, phase, "place", self._place_points[id(t)], a)
+                return
+            self._reserved.pop(self._dest_key(t), None)
+            device = t.pick.eye or t.pick.station or t.place.station
+            self._failed(key, "pick_failed", device, f"{arm}: pick ended {result}", s)
+            return
+        # placing or reseat_place
+        dest = self._dest_key(t)
+        if holding is not None:  # not let go: the place did not happen (e.g. not_reached)
+            self._failed(dest, "place_failed", arm, f"{arm}: place ended {result}", s)
+            if dest not in self._alarms:
+                self._start(arm, t, job.phase, "place", self._place_points[id(t)], a)
+            return
+        self._reserved.pop(dest, None)
+        if result == "ok":
+            self._succeeded(dest)
 
     def _scan_arm(self, arm: str, s: Signals) -> None:
         a = s[arm]
@@ -123,20 +224,54 @@ class Sequencer:
         if job is not None and (a["busy"] or a["jobs_done"] == job.jobs_done):
             return  # the robot is still on its job
         if job is not None:
-            t = job.transfer
-            picked = job.phase == "picking" and a["result"] == "ok"
-            interrupted = a["result"] in ("halted", "not_reached")  # e.g. a safe stop
-            if a["holding"] is not None and (picked or interrupted):
-                self._send(arm, "place", {"position": self._place_points[id(t)]})
-                self._jobs[arm] = _ArmJob(t, "placing", a["jobs_done"])
+            self._job_done(arm, job, a, s)
+            if self._jobs[arm] is not None:
                 return
-            self._reserved.pop(self._dest_key(t), None)
-            self._jobs[arm] = None
         if a["busy"] or a["holding"] is not None:
             return
-        for t in self.cfg.transfers:
-            if t.arm == arm and self._source_ready(t, s) and self._dest_ready(t, s):
+        transfers = [t for t in self.cfg.transfers if t.arm == arm]
+        for t in transfers:
+            if self._reseat_needed(t, s):
+                self._reserved[t.place.station] = arm
+                self._start(arm, t, "reseat_pick", "pick", self._place_points[id(t)], a)
+                return
+            if self._source_ready(t, s) and self._dest_ready(t, s):
                 self._reserved[self._dest_key(t)] = arm
-                self._send(arm, "pick", {"position": self._pick_points[id(t)]})
-                self._jobs[arm] = _ArmJob(t, "picking", a["jobs_done"])
+                self._start(arm, t, "picking", "pick", self._pick_points[id(t)], a)
+                return
+        if self.cfg.prepare_next:
+            self._wait_above_busy_station(arm, transfers, a, s)
+
+    def _reseat_needed(self, t: Transfer, s: Signals) -> bool:
+        """A part this arm loaded lies on the station but not seated: pick and place it again."""
+        station = t.place.station
+        if station is None or station in self._reserved:
+            return False
+        st = s[station]
+        if st["seated"] is not False or st["part_done"] or not st["unload_ok"]:
+            return False
+        key = f"{station}/seat"
+        return self._may_try(key) and self._failed_seat(key, station, s)
+
+    def _failed_seat(self, key: str, station: str, s: Signals) -> bool:
+        """Count a not-seated part as a failed place; True while a retry is allowed."""
+        self._failed(key, "part_not_seated", station, f"{station}: part not seated", s)
+        return key not in self._alarms
+
+    def _wait_above_busy_station(
+        self, arm: str, transfers: list[Transfer], a: dict[str, Any], s: Signals
+    ) -> None:
+        """Wait above the station this arm will unload next, while it works on its part."""
+        for t in transfers:
+            station = t.pick.station
+            if station is None:
+                continue
+            st = s[station]
+            working = (
+                st["part_present"] and not st["part_done"] and st["seated"] and not st["fault"]
+            )
+            if working and self._waiting_at.get(arm) != station:
+                self._waiting_at[arm] = station
+                if self._send(arm, "move_to", {"position": self._above_points[id(t)]}):
+                    self._jobs[arm] = _ArmJob(t, "positioning", a["jobs_done"])
                 return

@@ -19,11 +19,9 @@ def local_address(bound: str) -> str:
 def spawn_gateway(
     kind: str, control: str, telemetry: str, *extra: str, quiet: bool = False
 ) -> subprocess.Popen:
-    """`twin <kind>` (opcua or modbus) against the twin at these (bound) addresses; its
-    stdout and stderr are the caller's (or nowhere, if quiet)."""
-    module = {"opcua": "twin.gateways.opcua.command", "modbus": "twin.gateways.modbus.command"}[
-        kind
-    ]
+    """`twin <kind>` (a gateway package under twin.gateways) against the twin at these
+    (bound) addresses; its stdout and stderr are the caller's (or nowhere, if quiet)."""
+    module = f"twin.gateways.{kind}.command"  # opcua, modbus, hmi, foxglove
     cmd = [
         sys.executable,
         "-m",

@@ -108,7 +108,7 @@ class PickPlaceTask:
             if part is not None and part != holding and part not in self.placed:
                 self.placed.add(part)
                 placed += 1
-            if part is not None and sig[st]["state"] == "Complete":
+            if part is not None and sig[st]["part_done"]:
                 self.finished.add(part)
         for sk in self.sinks:
             count = sig[sk]["count"]

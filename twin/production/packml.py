@@ -17,6 +17,9 @@ Command transitions (``TRANSITIONS``)
     Complete      Reset      Resetting
     Idle          Start      Starting
     Execute       Hold       Holding
+    Suspending    Hold       Holding  [3]
+    Suspended     Hold       Holding  [3]
+    Unsuspending  Hold       Holding  [3]
     Held          Unhold     Unholding
     Execute       Suspend    Suspending
     Suspended     Unsuspend  Unsuspending
@@ -28,8 +31,13 @@ Command transitions (``TRANSITIONS``)
     [1] every state except Stopped, Stopping, Aborting, Aborted, Clearing.
     [2] every state except Aborting, Aborted.
 
-    Hold is accepted only from Execute (the plain standard model; the 2015 extension that
-    also allows Hold from Suspending/Suspended/Unsuspending is deliberately not included).
+    [3] the ISA-TR88.00.02-2015 extension: a unit waiting in Suspended (starved or blocked)
+        must still be holdable, e.g. when it breaks down or the line is held.
+
+How a producing unit uses it (the stations of this twin): Execute is where it produces,
+part after part; with no work (starved, or blocked by a finished part not taken) it
+suspends itself and unsuspends when work arrives; Execute -> Completing -> Complete only
+at the end of a batch or order.
 
 State-complete transitions (``STATE_COMPLETE``)
     Starting->Execute, Resetting->Idle, Holding->Held, Unholding->Execute,
@@ -105,6 +113,9 @@ def _build_transitions() -> dict[tuple[State, Command], State]:
         (State.COMPLETE, Command.RESET): State.RESETTING,
         (State.IDLE, Command.START): State.STARTING,
         (State.EXECUTE, Command.HOLD): State.HOLDING,
+        (State.SUSPENDING, Command.HOLD): State.HOLDING,
+        (State.SUSPENDED, Command.HOLD): State.HOLDING,
+        (State.UNSUSPENDING, Command.HOLD): State.HOLDING,
         (State.HELD, Command.UNHOLD): State.UNHOLDING,
         (State.EXECUTE, Command.SUSPEND): State.SUSPENDING,
         (State.SUSPENDED, Command.UNSUSPEND): State.UNSUSPENDING,

@@ -2,16 +2,19 @@
 
 A KPI is a dotted path into `twin.run.RunSummary` as a dict: a top-level field such as
 `throughput_per_hour`, or a path into its `kpis` (`kpis.oee.oee`, `kpis.lead_time_s.p90`,
-`kpis.stations.mill.utilisation.execute`, `kpis.bottleneck.station`). Values are numbers,
-except `kpis.bottleneck.station` (a station id); a value that does not exist in a run (the
-lead time before any part completed) is left empty.
+`kpis.stations.mill.utilisation.execute`, `kpis.robots.robot.busy`, `kpis.bottleneck.resource`).
+Values are numbers, except `kpis.bottleneck.resource`/`.kind`/`.station` and
+`kpis.oee.pacing_station` (ids and names); a value that does not exist in a run (the lead
+time before any part completed, the station of a robot bottleneck) is left empty.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from twin.analytics.kpi import ACTIVITIES
+from twin.analytics.kpi import ALARMS, ROBOT_ACTIVITIES
+from twin.events import ACTIVITIES
 from twin.sweep.paths import PathError, get_value, parse
 
 NUM, TEXT = "number", "text"
@@ -35,7 +38,14 @@ _SUMMARY = dict.fromkeys(
 _STATION: dict[str, Any] = {
     "utilisation": dict.fromkeys(ACTIVITIES, NUM),
     "time_s": dict.fromkeys(ACTIVITIES, NUM),
-    **dict.fromkeys(("processed", "good", "availability", "performance", "quality", "oee"), NUM),
+    **dict.fromkeys(
+        ("processed", "good", "uptime", "availability", "performance", "quality", "oee"), NUM
+    ),
+}
+_ROBOT: dict[str, Any] = {
+    "utilisation": dict.fromkeys(ROBOT_ACTIVITIES, NUM),
+    "time_s": dict.fromkeys(ROBOT_ACTIVITIES, NUM),
+    "busy": NUM,
 }
 # mirrors twin.analytics.kpi.KpiTracker.snapshot; tests/test_sweep.py checks it against a run
 KPI_SCHEMA: dict[str, Any] = {
@@ -55,14 +65,20 @@ KPI_SCHEMA: dict[str, Any] = {
             NUM,
         ),
         "lead_time_s": dict.fromkeys(("mean", "p50", "p90", "p95", "max"), NUM),
-        "oee": dict.fromkeys(("availability", "performance", "quality", "oee"), NUM),
+        "oee": {
+            **dict.fromkeys(("availability", "performance", "quality", "oee"), NUM),
+            "pacing_station": TEXT,
+        },
         "stations": {"*": _STATION},
-        "bottleneck": {"station": TEXT, "active_share": NUM},
+        "robots": {"@": _ROBOT},
+        "alarms": dict.fromkeys(ALARMS, NUM),
+        "pick_failures": NUM,
+        "bottleneck": {"resource": TEXT, "kind": TEXT, "station": TEXT, "active_share": NUM},
     },
 }
 
 
-def check_kpi(path: str, station_ids: list[str]) -> str:
+def check_kpi(path: str, station_ids: list[str], robot_ids: Sequence[str] = ()) -> str:
     """Return the KPI's kind (number or text); raise PathError naming what is wrong."""
     node: Any = KPI_SCHEMA
     where = ""
@@ -73,6 +89,10 @@ def check_kpi(path: str, station_ids: list[str]) -> str:
             if key not in station_ids:
                 raise PathError(f"'{path}': no station '{key}' (stations: {station_ids})")
             node = node["*"]
+        elif "@" in node:
+            if key not in robot_ids:
+                raise PathError(f"'{path}': no robot '{key}' (robots: {list(robot_ids)})")
+            node = node["@"]
         elif key in node:
             node = node[key]
         else:
@@ -85,13 +105,13 @@ def check_kpi(path: str, station_ids: list[str]) -> str:
     return node
 
 
-def leaves(stations: list[str]) -> list[str]:
-    """Every KPI path for a line with these stations."""
+def leaves(stations: list[str], robots: Sequence[str] = ()) -> list[str]:
+    """Every KPI path for a line with these stations and robots."""
     out: list[str] = []
 
     def walk(node: Any, prefix: str) -> None:
         for key, child in node.items():
-            keys = stations if key == "*" else [key]
+            keys = stations if key == "*" else list(robots) if key == "@" else [key]
             for k in keys:
                 path = f"{prefix}.{k}" if prefix else k
                 walk(child, path) if isinstance(child, dict) else out.append(path)

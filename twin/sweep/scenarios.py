@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from twin.config import ConfigError, StationConfig, loads, read_config_file
+from twin.config import ArmConfig, ConfigError, StationConfig, loads, read_config_file
 from twin.sweep.kpis import check_kpi
 from twin.sweep.paths import PathError, set_value
 from twin.sweep.spec import Sweep, SweepError
@@ -104,6 +104,7 @@ def plan(sweep: Sweep) -> Plan:
     scenarios: list[Scenario] = []
     tasks: list[RunTask] = []
     stations: set[str] | None = None  # the stations every scenario has
+    robots: set[str] | None = None  # and the robots
     seen: set[str] = set()
     for params in expand(sweep):
         sid = scenario_id(params)
@@ -125,6 +126,8 @@ def plan(sweep: Sweep) -> Plan:
             continue
         ids = {d.id for d in cfg.devices if isinstance(d, StationConfig)}
         stations = ids if stations is None else stations & ids
+        arms = {d.id for d in cfg.devices if isinstance(d, ArmConfig)}
+        robots = arms if robots is None else robots & arms
         scenarios.append(Scenario(sid, params))
         for seed in _seeds(sweep, cfg.physics.seed):
             tasks.append(
@@ -138,11 +141,13 @@ def plan(sweep: Sweep) -> Plan:
                 )
             )
     if stations is None:  # no valid scenario: check the KPIs against the base line
-        stations = {d.id for d in loads(base_text).devices if isinstance(d, StationConfig)}
+        devices = loads(base_text).devices
+        stations = {d.id for d in devices if isinstance(d, StationConfig)}
+        robots = {d.id for d in devices if isinstance(d, ArmConfig)}
     kinds: dict[str, str] = {}
     for k in sweep.kpis:
         try:
-            kinds[k] = check_kpi(k, sorted(stations))
+            kinds[k] = check_kpi(k, sorted(stations), sorted(robots or ()))
         except PathError as e:
             errors.append(f"{sweep.source}: kpis: {e}")
     if errors:
