@@ -56,39 +56,68 @@ _PLAN_ITERATIONS = 20  # IK iterations per sample (from the current pose: far po
 _REPLAN = 0.003  # m: a motion starting further than this from its planned start is replanned
 
 
+RESULTS = (
+    "none",
+    "running",
+    "ok",
+    "no_part",
+    "pick_failed",
+    "not_reached",
+    "collision",
+    "halted",
+)
+ACTIVITIES = (
+    "idle",
+    "moving",
+    "moving_to_pick",
+    "picking",
+    "moving_to_place",
+    "placing",
+    "waiting",
+    "halted",
+)
+
+
 class Arm(Device):
     kind = "arm"
     signal_specs = (
-        SignalSpec(name="state", type="str", doc="idle, moving, picking, placing, halted"),
+        SignalSpec(
+            name="state",
+            type="str",
+            choices=("idle", "moving", "picking", "placing", "halted"),
+            doc="what the arm's job is",
+        ),
         SignalSpec(name="busy", type="bool", doc="a job is running"),
         SignalSpec(
             name="result",
             type="str",
-            doc="outcome of the last job: ok, no_part, pick_failed, not_reached, collision, halted",
+            choices=RESULTS,
+            doc="outcome of the last job (running while one runs; none before the first)",
         ),
-        SignalSpec(name="jobs_done", type="int", doc="jobs finished (any result)"),
+        SignalSpec(name="jobs_done", type="int", min=0, doc="jobs finished (any result)"),
         SignalSpec(name="vacuum", type="bool"),
         SignalSpec(name="holding", type="int|null", doc="id of the part on the cup"),
         SignalSpec(
             name="activity",
             type="str",
-            doc="idle, moving, moving_to_pick, picking, moving_to_place, placing, "
-            "waiting (idle holding a part), halted",
+            choices=ACTIVITIES,
+            doc="what the robot is doing, for utilisation (waiting: idle holding a part)",
         ),
         SignalSpec(
             name="planned_duration",
             type="float",
             unit="s",
+            min=0.0,
             doc="the motion profile's duration of the current (or last) job",
         ),
         SignalSpec(
             name="seated",
             type="bool",
-            doc="the part of the last place sits on its point, flat (false until a place)",
+            doc="the part of the last place sits flat on its point (false until a place)",
         ),
-        SignalSpec(name="joint_positions", type="floats", unit="rad"),
-        SignalSpec(name="joint_velocities", type="floats", unit="rad/s"),
-        SignalSpec(name="tool_position", type="floats", unit="m"),
+        SignalSpec(name="joint_positions", type="floats", unit="rad", scan=False),
+        SignalSpec(name="joint_velocities", type="floats", unit="rad/s", scan=False),
+        SignalSpec(name="tool_position", type="floats", unit="m", scan=False),
     )
 
     def __init__(self, cfg: ArmConfig, ctx: BuildContext) -> None:
@@ -637,24 +666,18 @@ class Arm(Device):
                 return body
         return None
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "busy": self.busy,
-            "result": self.result,
-            "jobs_done": self.jobs_done,
-            "vacuum": self.vacuum,
-            "holding": self.holding,
-            "activity": self.activity,
-            "planned_duration": self.planned_duration,
-            "seated": self.seated,
-        }
-
-    def signals(self) -> dict[str, Any]:
+    # the pose signals: read from the physics only when asked (not part of a PLC scan)
+    @property
+    def joint_positions(self) -> list[float]:
         self._sense()
-        return {
-            **self.status(),
-            "joint_positions": self.q.tolist(),
-            "joint_velocities": self.qd.tolist(),
-            "tool_position": self.tool.tolist(),
-        }
+        return self.q.tolist()
+
+    @property
+    def joint_velocities(self) -> list[float]:
+        self._sense()
+        return self.qd.tolist()
+
+    @property
+    def tool_position(self) -> list[float]:
+        self._sense()
+        return self.tool.tolist()
