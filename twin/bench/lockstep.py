@@ -11,6 +11,8 @@ measured in one run, block by block in turn, against the same server and baselin
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 
 from twin.bench.hosted import bare_rate, line_rate
 from twin.bench.lockstep_image import INPUTS, OUTPUTS, ImageLoop, image_result, image_sizes
@@ -105,21 +107,19 @@ def lockstep(config: str, *, quick: bool) -> list[BenchResult]:
         with Client(control, timeout=RECV_TIMEOUT_MS / 1000) as client:
             client.hello("twin.bench")
             client.take_control()
+            plain, batched = ControllerLoop(client), ControllerLoop(client, batched=True)
             image = ImageLoop(client.declare_image(INPUTS, OUTPUTS))
-            loops = [ControllerLoop(client), ControllerLoop(client, batched=True), image]
-            sizes = [message_sizes(loops[0]), message_sizes(loops[1]), image_sizes(image)]
+            sizes = [message_sizes(plain), message_sizes(batched), image_sizes(image)]
             exchanges = [*(_exchanges(s) for s in sizes[:2]), image.exchanges(sizes[2])]
             pings = [PingPong(echo_addr, e) for e in exchanges]
+            rates: list[Callable[[int], float]] = [plain.rate, batched.rate, image.rate]
             try:
-                for loop, ping in zip(loops, pings):
-                    loop.rate(20)
+                for rate, ping in zip(rates, pings):
+                    rate(20)
                     ping.rate(20)
-                measures = []
-                for loop, ping in zip(loops, pings):
-                    measures += [
-                        lambda loop=loop: loop.rate(block),
-                        lambda ping=ping: ping.rate(block),
-                    ]
+                measures: list[Callable[[], float]] = []
+                for rate, ping in zip(rates, pings):
+                    measures += [partial(rate, block), partial(ping.rate, block)]
                 values = interleave(measures, reps)
             finally:
                 for ping in pings:
