@@ -16,6 +16,7 @@ from collections.abc import Callable
 from twin.bench.breakdown import breakdown, print_breakdown
 from twin.bench.extras import gym_envs, sweep_throughput
 from twin.bench.free_run import free_run
+from twin.bench.gateways import gateway_latency, gateway_step_rate, opcua_change_rate
 from twin.bench.lockstep import lockstep
 from twin.bench.parts_scaling import parts_scaling
 from twin.bench.processes import DEFAULT_CONFIG
@@ -34,6 +35,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "record": record,
     "gym": gym_envs,  # several lines: gym_inprocess, gym_remote, gym_async_vec2
     "sweep": sweep_throughput,
+    "gateway_latency": gateway_latency,  # two lines: opcua_latency, modbus_latency
+    "opcua_change_rate": opcua_change_rate,
+    "gateway_step_rate": gateway_step_rate,
 }
 
 
