@@ -65,7 +65,7 @@ class Line:
             self.world,
             self.pool,
             lambda kind, **data: self.emit(kind, **data),
-            lambda: [a.holding for a in arms],
+            lambda: [a.status().get("holding") for a in arms],  # only when a part is suspect
         )
         self.ctx = ctx
         self.estopped = False

@@ -148,6 +148,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also serve the browser HMI (default 127.0.0.1:8080; twin hmi in its own "
         "process; docs/hmi.md)",
     )
+    p.add_argument(
+        "--foxglove",
+        metavar="HOST:PORT",
+        nargs="?",
+        const="127.0.0.1:8765",
+        default=None,
+        help="also publish the telemetry and 3D scene to Foxglove over WebSocket (default "
+        "127.0.0.1:8765; twin foxglove in its own process; docs/foxglove.md)",
+    )
     p.set_defaults(func=run_serve)
 
 
@@ -171,21 +180,24 @@ def run_serve(args: argparse.Namespace) -> int:
         opcua=args.opcua,
         modbus=args.modbus,
         hmi=args.hmi,
+        foxglove=args.foxglove,
     )
-    if args.curve and (args.opcua or args.modbus or args.hmi):
+    if args.curve and (args.opcua or args.modbus or args.hmi or args.foxglove):
         print(
-            "error: --opcua/--modbus/--hmi with --curve: start `twin opcua`/`twin modbus`/`twin hmi` "
+            "error: --opcua/--modbus/--hmi/--foxglove with --curve: start the gateway "
+            "(`twin opcua`, `twin modbus`, `twin hmi`, `twin foxglove`) "
             "yourself with --curve KEY_SECRET SERVER_KEY (they connect like any client)",
             file=sys.stderr,
         )
         return 2
-    if args.hmi:
-        from twin.gateways.hmi.security import parse_address
+    from twin.gateways.hmi.security import parse_address
 
+    for flag, address in (("--hmi", args.hmi), ("--foxglove", args.foxglove)):
         try:
-            parse_address(args.hmi)
+            if address:
+                parse_address(address)
         except ValueError as e:
-            print(f"error: --hmi: {e} (write --hmi=ADDR before a config)", file=sys.stderr)
+            print(f"error: {flag}: {e} (write {flag}=ADDR before a config)", file=sys.stderr)
             return 2
     from twin.serving import serve  # the server composed with its recorder
 

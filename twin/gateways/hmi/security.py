@@ -46,12 +46,16 @@ def is_loopback_host(host: str) -> bool:
         return False  # a name or a wildcard: not provably loopback
 
 
-def check_bind(host: str, allow_remote: bool) -> None:
+def check_bind(host: str, allow_remote: bool, service: str = "the HMI", hint: str = "") -> None:
     if not allow_remote and not is_loopback_host(host):
         raise RemoteBindRefused(
-            f"refusing to serve the HMI on {host}: it is not a loopback address, so other "
-            "machines could open it; pass --allow-remote (remote browsers are observers unless "
-            "they hold the controller token over TLS, see --tls)"
+            f"refusing to serve {service} on {host}: it is not a loopback address, so other "
+            "machines could open it; pass --allow-remote "
+            + (
+                hint
+                or "(remote browsers are observers unless they hold the controller token "
+                "over TLS, see --tls)"
+            )
         )
 
 
