@@ -100,8 +100,11 @@ class TelemetryStepper:
             if every and line.step_index % every == 0:
                 self._send(TOPIC_STATE, self.make_state())
                 if self.kpi_every and (line.step_index // every) % self.kpi_every == 0:
-                    assert self.monitor is not None
-                    self._send(TOPIC_KPI, kpi_message(line, self.monitor))
+                    self._send(TOPIC_KPI, self.kpis())
+
+    def kpis(self) -> Kpis:
+        assert self.monitor is not None, "a stepper sending KPIs needs a monitor"
+        return kpi_message(self.line, self.monitor)
 
     def flush_events(self) -> list[Event]:
         """Drain the line's events now: to the monitor and out; returns them."""

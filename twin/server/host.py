@@ -41,8 +41,9 @@ class LineHost:
         self.state_rate = state_rate
         self.paused = False
         self.controlled = False  # kept up to date by the dispatcher, reported in the state
+        self._publish = publish
         # every telemetry message as published: the PUB socket first, then e.g. a recorder
-        self.sinks: list[Sink] = [lambda topic, msg: publish(topic, encode(msg))]
+        self.sinks: list[Sink] = [self._publish_message]
         self.line = self._build(seed)
 
     def _build(self, seed: int | None) -> Line:
@@ -52,7 +53,7 @@ class LineHost:
         stepper = TelemetryStepper(
             built,
             state_rate=self.state_rate,
-            state=self.state,
+            state=lambda: self.state(),  # looked up at each call (the benchmark times it)
             monitor=monitor,
             sinks=self.sinks,
             kpis=True,
@@ -66,6 +67,9 @@ class LineHost:
     @property
     def has_builtin_controller(self) -> bool:
         return self.automation.has_builtin_controller
+
+    def _publish_message(self, topic: bytes, msg: Any) -> None:
+        self._publish(topic, encode(msg))
 
     # stepping --------------------------------------------------------------------------
     def advance(self, n: int) -> None:
