@@ -82,6 +82,9 @@ class Plc:
             "outfeed_eye": await self.bit("outfeed_entry_eye.blocked"),
             "mill": PACKML.get(await self.int32("mill.state"), "other"),
             "present": await self.bit("mill.part_present"),
+            "done": await self.bit("mill.part_done"),  # the part on it is finished
+            "load_ok": await self.bit("mill.load_ok"),  # the mill's interlocks
+            "unload_ok": await self.bit("mill.unload_ok"),
             "busy": await self.bit("robot.busy"),
             "jobs_done": await self.int32("robot.jobs_done"),
             "holding": await self.int32("robot.holding"),
@@ -107,8 +110,8 @@ class Plc:
             await self.pulse("mill.clear")
         elif mill == "Held":
             await self.pulse("mill.unhold")
-        elif mill == "Idle" and present and not self.mill_reserved:
-            await self.pulse("mill.start")
+        elif mill == "Idle":
+            await self.pulse("mill.start")  # once: in Execute it works part after part
         await self.robot(s)
 
     async def robot(self, s: dict) -> None:
@@ -125,8 +128,8 @@ class Plc:
             self.job = None
         if s["busy"] or s["holding"] != 0:
             return
-        mill_done = s["mill"] == "Complete" and s["present"]
-        mill_free = s["mill"] == "Idle" and not s["present"]
+        mill_done = s["done"] and s["unload_ok"]
+        mill_free = s["load_ok"]
         if mill_done and not s["outfeed_eye"]:
             if await self.move("pick", MILL):
                 self.job = ("pick_mill", s["jobs_done"])

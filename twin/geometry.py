@@ -170,9 +170,9 @@ def place_point(cfg: LineConfig, t: Transfer) -> Point:
 def teach_points(cfg: LineConfig) -> list[dict[str, Any]]:
     """The config's transfers with their pick and place points, in priority order per arm.
 
-    A pick from a photo-eye is ready while the eye is blocked, from a station while it is
-    Complete with its part; a place on a station while it is Idle and empty, on a belt while
-    its `clear_eye` (if any) is clear."""
+    A pick from a photo-eye is ready while the eye is blocked, from a station while its part
+    is done and it allows unloading (`part_done`, `unload_ok`); a place on a station while
+    it allows loading (`load_ok`), on a belt while its `clear_eye` (if any) is clear."""
     out = []
     for t in cfg.controller.transfers if cfg.controller else []:
         if t.pick.eye is not None:
