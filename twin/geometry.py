@@ -125,12 +125,20 @@ def source_zone(source: SourceConfig, belt: ConveyorConfig, largest: float) -> t
     """The drop zone that must be clear of parts before a part of footprint `largest` m is
     put down."""
     half = largest / 2 + 0.01
-    return zone_box(
-        belt_frame(belt),
-        (source.offset - half, source.offset + half),
-        (-half, half),
-        (0.004, 0.15),
-    )
+    along = (source.offset - half, source.offset + half)
+    if belt.zones > 1:
+        # an accumulation zone takes one part: the whole zone must be clear, and the
+        # part it last released must have left its slab (which reaches past the zone end)
+        length = belt.length / belt.zones
+        i = min(belt.zones - 1, max(0, int((source.offset + belt.length / 2) // length)))
+        start = -belt.length / 2 + i * length
+        along = (min(along[0], start), max(along[1], start + length + ZONE_RELEASE_CLEARANCE))
+    return zone_box(belt_frame(belt), along, (-half, half), (0.004, 0.15))
+
+
+# m past a zone's end that a released part must have travelled before the zone counts as
+# empty for a source (more than a zone slab's reach into the next zone)
+ZONE_RELEASE_CLEARANCE = 0.1
 
 
 # teach points ----------------------------------------------------------------------------
