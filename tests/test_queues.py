@@ -164,7 +164,7 @@ SHIPPED = [
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_every_shipped_config_keeps_producing_with_a_queue(path):
-    duration = 150.0
+    duration = 120.0
     run = run_with_queue(_sped_up(path), duration)
     cfg = loads(path.read_text(), path.name)
     cycles = {d.id: d.cycle_time for d in cfg.devices if isinstance(d, StationConfig)}
