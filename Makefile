@@ -19,6 +19,8 @@ run: $(STAMP)
 	$(BIN)/twin run configs/default_line.toml --duration $(DURATION) --report out/report.json
 
 test: $(STAMP)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		echo "note: Chromium is not installed, so the browser HMI tests are skipped (apt-get install chromium)"
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -76,15 +76,16 @@ class Plc:
         return not r.isError() and await self.pulse(f"robot.{command}")
 
     async def inputs(self) -> dict:
-        return {
+        extra = {}
+        for name in ("mill.load_ok", "mill.unload_ok", "mill.part_done"):
+            if name in self.table:  # interlocks of newer twins: use them when the map has them
+                extra[name] = await self.bit(name)
+        return extra | {
             "time": await self.int32("twin.time") / 1000,
             "pick_eye": await self.bit("infeed_pick_eye.blocked"),
             "outfeed_eye": await self.bit("outfeed_entry_eye.blocked"),
             "mill": PACKML.get(await self.int32("mill.state"), "other"),
             "present": await self.bit("mill.part_present"),
-            "done": await self.bit("mill.part_done"),  # the part on it is finished
-            "load_ok": await self.bit("mill.load_ok"),  # the mill's interlocks
-            "unload_ok": await self.bit("mill.unload_ok"),
             "busy": await self.bit("robot.busy"),
             "jobs_done": await self.int32("robot.jobs_done"),
             "holding": await self.int32("robot.holding"),
@@ -110,8 +111,8 @@ class Plc:
             await self.pulse("mill.clear")
         elif mill == "Held":
             await self.pulse("mill.unhold")
-        elif mill == "Idle":
-            await self.pulse("mill.start")  # once: in Execute it works part after part
+        elif mill == "Idle" and (present or "mill.load_ok" in s) and not self.mill_reserved:
+            await self.pulse("mill.start")
         await self.robot(s)
 
     async def robot(self, s: dict) -> None:
@@ -128,8 +129,12 @@ class Plc:
             self.job = None
         if s["busy"] or s["holding"] != 0:
             return
-        mill_done = s["done"] and s["unload_ok"]
-        mill_free = s["load_ok"]
+        if "mill.load_ok" in s:
+            mill_done = s["mill.part_done"] and s["mill.unload_ok"]
+            mill_free = s["mill.load_ok"]
+        else:
+            mill_done = s["mill"] == "Complete" and s["present"]
+            mill_free = s["mill"] == "Idle" and not s["present"]
         if mill_done and not s["outfeed_eye"]:
             if await self.move("pick", MILL):
                 self.job = ("pick_mill", s["jobs_done"])

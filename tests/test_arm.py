@@ -308,3 +308,22 @@ def test_place_on_an_occupied_spot_is_not_seated(cell):
     s, done, _ = run_job(cell, "place", {"position": out})
     assert done["result"] == "ok"
     assert done["seated"] is False and s["seated"] is False
+
+
+def test_travel_past_the_base_axis_is_routed_around_it():
+    """From one side of the robot to the other, the straight line passes over the base
+    (the shoulder singularity); the planned legs keep `keep_out` from the axis."""
+    from twin.devices import arm_jobs
+
+    s = arm_jobs.Speeds(0.8, 0.15, 1.05, base=(0.0, 0.0), forward=0.0, keep_out=0.3)
+    tool = np.array([0.03, 0.45, 1.05])
+    steps = arm_jobs.pick(tool, 0.0, np.array([-0.02, -0.45, 0.75]), None, 0.0, 0.05, s)
+    legs = steps[0].legs
+    points = [leg.start + (leg.end - leg.start) * u for leg in legs for u in np.linspace(0, 1, 50)]
+    assert min(math.hypot(p[0], p[1]) for p in points) >= 0.3 - 1e-9
+    assert legs[0].end[0] > 0  # passed in front of the base (its yaw 0 faces +x)
+    # a move that stays clear of the axis stays straight
+    far = arm_jobs.pick(
+        np.array([0.5, 0.4, 1.05]), 0.0, np.array([0.5, -0.4, 0.75]), None, 0.0, 0.05, s
+    )
+    assert len(far[0].legs) == 2  # across, down

@@ -29,6 +29,10 @@ NAMES = [
     "gym_remote",
     "gym_async_vec2",
     "sweep",
+    "opcua_latency",
+    "modbus_latency",
+    "opcua_change_rate",
+    "gateway_step_rate",
 ]
 REQUIRED = {"name", "ours", "baseline", "unit", "ratio"}
 TIMEOUT_S = 300  # --quick takes ~60 s on 2 cores; generous for a loaded CI machine
@@ -101,6 +105,16 @@ def test_parts_scaling_reports_cost_per_part(quick_results: dict[str, dict]) -> 
 def test_slow_subscriber_reports_memory(quick_results: dict[str, dict]) -> None:
     details = quick_results["slow_subscriber"]["details"]
     assert _positive(details["rss_kib_start"]) and _positive(details["rss_kib_end"])
+
+
+def test_gateway_benchmarks_report_latency_and_cost(quick_results: dict[str, dict]) -> None:
+    for name in ("opcua_latency", "modbus_latency"):
+        details = quick_results[name]["details"]
+        assert details["p99_ms"] >= quick_results[name]["ours"] > 0
+        assert details["sampling_ms"] == 10
+    assert _positive(quick_results["gateway_step_rate"]["details"]["twin_cpu_ratio"])
+    assert quick_results["gateway_step_rate"]["details"]["notifications_received"] > 0
+    assert quick_results["opcua_change_rate"]["details"]["monitored_items"] > 50
 
 
 def test_only_runs_the_named_benchmark() -> None:

@@ -144,7 +144,7 @@ EXPECTED = [
     ("robot", "vacuum", "estopped"),
     ("robot", "home", "estopped"),
     ("mill", "reset", "estopped"),
-    ("mill", "abort", "ok"),
+    ("mill", "abort", "illegal_state"),  # passes the e-stop; the e-stop aborted it already
     ("source", "spawn", "estopped"),
     ("line", "start", "estopped"),
     ("line", "abort", "illegal_state"),  # passes the e-stop; the line is Aborting already

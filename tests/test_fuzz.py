@@ -5,12 +5,18 @@ a live `twin serve --mode lockstep` (a few thousand cases over the socket).
 What must hold: the decoder only ever raises ProtocolError; the server answers every message,
 never crashes, and a refused message changes nothing (the whole state, step and time included,
 is byte-identical before and after). Derandomized, so CI runs the same cases every time.
+
+Line configs are fuzzed too: the shipped configs with values swapped for extreme or wrongly
+typed ones, and their text with bytes flipped. Loading raises only ConfigError, and every
+config it accepts builds and runs with finite numbers in its state.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import random
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -23,6 +29,7 @@ from twin.protocol import messages as m
 from twin.protocol.codec import ProtocolError, decode_request, encode
 
 pytestmark = pytest.mark.timeout(240)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 # hypothesis builds structured cases (a few ms each); a seeded mutator makes the bulk cheaply
 IN_PROCESS = 1_000  # hypothesis cases per decoder property (three properties)
@@ -375,3 +382,90 @@ def test_server_fuzz_summary(session):
     step = {"type": "step", "n": 5, "lease": session.lease}
     after = session.ask([msgspec.msgpack.encode(step)])
     assert after["type"] == "state" and after["step"] == before["step"] + 5
+
+
+# line configs -------------------------------------------------------------------------
+CONFIG_MUTANTS = 600  # mutated configs through the loader
+CONFIG_RUNS = 14  # of those it accepts, built and run for a few simulated seconds
+TEXT_MUTANTS = 1_500  # configs with bytes flipped, through the loader
+EXTREMES = [
+    0, 1, -1, 2**63 - 1, -(2**63), 0.0, -0.0, 5e-324, 1e-9, 1e-3, 0.5, 6.3, 99.0, 101.0,
+    1e9, 1e308, -1e308, math.nan, math.inf, -math.inf, True, "x", "", [], {}, [1.0, 2.0],
+]  # fmt: skip
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _leaves(v, (*path, i))
+    else:
+        yield path
+
+
+def _config_mutants(seed: int, count: int):
+    """(label, TOML text) of shipped configs with one to three values replaced."""
+    from twin.sweep.toml_text import dumps
+
+    rng = random.Random(seed)
+    bases = [msgspec.toml.decode(p.read_bytes()) for p in sorted(CONFIG_DIR.glob("*line*.toml"))]
+    for _ in range(count):
+        raw = copy.deepcopy(rng.choice(bases))
+        edits = []
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(list(_leaves(raw)))
+            node = raw
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value = copy.deepcopy(rng.choice(EXTREMES))
+            edits.append((".".join(map(str, path)), value))
+        yield edits, dumps(raw)
+
+
+def test_mutated_configs_are_refused_in_one_line_or_run_clean():
+    from twin.automation import build_line
+    from twin.config import ConfigError, loads
+
+    accepted, refused = [], 0
+    for edits, text in _config_mutants(seed=3, count=CONFIG_MUTANTS):
+        try:
+            cfg = loads(text, "mutant.toml")
+        except ConfigError as e:
+            assert str(e).startswith("mutant.toml: ") and "\n" not in str(e), str(e)
+            refused += 1
+            continue
+        accepted.append((edits, cfg))
+    assert refused > CONFIG_MUTANTS // 2 and len(accepted) >= CONFIG_RUNS
+    for edits, cfg in accepted[:CONFIG_RUNS]:
+        with build_line(cfg) as line:
+            line.step(round(3.0 / line.dt))
+            state = msgspec.json.encode([line.signals(), line.part_poses(), line.counts()])
+            assert b"NaN" not in state and b"Infinity" not in state, edits
+            counts = line.counts()
+            assert counts["parts_spawned"] == (
+                counts["parts_completed"] + counts["parts_lost"] + counts["wip"]
+            ), edits
+
+
+def test_configs_with_flipped_bytes_raise_only_config_errors():
+    from twin.config import ConfigError, loads
+
+    rng = random.Random(4)
+    texts = [p.read_bytes() for p in sorted(CONFIG_DIR.glob("*line*.toml"))]
+    for _ in range(TEXT_MUTANTS):
+        data = bytearray(rng.choice(texts))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            choice = rng.random()
+            if choice < 0.4:
+                data[at] = rng.randrange(256)
+            elif choice < 0.7:
+                data[at : at + rng.randint(1, 40)] = b""
+            else:
+                data[at:at] = rng.choice([b"[", b"{", b"nan", b"inf", b"1e999", b"\x00", b'"'])
+        try:
+            loads(bytes(data), "flipped.toml")
+        except ConfigError:
+            pass

@@ -131,12 +131,7 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
 
 
 def assert_one_line_error(code: int, stderr: str, *fragments: str) -> None:
-    # pybullet's own banner comes first on stderr whenever it is imported
-    lines = [
-        line
-        for line in stderr.splitlines()
-        if line.strip() and not line.startswith("pybullet build time")
-    ]
+    lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 2, stderr
     assert "Traceback" not in stderr, stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr

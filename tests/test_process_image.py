@@ -329,3 +329,29 @@ def test_bad_image_input_is_answered_and_changes_nothing():
             assert wire.cycle(layout, 1, [None, None])["code"] == "bad_image"  # declare again
         finally:
             wire.close()
+
+
+def test_image_cycles_are_recorded_as_steps_and_replay_bit_for_bit(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "image.mcap"
+    args = ("--mode", "lockstep", "--no-builtin-controller", "--record", str(path))
+    with ServerProcess(*args) as server:
+        wire = Wire(server.control)
+        try:
+            wire.call({"type": "take_control"})
+            run_lockstep(wire, "image", n=10, want=1, max_steps=12_000)
+            lease = wire.lease
+        finally:
+            wire.close()
+        assert server.stop() == 0, server.stderr_text()
+    assert lease is not None and lease.encode() not in path.read_bytes()  # a secret
+    done = subprocess.run(
+        [sys.executable, "-m", "twin.record.command", "replay", str(path), "--verify"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

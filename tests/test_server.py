@@ -390,3 +390,21 @@ def test_client_exchanges_a_process_image(client):
     with pytest.raises(TwinError) as err:
         image.exchange(n=1)
     assert err.value.code == "bad_image"
+
+
+def test_a_gym_session_takes_control_again_after_its_lease_ran_out():
+    from twin.config import load
+    from twin.gym.backends import RemoteBackend
+
+    cfg = load(ROOT / "configs" / "default_line.toml")
+    args = ("--mode", "lockstep", "--no-builtin-controller", "--lease-timeout", "0.3")
+    with ServerProcess(*args) as server:
+        backend = RemoteBackend(cfg, server.control, builtin_controller=False)
+        try:
+            backend.reset(3)
+            assert backend.step(5).time == pytest.approx(0.05)
+            time.sleep(0.8)  # a long training update: the lease runs out
+            backend.command("infeed", "run", {})
+            assert backend.step(5).signals["infeed"]["running"]
+        finally:
+            backend.close()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from twin.bench.command import add_parser as add_bench_parser
 from twin.config import ConfigError, load
+from twin.gateways.foxglove.command import add_parser as add_foxglove_parser
+from twin.gateways.hmi.command import add_parser as add_hmi_parser
 from twin.gateways.modbus.command import add_parser as add_modbus_parser
 from twin.gateways.opcua.command import add_parser as add_opcua_parser
 from twin.record.command import add_parser as add_record_parser
@@ -127,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_parser(sub)
     add_opcua_parser(sub)
     add_modbus_parser(sub)
+    add_hmi_parser(sub)
+    add_foxglove_parser(sub)
     return parser
 
 

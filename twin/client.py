@@ -242,7 +242,7 @@ class Client:
             if left <= 0:
                 raise TwinTimeout(f"no '{kind}' event within {wait} s")
             topic, msg = self.recv_telemetry(timeout=left)
-            if topic == "event" and msg.kind == kind:
+            if isinstance(msg, m.EventMsg) and msg.kind == kind:
                 return msg
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -364,11 +365,12 @@ def _check_finite(raw: Any, source: str) -> None:
             stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
 
 
-def _listing(names: list[str] | set[str], limit: int = 12) -> str:
+def _listing(names: Iterable[str], limit: int = 12) -> str:
     """A short list of known names for an error message, however many there are."""
-    names = sorted(names)
-    shown = ", ".join(repr(n) for n in names[:limit])
-    return f"[{shown}, ... {len(names) - limit} more]" if len(names) > limit else f"[{shown}]"
+    ordered = sorted(names)
+    shown = ", ".join(repr(n) for n in ordered[:limit])
+    more = len(ordered) - limit
+    return f"[{shown}, ... {more} more]" if more > 0 else f"[{shown}]"
 
 
 def _check_references(cfg: LineConfig, source: str) -> None:
@@ -376,10 +378,10 @@ def _check_references(cfg: LineConfig, source: str) -> None:
         raise ConfigError(f"{source}: {field}: {problem}")
 
     types: set[str] = set()
-    for i, t in enumerate(cfg.part_types):
-        if t.name in types:
-            fail(f"part_types[{i}].name", f"duplicate part type '{t.name}'")
-        types.add(t.name)
+    for i, ptype in enumerate(cfg.part_types):
+        if ptype.name in types:
+            fail(f"part_types[{i}].name", f"duplicate part type '{ptype.name}'")
+        types.add(ptype.name)
 
     by_id: dict[str, DeviceConfig] = {}
     for i, d in enumerate(cfg.devices):

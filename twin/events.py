@@ -192,10 +192,15 @@ class StationState(Event, **_kind("station_state")):
     part: int | None  # the part on the fixture
 
 
-class StationActivity(Event, **_kind("station_activity")):
-    """A station's activity changed (what KPIs integrate)."""
+# what a station is doing, as KPIs integrate it
+ACTIVITIES = ("execute", "starved", "blocked", "idle", "held", "down", "stopped")
 
-    activity: str  # execute, starved, blocked, idle, held, down, stopped
+
+class StationActivity(Event, **_kind("station_activity")):
+    """A station's activity changed (what KPIs integrate): `execute`, `starved`, `blocked`,
+    `idle`, `held`, `down` or `stopped`."""
+
+    activity: str
     previous: str
 
 

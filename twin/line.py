@@ -15,7 +15,7 @@ from twin.command_rules import ALLOWED_IN_ESTOP
 from twin.config import LineConfig
 from twin.description import RECIPES, packml_description
 from twin.devices.arm import Arm
-from twin.devices.base import BuildContext, CommandError, Device, validate_args
+from twin.devices.base import BuildContext, CommandError, Device, SignalSpec, validate_args
 from twin.devices.kinds import BUILD_ORDER, device_class
 from twin.devices.sink import Sink
 from twin.devices.source import Source
@@ -25,6 +25,11 @@ from twin.part_loss import LostPartDetector
 from twin.parts import PartPool
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
 from twin.sim.world import World
+
+LINE_SIGNALS = (  # the line's own signals (line_signals())
+    SignalSpec(name="state", type="str", choices=tuple(s.value for s in State), doc="PackML state"),
+    SignalSpec(name="estopped", type="bool", doc="e-stop active"),
+)
 
 
 class Line:
@@ -60,7 +65,7 @@ class Line:
             self.world,
             self.pool,
             lambda kind, **data: self.emit(kind, **data),
-            lambda: [a.holding for a in arms],
+            lambda: [a.status().get("holding") for a in arms],  # only when a part is suspect
         )
         self.ctx = ctx
         self.estopped = False
@@ -275,15 +280,7 @@ class Line:
                 {
                     "id": "line",
                     "kind": "line",
-                    "signals": [
-                        {
-                            "name": "state",
-                            "type": "str",
-                            "unit": "",
-                            "doc": "PackML state of the line",
-                        },
-                        {"name": "estopped", "type": "bool", "unit": "", "doc": "e-stop active"},
-                    ],
+                    "signals": [s.describe() for s in LINE_SIGNALS],
                     "commands": [
                         {"name": c, "args": [], "doc": f"PackML {c.capitalize()} for the line"}
                         for c in self.LINE_COMMANDS
@@ -298,6 +295,28 @@ class Line:
             "packml": packml_description(),
             "recipes": RECIPES,
             "events": event_catalogue(),
+            "signals_schema": self.signals_schema(),
+        }
+
+    def signals_schema(self) -> dict[str, Any]:
+        """JSON Schema of this line's `state.signals`, from the signal declarations."""
+
+        def device(specs: tuple[SignalSpec, ...]) -> dict[str, Any]:
+            return {
+                "type": "object",
+                "properties": {s.name: s.json_schema() for s in specs},
+                "required": [s.name for s in specs],
+                "additionalProperties": False,
+            }
+
+        props = {dev_id: device(d.signal_specs) for dev_id, d in self.devices.items()}
+        props["line"] = device(LINE_SIGNALS)
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": props,
+            "required": list(props),
+            "additionalProperties": False,
         }
 
     def close(self) -> None:

@@ -97,7 +97,7 @@ class PartPool:
             id=self.next_id,
             type=type_name,
             body=body,
-            size=tuple(t.size),
+            size=(t.size[0], t.size[1], t.size[2]),
             mass=t.mass,
             spawn_time=time,
             quality="reject" if defect else "good",

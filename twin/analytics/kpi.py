@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from twin.events import (
+    ACTIVITIES,
     Alarm,
     ArmActivity,
     Event,
@@ -41,7 +42,6 @@ from twin.events import (
     StationActivity,
 )
 
-ACTIVITIES = ("execute", "starved", "blocked", "idle", "held", "down", "stopped")
 ROBOT_ACTIVITIES = (
     "idle",
     "moving",

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from twin.bench.breakdown import breakdown, print_breakdown
 from twin.bench.extras import gym_envs, sweep_throughput
 from twin.bench.free_run import free_run
+from twin.bench.gateways import gateway_latency, gateway_step_rate, opcua_change_rate
 from twin.bench.lockstep import lockstep
-from twin.bench.lockstep_image import lockstep_image
 from twin.bench.parts_scaling import parts_scaling
 from twin.bench.processes import DEFAULT_CONFIG
 from twin.bench.record import record
@@ -28,14 +28,16 @@ from twin.bench.startup import startup
 Benchmark = Callable[..., BenchResult | list[BenchResult]]
 BENCHMARKS: dict[str, Benchmark] = {
     "free_run": free_run,
-    "lockstep": lockstep,  # two lines: lockstep, lockstep_batched
-    "lockstep_image": lockstep_image,
+    "lockstep": lockstep,  # three lines: lockstep, lockstep_batched, lockstep_image
     "parts_scaling": parts_scaling,
     "slow_subscriber": slow_subscriber,
     "startup": startup,
     "record": record,
     "gym": gym_envs,  # several lines: gym_inprocess, gym_remote, gym_async_vec2
     "sweep": sweep_throughput,
+    "gateway_latency": gateway_latency,  # two lines: opcua_latency, modbus_latency
+    "opcua_change_rate": opcua_change_rate,
+    "gateway_step_rate": gateway_step_rate,
 }
 
 

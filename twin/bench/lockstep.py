@@ -1,19 +1,23 @@
 """lockstep: an external controller (this process) driving `twin serve --mode lockstep` in
 another process, against a bare stepSimulation loop behind a raw REQ/REP ping-pong carrying
-blobs of the same sizes. Two ways to send one belt command and one step per control cycle:
+blobs of the same sizes. Three ways to send one belt command and one step per control cycle,
+measured in one run, block by block in turn, against the same server and baseline peer:
 
 - `lockstep`: a `command` request, then a `step n=1` request (two round trips);
-- `lockstep_batched`: one `step n=1` request carrying the command (one round trip).
+- `lockstep_batched`: one `step n=1` request carrying the command (one round trip);
+- `lockstep_image`: one process-image cycle (see twin.bench.lockstep_image).
 """
 
 from __future__ import annotations
 
 import time
-
-import zmq
+from collections.abc import Callable
+from functools import partial
 
 from twin.bench.hosted import bare_rate, line_rate
+from twin.bench.lockstep_image import INPUTS, OUTPUTS, ImageLoop, image_result, image_sizes
 from twin.bench.peers import WARMUP_S
+from twin.bench.pingpong import RECV_TIMEOUT_MS, SPEEDS, TARGET, PingPong
 from twin.bench.processes import peer, twin_serve
 from twin.bench.result import BenchResult, interleave, median
 from twin.client import Client
@@ -21,10 +25,6 @@ from twin.config import load
 from twin.line import Line
 from twin.protocol import messages as m
 from twin.protocol.codec import encode
-
-TARGET = 0.85
-RECV_TIMEOUT_MS = 10_000
-SPEEDS = (0.2, 0.25)
 
 
 class ControllerLoop:
@@ -49,39 +49,6 @@ class ControllerLoop:
         for _ in range(steps):
             self.round_trip()
         return steps / (time.perf_counter() - t0)
-
-
-class PingPong:
-    """The baseline: REQ/REP with blobs of our request/reply sizes; the peer steps on `s`.
-    `exchanges` are (kind, request size, reply size), one per round trip of a step."""
-
-    def __init__(self, addr: str, exchanges: list[tuple[bytes, int, int]]) -> None:
-        self.ctx = zmq.Context()
-        self.req = self.ctx.socket(zmq.REQ)
-        self.req.setsockopt(zmq.LINGER, 0)
-        self.req.setsockopt(zmq.RCVTIMEO, RECV_TIMEOUT_MS)
-        self.req.connect(addr)
-        self.blobs = [self._blob(kind, size, reply) for kind, size, reply in exchanges]
-
-    @staticmethod
-    def _blob(kind: bytes, size: int, reply_size: int) -> bytes:
-        head = kind + b"%09d" % reply_size
-        return head + bytes(max(0, size - len(head)))
-
-    def round_trip(self) -> None:
-        for blob in self.blobs:
-            self.req.send(blob)
-            self.req.recv()  # raises zmq.Again after RECV_TIMEOUT_MS
-
-    def rate(self, steps: int) -> float:
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            self.round_trip()
-        return steps / (time.perf_counter() - t0)
-
-    def close(self) -> None:
-        self.req.close(linger=0)
-        self.ctx.term()
 
 
 def message_sizes(loop: ControllerLoop) -> dict[str, int]:
@@ -140,27 +107,25 @@ def lockstep(config: str, *, quick: bool) -> list[BenchResult]:
         with Client(control, timeout=RECV_TIMEOUT_MS / 1000) as client:
             client.hello("twin.bench")
             client.take_control()
-            loops = [ControllerLoop(client), ControllerLoop(client, batched=True)]
-            sizes = [message_sizes(loop) for loop in loops]
-            pings = [PingPong(echo_addr, _exchanges(s)) for s in sizes]
+            plain, batched = ControllerLoop(client), ControllerLoop(client, batched=True)
+            image = ImageLoop(client.declare_image(INPUTS, OUTPUTS))
+            sizes = [message_sizes(plain), message_sizes(batched), image_sizes(image)]
+            exchanges = [*(_exchanges(s) for s in sizes[:2]), image.exchanges(sizes[2])]
+            pings = [PingPong(echo_addr, e) for e in exchanges]
+            rates: list[Callable[[int], float]] = [plain.rate, batched.rate, image.rate]
             try:
-                for loop, ping in zip(loops, pings):
-                    loop.rate(20)
+                for rate, ping in zip(rates, pings):
+                    rate(20)
                     ping.rate(20)
-                values = interleave(
-                    [
-                        lambda: loops[0].rate(block),
-                        lambda: pings[0].rate(block),
-                        lambda: loops[1].rate(block),
-                        lambda: pings[1].rate(block),
-                    ],
-                    reps,
-                )
+                measures: list[Callable[[], float]] = []
+                for rate, ping in zip(rates, pings):
+                    measures += [partial(rate, block), partial(ping.rate, block)]
+                values = interleave(measures, reps)
             finally:
                 for ping in pings:
                     ping.close()
     line_us = line_overhead_us(config, block=40, reps=10 if quick else 100)
-    return [
+    results = [
         BenchResult(
             name=name,
             ours=median(values[2 * i]),
@@ -168,7 +133,7 @@ def lockstep(config: str, *, quick: bool) -> list[BenchResult]:
             unit="steps/s",
             target=TARGET,
             details={
-                "round_trips_per_step": len(_exchanges(sizes[i])),
+                "round_trips_per_step": len(exchanges[i]),
                 # the most ours may add for the target, and what the line alone adds
                 "target_budget_us": (1 / TARGET - 1) * 1e6 / median(values[2 * i + 1]),
                 "line_without_controller_us_over_bare": line_us,
@@ -179,3 +144,7 @@ def lockstep(config: str, *, quick: bool) -> list[BenchResult]:
         )
         for i, name in enumerate(("lockstep", "lockstep_batched"))
     ]
+    results.append(
+        image_result(config, median(values[4]), median(values[5]), sizes[2], block, reps)
+    )
+    return results

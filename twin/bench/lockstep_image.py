@@ -2,7 +2,7 @@
 image: per control cycle one image array in (the belt command as an output, n = 1) and one
 out (the signals a PLC program for the default line reads), against the same baseline as
 `lockstep` (bare stepping of a warmed-up copy of the line behind a raw REQ/REP of the same
-sizes).
+sizes). It runs inside `twin.bench.lockstep`, interleaved with the other two variants.
 
 Besides the rates it reports what one cycle costs, split into transport (sockets, the other
 process, the server loop), encoding (both messages, both sides), dispatch (lease, outputs
@@ -19,10 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from twin.bench.hosted import bare_rate
-from twin.bench.lockstep import RECV_TIMEOUT_MS, SPEEDS, TARGET, PingPong
-from twin.bench.processes import peer, twin_serve
+from twin.bench.pingpong import SPEEDS, TARGET
 from twin.bench.result import BenchResult, interleave, median
-from twin.client import Client, ProcessImage
+from twin.client import ProcessImage
 from twin.config import load
 from twin.protocol import messages as m
 from twin.protocol.codec import decode_reply, decode_request, encode
@@ -60,8 +59,14 @@ class ImageLoop:
             self.round_trip()
         return steps / (time.perf_counter() - t0)
 
+    @staticmethod
+    def exchanges(sizes: dict[str, int]) -> list[tuple[bytes, int, int]]:
+        """The baseline's round trips for a cycle of these sizes: one, and it steps."""
+        return [(b"s", sizes["image_request"], sizes["image_reply"])]
 
-def message_sizes(loop: ImageLoop) -> dict[str, int]:
+
+def image_sizes(loop: ImageLoop) -> dict[str, int]:
+    """Bytes on the wire of one cycle."""
     reply = loop.round_trip()
     cycle = m.ImageCycle(
         id=loop.k,
@@ -161,40 +166,21 @@ def cycle_split(config: str, served_us: float, *, block: int, reps: int) -> dict
     }
 
 
-def lockstep_image(config: str, *, quick: bool) -> BenchResult:
-    block, reps = (100, 4) if quick else (150, 30)  # as `lockstep`
-    with (
-        twin_serve(config, "--mode", "lockstep", "--no-builtin-controller") as server,
-        peer("stepping-echo", config) as echo,
-    ):
-        control = server.wait_for("control").split()[1]
-        echo_addr = echo.wait_for("control").split()[1]
-        with Client(control, timeout=RECV_TIMEOUT_MS / 1000) as client:
-            client.hello("twin.bench")
-            client.take_control()
-            loop = ImageLoop(client.declare_image(INPUTS, OUTPUTS))
-            sizes = message_sizes(loop)
-            ping = PingPong(echo_addr, [(b"s", sizes["image_request"], sizes["image_reply"])])
-            try:
-                loop.rate(20)
-                ping.rate(20)
-                ours, baseline = interleave(
-                    [lambda: loop.rate(block), lambda: ping.rate(block)], reps
-                )
-            finally:
-                ping.close()
-    ours_rate, baseline_rate = median(ours), median(baseline)
-    split = cycle_split(config, 1e6 / ours_rate, block=block, reps=reps)
+def image_result(
+    config: str, ours: float, baseline: float, sizes: dict[str, int], block: int, reps: int
+) -> BenchResult:
+    """The lockstep_image line, with the cost of one cycle split by where it goes."""
+    split = cycle_split(config, 1e6 / ours, block=block, reps=reps)
     return BenchResult(
         name="lockstep_image",
-        ours=ours_rate,
-        baseline=baseline_rate,
+        ours=ours,
+        baseline=baseline,
         unit="steps/s",
         target=TARGET,
         details={
             "round_trips_per_step": 1,
-            "target_budget_us": (1 / TARGET - 1) * 1e6 / baseline_rate,
-            "cycle_us": 1e6 / ours_rate,
+            "target_budget_us": (1 / TARGET - 1) * 1e6 / baseline,
+            "cycle_us": 1e6 / ours,
             "cycle_split_us": split,
             "inputs": len(INPUTS),
             "outputs": len(OUTPUTS),

@@ -43,46 +43,81 @@ from twin.sim.assets import resolve_asset
 _ARRIVE_TOL = 0.004  # m: a Cartesian move is done when the tool is this close to its end
 _JOINT_TOL = 0.01  # rad: a joint move is done when every joint is this close
 _SETTLE_LIMIT = 1.0  # s: a move not arrived this long after its profile ended is not_reached
+# travel moves pass the base axis at least this fraction of the reach away (0.29 m for
+# the default reach): closer, the base joint must swing faster than a straight line allows
+_KEEP_OUT = 0.35
 _MAX_COORD = 1e3  # m: targets further from the origin than this are refused outright
-# time between two IK solutions along a path (a 50 Hz trajectory generator); the chord
-# error between knots is far below _ARRIVE_TOL at the arm's speeds
-_IK_KNOT_PERIOD = 0.02  # s
-_PLAN_SAMPLES = 4  # intervals per leg at which the joint motion is sampled when planning
+# time between two IK solutions along a path (a 33 Hz trajectory generator); the chord
+# error between knots is far below _ARRIVE_TOL at the arm's speeds, and each knot's IK is
+# the arm's main per-step cost (at 0.04 s the tracking lags enough to slow the cycle)
+_IK_KNOT_PERIOD = 0.03  # s
+_PLAN_SAMPLES = 3  # intervals per leg at which the joint motion is sampled when planning
+_PLAN_ITERATIONS = 20  # IK iterations per sample (from the current pose: far points need more)
+_REPLAN = 0.003  # m: a motion starting further than this from its planned start is replanned
+
+
+RESULTS = (
+    "none",
+    "running",
+    "ok",
+    "no_part",
+    "pick_failed",
+    "not_reached",
+    "collision",
+    "halted",
+)
+ACTIVITIES = (
+    "idle",
+    "moving",
+    "moving_to_pick",
+    "picking",
+    "moving_to_place",
+    "placing",
+    "waiting",
+    "halted",
+)
 
 
 class Arm(Device):
     kind = "arm"
     signal_specs = (
-        SignalSpec(name="state", type="str", doc="idle, moving, picking, placing, halted"),
+        SignalSpec(
+            name="state",
+            type="str",
+            choices=("idle", "moving", "picking", "placing", "halted"),
+            doc="what the arm's job is",
+        ),
         SignalSpec(name="busy", type="bool", doc="a job is running"),
         SignalSpec(
             name="result",
             type="str",
-            doc="outcome of the last job: ok, no_part, pick_failed, not_reached, collision, halted",
+            choices=RESULTS,
+            doc="outcome of the last job (running while one runs; none before the first)",
         ),
-        SignalSpec(name="jobs_done", type="int", doc="jobs finished (any result)"),
+        SignalSpec(name="jobs_done", type="int", min=0, doc="jobs finished (any result)"),
         SignalSpec(name="vacuum", type="bool"),
         SignalSpec(name="holding", type="int|null", doc="id of the part on the cup"),
         SignalSpec(
             name="activity",
             type="str",
-            doc="idle, moving, moving_to_pick, picking, moving_to_place, placing, "
-            "waiting (idle holding a part), halted",
+            choices=ACTIVITIES,
+            doc="what the robot is doing, for utilisation (waiting: idle holding a part)",
         ),
         SignalSpec(
             name="planned_duration",
             type="float",
             unit="s",
+            min=0.0,
             doc="the motion profile's duration of the current (or last) job",
         ),
         SignalSpec(
             name="seated",
             type="bool",
-            doc="the part of the last place sits on its point, flat (false until a place)",
+            doc="the part of the last place sits flat on its point (false until a place)",
         ),
-        SignalSpec(name="joint_positions", type="floats", unit="rad"),
-        SignalSpec(name="joint_velocities", type="floats", unit="rad/s"),
-        SignalSpec(name="tool_position", type="floats", unit="m"),
+        SignalSpec(name="joint_positions", type="floats", unit="rad", scan=False),
+        SignalSpec(name="joint_velocities", type="floats", unit="rad/s", scan=False),
+        SignalSpec(name="tool_position", type="floats", unit="m", scan=False),
     )
 
     def __init__(self, cfg: ArmConfig, ctx: BuildContext) -> None:
@@ -117,7 +152,14 @@ class Arm(Device):
         self.joint_limits = JointLimits(
             m.max_velocity, cfg.max_joint_acceleration, cfg.max_joint_jerk
         )
-        self.speeds = jobs.Speeds(cfg.max_tool_speed, cfg.search_speed, cfg.travel_height)
+        self.speeds = jobs.Speeds(
+            cfg.max_tool_speed,
+            cfg.search_speed,
+            cfg.travel_height,
+            base=(float(self.shoulder[0]), float(self.shoulder[1])),
+            forward=cfg.yaw,
+            keep_out=_KEEP_OUT * cfg.reach,
+        )
         self.q, self.qd, self.tool, self.yaw = m.read()
         self.q_target = self.q.copy()
         self.cmd_yaw = self.yaw  # the tool yaw the controller commands (follows the plan)
@@ -353,18 +395,22 @@ class Arm(Device):
 
     # planning -------------------------------------------------------------------------
     def _joint_rate(self, leg: Leg) -> np.ndarray:
-        """max |dq/du| per joint along a leg, from IK at a few points (used for planning)."""
-        qs = [
-            self.model.ik(
-                leg.start + (leg.end - leg.start) * (k / _PLAN_SAMPLES),
-                leg.yaw0 + (leg.yaw1 - leg.yaw0) * (k / _PLAN_SAMPLES),
-                iterations=40,
-            )
-            for k in range(_PLAN_SAMPLES + 1)
-        ]
+        """max |dq/du| per joint along a leg, from IK at a few points (used for planning).
+        A leg's end is the next leg's start: solved once."""
+        qs = []
+        for k in range(_PLAN_SAMPLES + 1):
+            u = k / _PLAN_SAMPLES
+            point = leg.start + (leg.end - leg.start) * u
+            yaw = leg.yaw0 + (leg.yaw1 - leg.yaw0) * u
+            key = (*point.round(6).tolist(), round(yaw, 6))
+            q = self._plan_memo.get(key)
+            if q is None:
+                q = self._plan_memo[key] = self.model.ik(point, yaw, _PLAN_ITERATIONS)
+            qs.append(q)
         return np.max(np.abs(np.diff(qs, axis=0)), axis=0) * _PLAN_SAMPLES
 
     def _trajectory(self, step: jobs.Motion | jobs.JointMotion, q0: np.ndarray) -> Any:
+        self._plan_memo: dict[tuple, np.ndarray] = {}
         if isinstance(step, jobs.JointMotion):
             return JointTrajectory(q0, step.target, self.joint_limits)
         return CartesianTrajectory(step.legs, self.cart_limits, self.joint_limits, self._joint_rate)
@@ -376,7 +422,7 @@ class Arm(Device):
         for step in steps:
             if isinstance(step, jobs.Action):
                 continue
-            traj = self._trajectory(step, q)
+            traj = step.planned = self._trajectory(step, q)
             total += traj.duration
             if isinstance(step, jobs.JointMotion):
                 q = step.target
@@ -483,11 +529,17 @@ class Arm(Device):
                 self._run_action(step)
                 continue
             self._sense()
+            traj = step.planned
             if isinstance(step, jobs.Motion):
-                # the motion starts where the tool is (after an early stop, a retry...)
+                # the motion starts where the tool is (after an early stop, a retry...): plan
+                # again unless that is where it was planned from
                 first = step.legs[0]
-                first.start, first.yaw0 = self.tool.copy(), self.cmd_yaw
-            traj = self._trajectory(step, self.q_target)
+                moved = float(np.linalg.norm(first.start - self.tool)) > _REPLAN
+                if traj is None or moved or abs(first.yaw0 - self.cmd_yaw) > 0.01:
+                    first.start, first.yaw0 = self.tool.copy(), self.cmd_yaw
+                    traj = None
+            if traj is None:
+                traj = self._trajectory(step, self.q_target)
             self.running = Follower(step, traj, self.ctx.world.dt, self._knot_steps)
             self.touch.motion_started()
         if self.running is not None:
@@ -614,24 +666,18 @@ class Arm(Device):
                 return body
         return None
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "busy": self.busy,
-            "result": self.result,
-            "jobs_done": self.jobs_done,
-            "vacuum": self.vacuum,
-            "holding": self.holding,
-            "activity": self.activity,
-            "planned_duration": self.planned_duration,
-            "seated": self.seated,
-        }
-
-    def signals(self) -> dict[str, Any]:
+    # the pose signals: read from the physics only when asked (not part of a PLC scan)
+    @property
+    def joint_positions(self) -> list[float]:
         self._sense()
-        return {
-            **self.status(),
-            "joint_positions": self.q.tolist(),
-            "joint_velocities": self.qd.tolist(),
-            "tool_position": self.tool.tolist(),
-        }
+        return self.q.tolist()
+
+    @property
+    def joint_velocities(self) -> list[float]:
+        self._sense()
+        return self.qd.tolist()
+
+    @property
+    def tool_position(self) -> list[float]:
+        self._sense()
+        return self.tool.tolist()

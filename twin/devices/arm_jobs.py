@@ -8,7 +8,9 @@ Pure geometry: the arm supplies where the tool is, where the part is, and its li
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -28,12 +30,14 @@ _LEVEL = 0.01
 class Motion:
     legs: list[Leg]
     activity: str
+    planned: Any = None  # its trajectory, once planned from where it was expected to start
 
 
 @dataclass
 class JointMotion:
     target: np.ndarray
     activity: str
+    planned: Any = None
 
 
 @dataclass
@@ -51,6 +55,9 @@ class Speeds:
     travel: float  # m/s
     search: float  # m/s
     travel_height: float  # m above the floor
+    base: tuple[float, float] = (0.0, 0.0)  # x, y of the arm's vertical base axis
+    forward: float = 0.0  # rad: the base's yaw, the side to pass the axis on
+    keep_out: float = 0.0  # m: travel does not pass closer than this to the base axis
 
 
 def move_to(tool: np.ndarray, yaw: float, target: np.ndarray, s: Speeds) -> list[Step]:
@@ -70,8 +77,50 @@ def _via_travel_height(
         legs.append(Leg(tool.copy(), up, yaw, yaw, s.travel))
     else:  # already at the travel height (within a lift's settling): straight across
         up = tool.copy()
-    legs.append(Leg(up, above, yaw, yaw_to, s.travel))
+    via = _around_the_base(up, above, s)
+    if via is None:
+        legs.append(Leg(up, above, yaw, yaw_to, s.travel))
+    else:  # the turn of the cup is spread over both legs
+        mid_yaw = (yaw + yaw_to) / 2
+        legs.append(Leg(up, via, yaw, mid_yaw, s.travel))
+        legs.append(Leg(via, above, mid_yaw, yaw_to, s.travel))
     return legs, above
+
+
+def _around_the_base(a: np.ndarray, b: np.ndarray, s: Speeds) -> np.ndarray | None:
+    """A via point that keeps a travel move `keep_out` from the base axis, or None if the
+    straight line does. Near the axis a straight line needs the base joint to swing through
+    half a turn in an instant (the shoulder singularity); a robot programmer routes around."""
+    base = np.array(s.base)
+    if s.keep_out <= 0:
+        return None
+    off = _closest(a[:2], b[:2], base) - base
+    dist = math.hypot(*off)
+    if dist >= s.keep_out:
+        return None
+    if dist < 1e-3 * s.keep_out:  # straight through the axis: pass in front of the base
+        off, dist = np.array([math.cos(s.forward), math.sin(s.forward)]), 1.0
+    direction = off / dist
+    # out along that direction until both legs clear the axis (the legs are chords)
+    radius = s.keep_out
+    for _ in range(30):
+        xy = base + direction * radius
+        clear = min(
+            math.hypot(*(_closest(a[:2], xy, base) - base)),
+            math.hypot(*(_closest(xy, b[:2], base) - base)),
+        )
+        if clear >= s.keep_out - 1e-9:
+            break
+        radius *= 1.05
+    return np.array([xy[0], xy[1], (a[2] + b[2]) / 2])
+
+
+def _closest(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The point of segment a-b nearest p."""
+    d = b - a
+    n2 = float(d @ d)
+    u = 0.0 if n2 == 0 else min(1.0, max(0.0, float((p - a) @ d) / n2))
+    return a + d * u
 
 
 def pick(

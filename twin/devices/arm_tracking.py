@@ -1,7 +1,7 @@
 """Trajectory tracking: a profiled motion becomes joint targets, step by step.
 
 As a robot controller's interpolator does, a Cartesian path is solved by IK only at knots
-every few steps (a 50 Hz trajectory generator) and the joint targets are interpolated
+every few steps (a 33 Hz trajectory generator) and the joint targets are interpolated
 between knots at every step; after the profile ends, the end point is re-solved from where
 the arm now is until it arrives. A joint motion gives its targets directly.
 """

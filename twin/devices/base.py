@@ -9,7 +9,8 @@ remote client can be told exactly what is accepted.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import msgspec
@@ -48,10 +49,75 @@ class CommandSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SignalSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One signal, declared once: `signals()`, `status()`, `describe()` and the signal schema
+    are derived from these declarations.
+
+    `attr` names what is read (an attribute or property of the device, dotted paths allowed;
+    the signal's name by default). `rate` (Hz of simulated time) makes the reading a sample
+    held between sample instants; `noise` adds seeded Gaussian noise (standard deviation, in
+    the signal's unit) to a float reading. `scan` is false for signals a PLC never reads (they
+    stay out of `status()`, e.g. a costly physics read)."""
+
     name: str
-    type: str  # "float", "int", "bool", "str", "floats", "int|null"
+    type: str  # "float", "int", "bool", "str", "floats", "int|null", "str|null"
     unit: str = ""
     doc: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None  # the values a "str" signal takes
+    rate: float | None = None  # Hz; None: the current value at every reading
+    noise: float = 0.0
+    attr: str = ""
+    scan: bool = True
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the signal's value."""
+        base = {"float": "number", "int": "integer", "bool": "boolean", "str": "string"}
+        kind, _, nullable = self.type.partition("|")
+        if kind == "floats":
+            schema: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
+        else:
+            schema = {"type": base[kind]}
+            if self.min is not None:
+                schema["minimum"] = self.min
+            if self.max is not None:
+                schema["maximum"] = self.max
+            if self.choices is not None:
+                schema["enum"] = list(self.choices)
+        if nullable:
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        if self.unit:
+            schema["description"] = f"{self.doc} ({self.unit})" if self.doc else self.unit
+        elif self.doc:
+            schema["description"] = self.doc
+        return schema
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "unit": self.unit}
+        out["doc"] = self.doc
+        for key in ("min", "max", "choices", "rate"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.noise:
+            out["noise"] = self.noise
+        return out
+
+
+_ATTR_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _compile_reader(specs: Sequence[SignalSpec], where: str) -> Callable[[Any], dict[str, Any]]:
+    """A function returning {name: value} for the specs, as fast as a hand-written dict
+    display (a generic loop costs about twice as much, and signals() runs at every scan)."""
+    items = []
+    for spec in specs:
+        path = spec.attr or spec.name
+        if not _ATTR_PATH.match(path):
+            raise ValueError(f"{where}: signal '{spec.name}' reads '{path}', not an attribute path")
+        items.append(f"{spec.name!r}: d.{path}")
+    namespace: dict[str, Any] = {}
+    exec(f"def read(d):\n    return {{{', '.join(items)}}}\n", namespace)  # noqa: S102
+    return namespace["read"]
 
 
 def _number(cmd: str, arg: Arg, value: Any, integer: bool = False) -> float:
@@ -146,17 +212,38 @@ class BuildContext:
 
 
 class Device:
-    """Base for line devices. Subclasses declare `kind`, `commands`, `signal_specs`."""
+    """Base for line devices. Subclasses declare `kind`, `commands` and `signal_specs`; the
+    signal readers are derived from `signal_specs` when the class is created."""
 
     kind: ClassVar[str] = ""
-    commands: ClassVar[tuple[CommandSpec, ...]] = ()
+    commands: tuple[CommandSpec, ...] = ()  # a class may fill them in per instance (limits)
     signal_specs: ClassVar[tuple[SignalSpec, ...]] = ()
+    _read_signals: ClassVar[Callable[[Any], dict[str, Any]]]
+    _read_status: ClassVar[Callable[[Any], dict[str, Any]]]
+    _sampled: ClassVar[tuple[SignalSpec, ...]] = ()  # specs with a rate or noise
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        specs = cls.signal_specs
+        where = f"{cls.__name__}"
+        cls._read_signals = staticmethod(_compile_reader(specs, where))  # type: ignore[assignment]
+        cls._read_status = staticmethod(  # type: ignore[assignment]
+            _compile_reader([s for s in specs if s.scan], where)
+        )
+        cls._sampled = tuple(s for s in specs if s.rate or s.noise)
+        if not cls._sampled:
+            # the readers themselves become the methods: no wrapper call on the hot path
+            for method, reader in (("signals", cls._read_signals), ("status", cls._read_status)):
+                if method not in cls.__dict__:
+                    setattr(cls, method, reader)
 
     def __init__(self, cfg: Any, ctx: BuildContext) -> None:
         self.cfg = cfg
         self.id: str = cfg.id
         self.ctx = ctx
         self.emit: Callable[..., None] = lambda kind, **data: ctx.events.emit(kind, self.id, **data)
+        if self._sampled:
+            self._sampler = _Sampler(self._sampled, ctx, cfg.id)
 
     def command_spec(self, name: str) -> CommandSpec:
         for spec in self.commands:
@@ -183,12 +270,19 @@ class Device:
         """Read sensors (the world has already cast its rays) and advance device logic."""
 
     def signals(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """Every declared signal's value."""
+        values = self._read_signals(self)
+        if self._sampled:
+            self._sampler.apply(values)
+        return values
 
     def status(self) -> dict[str, Any]:
-        """The signals a PLC reads each scan. The same as signals() except where a signal
-        costs a physics read the controller has no use for (an arm's joint pose)."""
-        return self.signals()
+        """The signals a PLC reads each scan: all but those declared `scan=False` (a signal
+        that costs a physics read the controller has no use for, an arm's joint pose)."""
+        values = self._read_status(self)
+        if self._sampled:
+            self._sampler.apply(values)
+        return values
 
     def safe_state(self, reason: str) -> None:
         """Go to the safe state: stop motion, hold position."""
@@ -202,6 +296,36 @@ class Device:
         return {
             "id": self.id,
             "kind": self.kind,
-            "signals": [msgspec.to_builtins(s) for s in self.signal_specs],
+            "signals": [s.describe() for s in self.signal_specs],
             "commands": [msgspec.to_builtins(c) for c in self.commands],
         }
+
+
+class _Sampler:
+    """Sample-and-hold at a declared rate and seeded noise, for the signals that declare them.
+    A sample is taken at the first reading at or after each sample instant (k / rate s), so
+    it depends on simulated time only, never on how often the signal is read."""
+
+    def __init__(self, specs: tuple[SignalSpec, ...], ctx: BuildContext, device_id: str) -> None:
+        self.specs = specs
+        self.world = ctx.world
+        self.rng = ctx.rng(device_id + "/signal-noise")
+        self.held: dict[str, tuple[int, Any]] = {}  # name -> (sample index, value)
+
+    def apply(self, values: dict[str, Any]) -> None:
+        now = self.world.sim_time
+        for spec in self.specs:
+            name = spec.name
+            if name not in values:
+                continue
+            index = math.floor(now * spec.rate + 1e-9) if spec.rate else None
+            held = self.held.get(name)
+            if held is not None and index is not None and held[0] == index:
+                values[name] = held[1]  # still the same sample
+                continue
+            value = values[name]
+            if spec.noise and isinstance(value, float):
+                value += float(self.rng.normal(0.0, spec.noise))
+            if spec.rate:
+                self.held[name] = (index, value)
+            values[name] = value

@@ -18,7 +18,6 @@ Reversed, every zone runs: accumulation works in the forward direction only.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pybullet
 
@@ -45,7 +44,7 @@ class Conveyor(Device):
     kind = "conveyor"
     signal_specs = (
         SignalSpec(name="running", type="bool", doc="belt drive on"),
-        SignalSpec(name="speed", type="float", unit="m/s", doc="commanded belt speed"),
+        SignalSpec(name="speed", type="float", unit="m/s", min=0.0, doc="commanded belt speed"),
         SignalSpec(name="reverse", type="bool", doc="transport direction reversed"),
         SignalSpec(name="surface_speed", type="float", unit="m/s", doc="measured, signed"),
         SignalSpec(
@@ -271,15 +270,6 @@ class Conveyor(Device):
         for j, (q, vj, *_) in zip(self.joints, states):
             if abs(q) > wrap:
                 c.resetJointState(self.body, j, q - math.copysign(wrap, q), targetVelocity=vj)
-
-    def signals(self) -> dict[str, Any]:
-        return {
-            "running": self.running,
-            "speed": self.speed,
-            "reverse": self.reverse,
-            "surface_speed": self.surface_speed,
-            "queued": self.queued,
-        }
 
 
 def conveyor_of(ctx: BuildContext, device_id: str, conveyor_id: str) -> Conveyor:

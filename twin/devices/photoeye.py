@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from twin.config import PhotoEyeConfig
 from twin.devices.base import BuildContext, Device, SignalSpec
 from twin.devices.conveyor import conveyor_of
@@ -16,7 +14,7 @@ class PhotoEye(Device):
     signal_specs = (
         SignalSpec(name="blocked", type="bool", doc="beam interrupted"),
         SignalSpec(name="part", type="int|null", doc="id of the part in the beam"),
-        SignalSpec(name="count", type="int", doc="rising edges seen"),
+        SignalSpec(name="count", type="int", min=0, doc="rising edges seen"),
     )
 
     def __init__(self, cfg: PhotoEyeConfig, ctx: BuildContext) -> None:
@@ -44,6 +42,3 @@ class PhotoEye(Device):
         elif self.blocked and not blocked:
             self.emit("eye_cleared", part=self.part)
         self.blocked, self.part = blocked, part
-
-    def signals(self) -> dict[str, Any]:
-        return {"blocked": self.blocked, "part": self.part, "count": self.count}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from twin.config import SinkConfig
 from twin.devices.base import BuildContext, Device, SignalSpec
 from twin.devices.conveyor import conveyor_of
@@ -13,10 +11,12 @@ from twin.geometry import sink_zone
 class Sink(Device):
     kind = "sink"
     signal_specs = (
-        SignalSpec(name="count", type="int", doc="parts completed"),
-        SignalSpec(name="good", type="int", doc="of which good (not rejects)"),
+        SignalSpec(name="count", type="int", min=0, doc="parts completed"),
+        SignalSpec(name="good", type="int", min=0, doc="of which good (not rejects)"),
         SignalSpec(name="last_part", type="int|null", doc="id of the last completed part"),
-        SignalSpec(name="last_lead_time", type="float", unit="s", doc="spawn to completion"),
+        SignalSpec(
+            name="last_lead_time", type="float", unit="s", min=0.0, doc="spawn to completion"
+        ),
     )
 
     def __init__(self, cfg: SinkConfig, ctx: BuildContext) -> None:
@@ -55,11 +55,3 @@ class Sink(Device):
 
     def _inside(self, p: tuple[float, float, float]) -> bool:
         return all(lo <= v <= hi for lo, v, hi in zip(self.aabb_min, p, self.aabb_max))
-
-    def signals(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "good": self.good,
-            "last_part": self.last_part,
-            "last_lead_time": self.last_lead_time,
-        }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from twin.config import SourceConfig
@@ -19,7 +17,7 @@ class Source(Device):
     kind = "source"
     signal_specs = (
         SignalSpec(name="enabled", type="bool"),
-        SignalSpec(name="spawned", type="int", doc="parts emitted so far"),
+        SignalSpec(name="spawned", type="int", min=0, doc="parts emitted so far"),
         SignalSpec(name="blocked", type="bool", doc="a part is due but the drop zone is occupied"),
         SignalSpec(name="next_at", type="float", unit="s", doc="sim time the next part is due"),
         SignalSpec(name="last_part", type="int|null"),
@@ -115,13 +113,3 @@ class Source(Device):
             self.pool_full = full
             pool = self.ctx.pool
             self.emit("source_waiting", waiting=full, reason="pool_full", capacity=pool.capacity)
-
-    def signals(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "spawned": self.spawned,
-            "blocked": self.blocked,
-            "next_at": self.next_at,
-            "last_part": self.last_part,
-            "pool_full": self.pool_full,
-        }

@@ -26,6 +26,7 @@ from typing import Any
 
 from twin.config import StationConfig
 from twin.devices.base import BuildContext, CommandError, CommandSpec, Device, SignalSpec
+from twin.events import ACTIVITIES
 from twin.geometry import fixture_frame
 from twin.production.faults import Breakdowns
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
@@ -57,7 +58,13 @@ class Station(Device):
         CommandSpec(name=c.value.lower(), doc=f"PackML {c.value} command") for c in Command
     )
     signal_specs = (
-        SignalSpec(name="state", type="str", doc="PackML state"),
+        SignalSpec(
+            name="state",
+            type="str",
+            choices=tuple(s.value for s in State),
+            attr="machine.state.value",
+            doc="PackML state",
+        ),
         SignalSpec(name="part_present", type="bool"),
         SignalSpec(name="part", type="int|null", doc="id of the part on the fixture"),
         SignalSpec(
@@ -65,18 +72,20 @@ class Station(Device):
             type="bool|null",
             doc="the part lies flat and centred on the fixture (null: no part or not yet at rest)",
         ),
-        SignalSpec(name="progress", type="float", unit="s", doc="processing time done on it"),
-        SignalSpec(name="cycle_time", type="float", unit="s"),
-        SignalSpec(name="processed", type="int", doc="parts finished"),
+        SignalSpec(
+            name="progress", type="float", unit="s", min=0.0, doc="processing time done on it"
+        ),
+        SignalSpec(name="cycle_time", type="float", unit="s", attr="cfg.cycle_time"),
+        SignalSpec(name="processed", type="int", min=0, doc="parts finished"),
         SignalSpec(name="part_done", type="bool", doc="the part on the fixture is finished"),
         SignalSpec(name="starved", type="bool", doc="producing, with no part to work on"),
-        SignalSpec(name="blocked", type="bool", doc="a finished part not yet taken"),
+        SignalSpec(
+            name="blocked", type="bool", attr="part_done", doc="a finished part not yet taken"
+        ),
         SignalSpec(name="load_ok", type="bool", doc="interlock: a robot may place a part"),
         SignalSpec(name="unload_ok", type="bool", doc="interlock: a robot may take the part"),
         SignalSpec(name="fault", type="str|null", doc="active fault, e.g. breakdown"),
-        SignalSpec(
-            name="activity", type="str", doc="execute/starved/blocked/idle/held/down/stopped"
-        ),
+        SignalSpec(name="activity", type="str", choices=ACTIVITIES, doc="what KPIs integrate"),
     )
 
     def __init__(self, cfg: StationConfig, ctx: BuildContext) -> None:
@@ -327,22 +336,11 @@ class Station(Device):
         else:
             self.machine.command(Command.SUSPEND)  # blocked until the part is taken
 
-    def signals(self) -> dict[str, Any]:
-        state = self.state
-        producing = state in _PRODUCING
-        return {
-            "state": state.value,
-            "part_present": self.part is not None,
-            "part": self.part,
-            "seated": self.seated,
-            "progress": self.progress,
-            "cycle_time": self.cfg.cycle_time,
-            "processed": self.processed,
-            "part_done": self.part_done,
-            "starved": producing and (self.part is None or self.seated is False),
-            "blocked": self.part_done,
-            "load_ok": self.load_ok,
-            "unload_ok": self.unload_ok,
-            "fault": self.fault,
-            "activity": self.activity,
-        }
+    # computed signals
+    @property
+    def part_present(self) -> bool:
+        return self.part is not None
+
+    @property
+    def starved(self) -> bool:
+        return self.machine.state in _PRODUCING and (self.part is None or self.seated is False)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import time
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,6 +38,7 @@ class TwinLink:
         telemetry: str,
         timeout: float = 5.0,
         curve: tuple[str, str] | None = None,
+        state_period: float = 0.01,
     ) -> None:
         """`curve` = (this gateway's NAME.key_secret, the twin's server.key) for a twin
         served with --curve (twin keys generate)."""
@@ -51,6 +54,10 @@ class TwinLink:
         for topic in (m.TOPIC_STATE, m.TOPIC_EVENT, m.TOPIC_KPI):
             self._sub.setsockopt(zmq.SUBSCRIBE, topic)
         self._ids = itertools.count(1)
+        # states closer together than this are skipped (the newest wins): the fastest
+        # sampling a gateway offers is 10 ms, more would cost the machine and help no one
+        self.state_period = state_period
+        self._latest_state: bytes | None = None
         self.lease: str | None = None  # the twin's control lease, sent with every request
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -70,9 +77,11 @@ class TwinLink:
 
     def start(self) -> None:
         """Start reading replies and telemetry (call from the running event loop)."""
+        self._state_ready = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._read_replies()),
             asyncio.create_task(self._read_telemetry()),
+            asyncio.create_task(self._states()),
         ]
 
     async def request(self, req: Any, timeout: float | None = None) -> Any:
@@ -111,26 +120,47 @@ class TwinLink:
                 future.set_result(reply)
 
     async def _read_telemetry(self) -> None:
+        """Events and KPIs are handled in order; of the states only the newest is kept for
+        the state task, so a gateway that falls behind skips stale states, never lags."""
         while True:
             topic, payload = await self._sub.recv_multipart()
-            try:
-                msg = decode_telemetry(payload)
-            except Exception:
+            if topic == m.TOPIC_STATE:
+                self._latest_state = payload
+                self._state_ready.set()
                 continue
-            try:
-                handler = {
-                    m.TOPIC_STATE: self.on_state,
-                    m.TOPIC_EVENT: self.on_event,
-                    m.TOPIC_KPI: self.on_kpis,
-                }.get(topic)
-                if handler is not None:
-                    result = handler(msg)
-                    if inspect.isawaitable(result):
-                        await result
-            except Exception:  # a gateway bug must not stop the mirror
-                import traceback
+            await self._handle(topic, payload)
 
-                traceback.print_exc()
+    async def _states(self) -> None:
+        """Hand the newest state to on_state, at most once per `state_period`."""
+        while True:
+            await self._state_ready.wait()
+            self._state_ready.clear()
+            payload, self._latest_state = self._latest_state, None
+            started = time.monotonic()
+            if payload is not None:
+                await self._handle(m.TOPIC_STATE, payload)
+            rest = self.state_period - (time.monotonic() - started)
+            if rest > 0:
+                await asyncio.sleep(rest)
+
+    async def _handle(self, topic: bytes, payload: bytes) -> None:
+        try:
+            msg = decode_telemetry(payload)
+        except Exception:
+            return
+        handler = {
+            m.TOPIC_STATE: self.on_state,
+            m.TOPIC_EVENT: self.on_event,
+            m.TOPIC_KPI: self.on_kpis,
+        }.get(topic)
+        if handler is None:
+            return
+        try:
+            result = handler(msg)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # a gateway bug must not stop the mirror
+            traceback.print_exc()
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -16,12 +16,12 @@ def local_address(bound: str) -> str:
     return bound
 
 
-def spawn_gateway(kind: str, control: str, telemetry: str, *extra: str) -> subprocess.Popen:
-    """`twin <kind>` (opcua or modbus) against the twin at these (bound) addresses; its
-    stdout and stderr are the caller's."""
-    module = {"opcua": "twin.gateways.opcua.command", "modbus": "twin.gateways.modbus.command"}[
-        kind
-    ]
+def spawn_gateway(
+    kind: str, control: str, telemetry: str, *extra: str, quiet: bool = False
+) -> subprocess.Popen:
+    """`twin <kind>` (a gateway package under twin.gateways) against the twin at these
+    (bound) addresses; its stdout and stderr are the caller's (or nowhere, if quiet)."""
+    module = f"twin.gateways.{kind}.command"  # opcua, modbus, hmi, foxglove
     cmd = [
         sys.executable,
         "-m",
@@ -32,7 +32,10 @@ def spawn_gateway(kind: str, control: str, telemetry: str, *extra: str) -> subpr
         local_address(telemetry),
         *extra,
     ]
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    out = subprocess.DEVNULL if quiet else None
+    return subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=_die_with_parent
+    )
 
 
 def _die_with_parent() -> None:

@@ -7,6 +7,7 @@ sequence at the same steps give bit-identical snapshots (the server runs the sam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -88,6 +89,8 @@ _SESSION_ERRORS = frozenset(
         "bad_request",
         "version_mismatch",
         "not_controller",
+        "stale_lease",
+        "bad_lease",
         "control_held",
         "wrong_mode",
         "internal",
@@ -140,23 +143,37 @@ class RemoteBackend:
     def describe(self) -> list[dict[str, Any]]:
         return self._devices
 
+    def _held(self, call: Callable[[], Any]) -> Any:
+        """`call()` under the control lease; if the lease ran out while the agent was busy
+        elsewhere (a training update longer than the server's lease timeout), take control
+        again, once: the line was left as it was, and another client may have taken it."""
+        from twin.client import TwinError
+
+        try:
+            return call()
+        except TwinError as e:
+            if e.code != "stale_lease":
+                raise
+            self.client.take_control()
+            return call()
+
     def reset(self, seed: int) -> Snapshot:
         # a rebuild loads URDFs: give it longer than a step
-        self.client.reset(seed, timeout=max(30.0, self.client.timeout))
+        self._held(lambda: self.client.reset(seed, timeout=max(30.0, self.client.timeout)))
         return self._snapshot(self.client.get_state())
 
     def command(self, device: str, command: str, args: dict[str, Any]) -> None:
         from twin.client import TwinError
 
         try:
-            self.client.command(device, command, **args)
+            self._held(lambda: self.client.command(device, command, **args))
         except TwinError as e:
             if e.code in _SESSION_ERRORS:
                 raise
             raise CommandError(e.code, e.message) from None
 
     def step(self, n: int) -> Snapshot:
-        return self._snapshot(self.client.step(n))
+        return self._snapshot(self._held(lambda: self.client.step(n)))
 
     @staticmethod
     def _snapshot(state: Any) -> Snapshot:

@@ -18,14 +18,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from twin.production.packml import State
-
-_PACKML = tuple(s.value for s in State)
-# values of string signals, by (device kind, signal); describe() does not list them (yet)
+# values of string signals that describe() does not list as `choices`, by (device kind, signal)
 STR_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("station", "state"): _PACKML,
-    ("line", "state"): _PACKML,
-    ("station", "activity"): ("execute", "starved", "blocked", "idle", "held", "down", "stopped"),
     ("arm", "state"): ("idle", "moving", "picking", "placing", "halted"),
     ("arm", "result"): ("none", "running", "ok", "no_part", "not_reached", "halted"),
 }
@@ -101,8 +95,9 @@ class SignalEncoder:
         if typ == "floats":
             # lengths are not declared: take them from a first reading
             return _Field(dev_id, name, "vec", len(sample.get(name) or ()))
-        if typ == "str" and (kind, name) in STR_CHOICES:
-            choices = STR_CHOICES[(kind, name)]
+        choices = sig.get("choices") or STR_CHOICES.get((kind, name))
+        if typ == "str" and choices:
+            choices = tuple(choices)
             return _Field(dev_id, name, "onehot", len(choices), 0.0, 1.0, choices)
         return None  # counters (int) and free-text strings
 

@@ -68,7 +68,7 @@ class SensorFaults:
 
     def apply(self, reading: bool, now: float) -> tuple[bool, list[tuple[str, bool]]]:
         """Return the faulty reading and the (fault kind, active) changes at this step."""
-        changes = []
+        changes: list[tuple[str, bool]] = []
         for i, f in enumerate(self.faults):
             on = f.start <= now < f.end
             if on != (i in self.active):

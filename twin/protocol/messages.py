@@ -153,7 +153,7 @@ Request = (
     | DeclareImage
 )
 REQUEST_TYPES: tuple[type[_Request], ...] = Request.__args__  # type: ignore[attr-defined]
-REQUEST_TAGS: frozenset[str] = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
+REQUEST_TAGS: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)
 
 # requests any client may send; all others need control (see docs/protocol.md)
 OPEN_REQUESTS: tuple[type[_Request], ...] = (
@@ -201,7 +201,15 @@ class HelloReply(_Reply, tag="hello"):
 
 
 # the parts of Line.describe() a describe reply passes on as they are
-DESCRIBE_EXTRAS = ("conventions", "part_types", "teach_points", "packml", "recipes", "events")
+DESCRIBE_EXTRAS = (
+    "conventions",
+    "part_types",
+    "teach_points",
+    "packml",
+    "recipes",
+    "events",
+    "signals_schema",
+)
 
 
 class DescribeReply(_Reply, tag="describe"):
@@ -222,6 +230,7 @@ class DescribeReply(_Reply, tag="describe"):
     packml: dict[str, Any] = {}
     recipes: dict[str, list[str]] = {}
     events: list[dict[str, Any]] = []
+    signals_schema: dict[str, Any] = {}
 
 
 class State(_Reply, tag="state"):

@@ -103,3 +103,11 @@ def channel_schemas() -> dict[str, tuple[str, bytes]]:
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **_inline(root, defs)}
         out[topic] = (f"twin.{cls.__name__}", json.dumps(schema).encode())
     return out
+
+
+def struct_schema(cls: type) -> tuple[str, bytes]:
+    """(schema name, self-contained JSON Schema bytes) for a message struct outside the
+    recording's channels (e.g. `Kpis` on Foxglove live), made the same way."""
+    (root,), defs = msgspec.json.schema_components([cls], ref_template="#/$defs/{name}")
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **_inline(root, defs)}
+    return f"twin.{cls.__name__}", json.dumps(schema).encode()

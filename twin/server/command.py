@@ -139,6 +139,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also serve the line over Modbus TCP, e.g. 127.0.0.1:5020 "
         "(twin modbus in its own process; docs/modbus.md)",
     )
+    p.add_argument(
+        "--hmi",
+        metavar="HOST:PORT",
+        nargs="?",
+        const="127.0.0.1:8080",
+        default=None,
+        help="also serve the browser HMI (default 127.0.0.1:8080; twin hmi in its own "
+        "process; docs/hmi.md)",
+    )
+    p.add_argument(
+        "--foxglove",
+        metavar="HOST:PORT",
+        nargs="?",
+        const="127.0.0.1:8765",
+        default=None,
+        help="also publish the telemetry and 3D scene to Foxglove over WebSocket (default "
+        "127.0.0.1:8765; twin foxglove in its own process; docs/foxglove.md)",
+    )
     p.set_defaults(func=run_serve)
 
 
@@ -161,14 +179,26 @@ def run_serve(args: argparse.Namespace) -> int:
         lease_timeout=args.lease_timeout,
         opcua=args.opcua,
         modbus=args.modbus,
+        hmi=args.hmi,
+        foxglove=args.foxglove,
     )
-    if args.curve and (args.opcua or args.modbus):
+    if args.curve and (args.opcua or args.modbus or args.hmi or args.foxglove):
         print(
-            "error: --opcua/--modbus with --curve: start `twin opcua`/`twin modbus` "
+            "error: --opcua/--modbus/--hmi/--foxglove with --curve: start the gateway "
+            "(`twin opcua`, `twin modbus`, `twin hmi`, `twin foxglove`) "
             "yourself with --curve KEY_SECRET SERVER_KEY (they connect like any client)",
             file=sys.stderr,
         )
         return 2
+    from twin.gateways.hmi.security import parse_address
+
+    for flag, address in (("--hmi", args.hmi), ("--foxglove", args.foxglove)):
+        try:
+            if address:
+                parse_address(address)
+        except ValueError as e:
+            print(f"error: {flag}: {e} (write {flag}=ADDR before a config)", file=sys.stderr)
+            return 2
     try:
         return serve(cfg, opts)
     except (RemoteBindRefused, CurveSetupError) as e:

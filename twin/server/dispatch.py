@@ -54,7 +54,7 @@ class Dispatcher:
         # called with (client, request, step, time) for every accepted request, the step and
         # time being those before it took effect (the recorder keeps the ones that change things)
         self.on_accepted: Callable[[bytes, Any, int, float], None] | None = None
-        self._handlers = {
+        self._handlers: dict[type, Callable[..., Any]] = {
             m.Hello: self._hello,
             m.Describe: self._describe,
             m.GetState: self._get_state,

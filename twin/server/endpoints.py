@@ -128,7 +128,7 @@ def open_endpoints(
         ctx,
         router,
         pub,
-        router.getsockopt(zmq.LAST_ENDPOINT).decode(),
-        pub.getsockopt(zmq.LAST_ENDPOINT).decode(),
+        router.getsockopt_string(zmq.LAST_ENDPOINT),
+        pub.getsockopt_string(zmq.LAST_ENDPOINT),
         auth,
     )

@@ -54,6 +54,8 @@ class ServeOptions:
     lease_timeout: float = DEFAULT_LEASE_S  # s of silence after which a holder loses control
     opcua: str | None = None  # OPC UA endpoint: run the gateway next to the twin (own process)
     modbus: str | None = None  # Modbus TCP address (host:port): the same for Modbus
+    hmi: str | None = None  # host:port: serve the browser HMI (own process)
+    foxglove: str | None = None  # host:port: Foxglove live (own process)
 
 
 class Server:
@@ -227,6 +229,10 @@ def start_gateways(opts: ServeOptions, control: str, telemetry: str) -> list:
         procs.append(spawn_gateway("opcua", control, telemetry, "--endpoint", opts.opcua))
     if opts.modbus:
         procs.append(spawn_gateway("modbus", control, telemetry, "--address", opts.modbus))
+    if opts.hmi:
+        procs.append(spawn_gateway("hmi", control, telemetry, "--address", opts.hmi))
+    if opts.foxglove:
+        procs.append(spawn_gateway("foxglove", control, telemetry, "--address", opts.foxglove))
     return procs
 
 

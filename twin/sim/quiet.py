@@ -1,4 +1,4 @@
-"""Keep pybullet's C-level chatter off our stdout."""
+"""Keep pybullet's C-level chatter off our stdout and stderr."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from typing import TextIO
 
 
 @contextlib.contextmanager
-def quiet_stdout() -> Iterator[None]:
-    """pybullet's C code prints 'argv[0]=' on connect; keep our stdout for our own output."""
+def _silenced(stream: TextIO) -> Iterator[None]:
+    """Point the stream's file descriptor at /dev/null for the duration."""
     try:
-        fd = sys.stdout.fileno()
+        fd = stream.fileno()
     except (AttributeError, OSError, ValueError):  # no real fd (e.g. captured): nothing to hide
         yield
         return
-    sys.stdout.flush()
+    stream.flush()
     saved = os.dup(fd)
     try:
         with open(os.devnull, "w") as null:
@@ -25,3 +26,18 @@ def quiet_stdout() -> Iterator[None]:
     finally:
         os.dup2(saved, fd)
         os.close(saved)
+
+
+def quiet_stdout() -> contextlib.AbstractContextManager[None]:
+    """pybullet's C code prints 'argv[0]=' on connect; keep our stdout for our own output."""
+    return _silenced(sys.stdout)
+
+
+def import_pybullet_quietly() -> None:
+    """pybullet prints its build time on stderr when first imported; import it with stderr
+    silenced, so that what the twin prints there (a one-line error) stands alone. An import
+    that fails still raises."""
+    if "pybullet" in sys.modules:
+        return
+    with _silenced(sys.stderr):
+        import pybullet  # noqa: F401

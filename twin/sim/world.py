@@ -14,6 +14,7 @@ from pybullet_utils.bullet_client import BulletClient
 
 from twin.config import Physics
 from twin.sim.assets import resolve_asset
+from twin.sim.heap import release_freed_memory
 from twin.sim.quiet import quiet_stdout
 
 
@@ -174,6 +175,7 @@ class World:
                 self.client.disconnect()
             except pybullet.error:
                 pass
+            release_freed_memory()
 
     def __enter__(self) -> World:
         return self

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from twin.analytics.kpi import ACTIVITIES, ALARMS, ROBOT_ACTIVITIES
+from twin.analytics.kpi import ALARMS, ROBOT_ACTIVITIES
+from twin.events import ACTIVITIES
 from twin.sweep.paths import PathError, get_value, parse
 
 NUM, TEXT = "number", "text"

@@ -169,7 +169,8 @@ class OpcUaGateway:
         assert self.server is not None and self.space is not None
         now = ua.DateTime.utcnow() if hasattr(ua, "DateTime") else None
         for key, value in values.items():
-            if self._last.get(key, _UNSET) == value:
+            last = self._last.get(key, _UNSET)
+            if last == value or _within_deadband(last, value):
                 continue
             spec = self.space.variables.get(key)
             if spec is None:
@@ -396,6 +397,18 @@ class _SetpointWrites(AttributeService):
 
 
 _UNSET = object()
+DEADBAND = 1e-6  # floats closer than this (a µm, µs, µrad) are not rewritten: noise at rest
+
+
+def _within_deadband(last: Any, value: Any) -> bool:
+    if isinstance(value, float) and isinstance(last, float):
+        return abs(value - last) < DEADBAND
+    if isinstance(value, list) and isinstance(last, list) and len(value) == len(last):
+        return all(
+            isinstance(a, float) and isinstance(b, float) and abs(a - b) < DEADBAND
+            for a, b in zip(last, value)
+        )
+    return False
 
 
 def _label(user: Any) -> str:

@@ -1,0 +1,182 @@
+"""The HMI gateway without a browser: `twin hmi` as a protocol client, its security rules and
+what it does with bad input (garbage, floods, oversized frames, a client that never reads)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from conftest_server import ROOT, ServerProcess
+from hmi_helpers import HmiProcess
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from twin.client import Client
+from twin.gateways.hmi.security import role_for
+
+
+@pytest.fixture(scope="module")
+def setup() -> Iterator[tuple[ServerProcess, HmiProcess]]:
+    with ServerProcess("--mode", "realtime", "--rtf", "2") as server:
+        with HmiProcess(server) as hmi:
+            yield server, hmi
+
+
+def ws_url(page_url: str) -> str:
+    base, _, query = page_url.partition("?")
+    return base.replace("http://", "ws://") + "ws" + (f"?{query}" if query else "")
+
+
+def open_ws(page_url: str) -> ClientConnection:
+    return connect(ws_url(page_url), open_timeout=5, max_size=None)
+
+
+def until(ws: ClientConnection, kind: str, timeout: float = 5.0, **match: object) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        if msg["type"] == kind and all(msg.get(k) == v for k, v in match.items()):
+            return msg
+
+
+def test_twin_hmi_serves_page_assets_and_live_telemetry(setup) -> None:  # noqa: ANN001
+    _, hmi = setup
+    with urllib.request.urlopen(hmi.url, timeout=5) as r:
+        page = r.read().decode()
+    assert "/static/hmi.js" in page and "importmap" in page
+    for asset in ("static/hmi.js", "static/scene.js", "static/vendor/three/three.module.js",
+                  "static/vendor/three/three.core.js", "static/vendor/three/OrbitControls.js"):  # fmt: skip
+        with urllib.request.urlopen(hmi.url + asset, timeout=5) as r:
+            assert r.status == 200 and len(r.read()) > 1000, asset
+    with open_ws(hmi.url) as ws:
+        welcome = until(ws, "welcome")
+        assert welcome["role"] == "observer" and welcome["line"] == "default_line"
+        assert {d["id"] for d in welcome["devices"]} >= {"infeed", "mill", "robot", "line"}
+        steps = [until(ws, "state")["step"] for _ in range(5)]
+        assert steps == sorted(steps) and steps[-1] > steps[0]
+    with open_ws(hmi.controller_url) as ws:
+        assert until(ws, "welcome")["role"] == "controller"
+
+
+def test_page_requests_get_the_twins_checks_and_errors(setup) -> None:  # noqa: ANN001
+    server, hmi = setup
+    with open_ws(hmi.controller_url) as ws, Client(server.control, server.telemetry) as direct:
+        until(ws, "welcome")
+        # the code and message a direct client gets for a command out of range ...
+        direct.take_control()
+        with pytest.raises(Exception) as direct_error:
+            direct.command("infeed", "set_speed", speed=5.0)
+        direct.release_control()
+        # ... are what the page gets
+        ws.send(json.dumps({"op": "command", "ref": 1, "device": "infeed", "command": "set_speed",
+                            "args": {"speed": 5.0}}))  # fmt: skip
+        reply = until(ws, "reply", ref=1)
+        assert reply["ok"] is False and reply["code"] == "out_of_range"
+        assert reply["message"] == direct_error.value.message  # type: ignore[attr-defined]
+        ws.send(json.dumps({"op": "command", "ref": 2, "device": "nope", "command": "run"}))
+        assert until(ws, "reply", ref=2)["code"] == "unknown_device"
+        alarm = until(ws, "alarm")["entry"]
+        assert alarm["kind"] == "refused" and alarm["alarm"] is True
+        # a command that is fine is carried out
+        ws.send(json.dumps({"op": "command", "ref": 3, "device": "infeed", "command": "set_speed",
+                            "args": {"speed": 0.25}}))  # fmt: skip
+        assert until(ws, "reply", ref=3)["ok"] is True
+        assert direct.hello().controlled is True  # the HMI holds control for this page
+        ws.send(json.dumps({"op": "release", "ref": 4}))
+        assert until(ws, "reply", ref=4)["ok"] is True
+        assert direct.hello().controlled is False  # released, not left to the watchdog
+
+
+def test_observer_requests_are_forbidden(setup) -> None:  # noqa: ANN001
+    server, hmi = setup
+    with open_ws(hmi.url) as ws, Client(server.control, server.telemetry) as direct:
+        until(ws, "welcome")
+        for i, op in enumerate(({"op": "estop"}, {"op": "pause"}, {"op": "command",
+                               "device": "infeed", "command": "stop"}, {"op": "ack", "id": 1})):  # fmt: skip
+            ws.send(json.dumps({**op, "ref": i}))
+            assert until(ws, "reply", ref=i)["code"] == "forbidden"
+        state = direct.get_state()
+        assert not state.estopped and not state.paused and state.signals["infeed"]["running"]
+
+
+def test_garbage_floods_and_big_frames_are_dropped_and_the_twin_keeps_its_pace(setup) -> None:  # noqa: ANN001
+    server, hmi = setup
+    with Client(server.control, server.telemetry) as direct, open_ws(hmi.url) as watcher:
+        until(watcher, "welcome")
+        t0, s0 = time.monotonic(), direct.get_state().time
+        with open_ws(hmi.controller_url) as ws:
+            until(ws, "welcome")
+            ws.send("this is not json")
+            assert until(ws, "reply")["code"] == "bad_request"
+            ws.send(json.dumps({"op": "launch_missiles"}))
+            assert "launch_missiles" in until(ws, "reply")["message"]
+            ws.send(b"\x00\xff\xfe")
+            assert until(ws, "reply")["code"] == "bad_request"
+            # a flood: refused at the page's rate, then the page is disconnected
+            codes = []
+            with pytest.raises(ConnectionClosed):
+                for _ in range(400):
+                    ws.send(json.dumps({"op": "command", "device": "infeed", "command": "run"}))
+                while True:
+                    msg = json.loads(ws.recv(timeout=5))
+                    if msg["type"] == "reply":
+                        codes.append(msg.get("code"))
+            assert "rate_limited" in codes, sorted(set(map(str, codes))) + [len(codes)]
+        with open_ws(hmi.controller_url) as ws:  # a frame over the limit closes the connection
+            until(ws, "welcome")
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.send("x" * 100_000)
+                while True:
+                    ws.recv(timeout=5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        # the twin went on at its pace and another page was served all along
+        until(watcher, "state")
+        rate = (direct.get_state().time - s0) / (time.monotonic() - t0)
+        assert rate > 1.5, f"the twin ran at x{rate:.2f} instead of x2"
+        assert direct.get_state().estopped is False
+
+
+def test_a_client_that_never_reads_does_not_hold_up_the_others(setup) -> None:  # noqa: ANN001
+    server, hmi = setup
+    host, port = hmi.url.split("//")[1].rstrip("/").split(":")
+    stalled = socket.create_connection((host, int(port)), timeout=5)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(
+        f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )  # and never read a byte
+    try:
+        with open_ws(hmi.url) as ws:
+            until(ws, "welcome")
+            t0 = time.monotonic()
+            states = 0
+            while time.monotonic() - t0 < 3.0:
+                states += until(ws, "state")["type"] == "state"
+            # state telemetry is 10 Hz of simulated time at x2: about 20 per second
+            assert states >= 30, states
+    finally:
+        stalled.close()
+
+
+def test_foreign_origins_and_remote_addresses_are_refused(setup) -> None:  # noqa: ANN001
+    _, hmi = setup
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url(hmi.controller_url), origin="http://evil.example", open_timeout=5)
+    assert refused.value.response.status_code == 403
+    run = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "hmi", "--address", "0.0.0.0:0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2 and "not a loopback address" in run.stderr
+    # who may control: the token, and from another machine only over TLS
+    assert role_for("t0k", None, "127.0.0.1", tls=False)[0] == "observer"
+    assert role_for("t0k", "wrong", "127.0.0.1", tls=False)[0] == "observer"
+    assert role_for("t0k", "t0k", "127.0.0.1", tls=False)[0] == "controller"
+    assert role_for("t0k", "t0k", "192.168.1.20", tls=False)[0] == "observer"
+    assert role_for("t0k", "t0k", "192.168.1.20", tls=True)[0] == "controller"

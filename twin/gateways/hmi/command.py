@@ -1,0 +1,118 @@
+"""`twin hmi`: serve the browser HMI of a running twin (docs/hmi.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+DEFAULT_ADDRESS = "127.0.0.1:8080"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "hmi",
+        help="serve a live web page (3D view, stations, KPIs, alarms, commands) of a running twin",
+        description="A browser HMI in front of a running `twin serve` (docs/hmi.md).",
+    )
+    p.add_argument(
+        "--address",
+        default=DEFAULT_ADDRESS,
+        help=f"HOST:PORT to serve the page on ({DEFAULT_ADDRESS}; port 0 = any free port)",
+    )
+    p.add_argument("--control", default="tcp://127.0.0.1:5555", help="the twin's control socket")
+    p.add_argument(
+        "--telemetry", default="tcp://127.0.0.1:5556", help="the twin's telemetry socket"
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="serve on a non-loopback address (remote browsers are observers unless they "
+        "hold the controller token and the page is served over --tls)",
+    )
+    p.add_argument(
+        "--tls",
+        nargs=2,
+        metavar=("CERT", "KEY"),
+        help="serve https/wss with this certificate and key (PEM files)",
+    )
+    p.add_argument(
+        "--curve",
+        nargs=2,
+        metavar=("KEY_SECRET", "SERVER_KEY"),
+        help="for a twin served with --curve: this gateway's key pair and the twin's public key",
+    )
+    p.add_argument(
+        "--watchdog",
+        type=float,
+        default=2.0,
+        help="s of silence from the controlling browser before the twin safe-stops (2)",
+    )
+    p.set_defaults(func=run_hmi)
+
+
+def run_hmi(args: argparse.Namespace) -> int:
+    from twin.gateways.hmi.gateway import HmiGateway, HmiOptions
+
+    if not 0 < args.watchdog <= 3600:
+        print(f"error: --watchdog must be in (0, 3600] s, got {args.watchdog}", file=sys.stderr)
+        return 2
+    opts = HmiOptions(
+        address=args.address,
+        control=args.control,
+        telemetry=args.telemetry,
+        allow_remote=args.allow_remote,
+        curve=tuple(args.curve) if args.curve else None,
+        tls=tuple(args.tls) if args.tls else None,
+        watchdog=args.watchdog,
+    )
+    try:
+        gateway = HmiGateway(opts)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_main(gateway))
+    except (TimeoutError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+async def _main(gateway: object) -> int:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(s, _stop_once, loop, task)
+    try:
+        await gateway.start()  # type: ignore[attr-defined]
+        print(f"hmi       {gateway.url} (observers)", flush=True)  # type: ignore[attr-defined]
+        print(
+            f"hmi-control {gateway.controller_url} (operators: keep this URL private)", flush=True
+        )  # type: ignore[attr-defined]
+        while True:
+            await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        return 0
+    finally:
+        await gateway.stop()  # type: ignore[attr-defined]
+
+
+def _stop_once(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> None:
+    """The first SIGINT/SIGTERM stops the HMI cleanly; repeats must not cut that short."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(s)
+        loop.add_signal_handler(s, lambda: None)
+    if task is not None:
+        task.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="twin")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["hmi", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":  # python -m twin.gateways.hmi.command [options]
+    sys.exit(main())

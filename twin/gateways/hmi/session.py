@@ -1,0 +1,94 @@
+"""One browser connected to the HMI: its role, its outgoing queue, its request budget.
+
+Telemetry must never wait for a browser. Each session keeps only the newest `state` (a slow
+page skips frames instead of falling behind) and a bounded queue of other messages (oldest
+dropped when full); its own task sends them, and a send that does not complete within
+SEND_TIMEOUT_S (a client that never reads) ends the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from typing import Any
+
+SEND_TIMEOUT_S = 10.0
+MAX_QUEUED = 256  # non-state messages waiting for a slow page
+RATE_PER_S = 10.0  # requests a page may send per second on average ...
+BURST = 20  # ... and at once
+MAX_REFUSED_IN_A_ROW = 200  # a page that keeps sending what is refused is disconnected
+
+_ids = itertools.count(1)
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.last = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Session:
+    def __init__(self, websocket: Any, role: str, why: str, peer: str) -> None:
+        self.id = next(_ids)
+        self.websocket = websocket
+        self.role = role
+        self.why = why
+        self.label = f"HMI browser {self.id} at {peer}"
+        self.budget = TokenBucket(RATE_PER_S, BURST)
+        self.refused_in_a_row = 0
+        self._queue: deque[str] = deque(maxlen=MAX_QUEUED)
+        self._state: str | None = None
+        self._wake = asyncio.Event()
+        self._closing: tuple[int, str] | None = None
+        self._closed = asyncio.Event()
+
+    @property
+    def controller(self) -> bool:
+        return self.role == "controller"
+
+    def push(self, text: str) -> None:
+        self._queue.append(text)
+        self._wake.set()
+
+    def push_state(self, text: str) -> None:
+        self._state = text  # replaces a state the page has not been sent yet
+        self._wake.set()
+
+    async def send_forever(self) -> None:
+        """Returns (by TimeoutError or a closed socket) when the browser stops taking data."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                await self._send(self._queue.popleft())
+            if self._state is not None:
+                text, self._state = self._state, None
+                await self._send(text)
+            if self._closing is not None:
+                await self.websocket.close(*self._closing)
+                self._closed.set()
+                return
+
+    async def close_after_sending(self, code: int, reason: str) -> None:
+        """Close once what is queued (e.g. the refusals that explain why) has been sent."""
+        self._closing = (code, reason)
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._closed.wait(), SEND_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _send(self, text: str) -> None:
+        await asyncio.wait_for(self.websocket.send_text(text), SEND_TIMEOUT_S)

@@ -1,0 +1,299 @@
+// The HMI page: one WebSocket to the HMI gateway, panels updated from its messages.
+// Messages in: welcome, state, kpis, alarm, acked, control, reply. Out: see messages.py.
+import { stateColor, ACTIVITY_COLORS } from "./colors.js";
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, attrs = {}, text = "") => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text) node.textContent = text;
+  return node;
+};
+
+const hmi = {
+  socket: null, role: "observer", welcome: null, state: null, refs: 0,
+  since: {},            // device -> {state, time}: when its PackML state last changed (sim s)
+  trends: {},           // KPI name -> recent values
+  displayLog: [],       // [{device, state, t}] wall-clock ms when a state change was painted
+  scene: null,
+  send(op) {
+    if (!this.socket || this.socket.readyState !== WebSocket.OPEN) return null;
+    op.ref = ++this.refs;
+    this.socket.send(JSON.stringify(op));
+    return op.ref;
+  },
+};
+window.hmi = hmi;  // for tests and the curious
+
+function connect() {
+  const token = new URLSearchParams(location.search).get("token");
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const query = token ? `?token=${encodeURIComponent(token)}` : "";
+  const socket = new WebSocket(`${scheme}://${location.host}/ws${query}`);
+  hmi.socket = socket;
+  socket.onopen = () => setConnection("live", "ok");
+  socket.onclose = () => { setConnection("disconnected", "bad"); setTimeout(connect, 2000); };
+  socket.onmessage = (e) => handle(JSON.parse(e.data));
+}
+
+function setConnection(text, cls) {
+  const badge = $("#connection");
+  badge.textContent = text;
+  badge.className = `badge ${cls}`;
+}
+
+function handle(msg) {
+  switch (msg.type) {
+    case "welcome": return onWelcome(msg);
+    case "state": return onState(msg);
+    case "kpis": return onKpis(msg.kpis);
+    case "alarm": return addAlarm(msg.entry, true);
+    case "acked": return markAcked(msg.id);
+    case "control": return onControl(msg);
+    case "reply": return onReply(msg);
+  }
+}
+
+// -- structure from describe ----------------------------------------------------------------
+function onWelcome(msg) {
+  hmi.welcome = msg;
+  hmi.role = msg.role;
+  $("#line-name").textContent = msg.line;
+  $("#mode").textContent = `${msg.mode}${msg.builtin_controller ? " · sequencer" : ""}`;
+  const role = $("#role");
+  role.textContent = msg.role;
+  role.title = msg.why;
+  role.className = `badge ${msg.role === "controller" ? "ok" : ""}`;
+  buildTiles(msg);
+  $("#alarms").replaceChildren();
+  for (const entry of [...msg.alarms].reverse()) addAlarm(entry, true);
+  setControlsEnabled();
+  if (!hmi.scene) import("./scene.js").then((m) => { hmi.scene = m.createScene($("#view"), msg); })
+    .catch((err) => { $("#view").textContent = `3D view unavailable: ${err.message}`; });
+}
+
+function buildTiles(msg) {
+  const stations = $("#stations"), devices = $("#devices");
+  stations.replaceChildren();
+  devices.replaceChildren();
+  for (const dev of msg.devices) {
+    const packml = dev.kind === "station" || dev.kind === "line";
+    if (!packml && !["conveyor", "arm", "source"].includes(dev.kind)) continue;
+    const tile = el("div", { class: "tile", "data-device": dev.id, "data-kind": dev.kind });
+    const head = el("div", { class: "head" });
+    head.append(el("span", {}, dev.id), el("span", { class: "state" }, "-"));
+    tile.append(head, el("div", { class: "row detail" }));
+    if (dev.kind === "station") tile.append(el("div", { class: "progress" }), el("div", { class: "shares" }));
+    tile.querySelector(".progress")?.append(el("div"));
+    tile.append(el("div", { class: "buttons" }));
+    tile.classList.add(packml ? "station-tile" : "device-tile");
+    (packml ? stations : devices).append(tile);
+    if (!packml) addDeviceButtons(tile, dev);
+  }
+  // the line first
+  const line = stations.querySelector('[data-device="line"]');
+  if (line) stations.prepend(line);
+}
+
+function addDeviceButtons(tile, dev) {
+  const wanted = { conveyor: ["run", "stop"], arm: ["home", "halt"], source: ["enable", "disable"] };
+  const box = tile.querySelector(".buttons");
+  for (const name of wanted[dev.kind] || []) {
+    if (!dev.commands.some((c) => c.name === name)) continue;
+    box.append(commandButton(dev.id, name));
+  }
+}
+
+function commandButton(device, command) {
+  const button = el("button", { class: "cmd", "data-command": command }, command);
+  button.addEventListener("click", () => hmi.send({ op: "command", device, command, args: {} }));
+  button.disabled = hmi.role !== "controller";
+  return button;
+}
+
+// -- live state -----------------------------------------------------------------------------
+function onState(state) {
+  hmi.state = state;
+  $("#step").textContent = state.step;
+  $("#time").textContent = state.time.toFixed(1);
+  $("#parts-completed").textContent = state.counts.parts_completed ?? "-";
+  $("#wip").textContent = state.counts.wip ?? "-";
+  const line = state.signals.line || {};
+  const lineState = $("#line-state");
+  lineState.textContent = state.estopped ? "E-STOP" : `line ${line.state || "-"}${state.paused ? " (paused)" : ""}`;
+  lineState.className = `badge ${state.estopped ? "bad" : line.state === "Execute" ? "ok" : ""}`;
+  const changed = [];
+  for (const tile of document.querySelectorAll(".tile")) {
+    if (updateTile(tile, state)) changed.push(tile.dataset.device);
+  }
+  if (changed.length) {
+    // stamp when the change is on screen: the frame after the DOM update
+    requestAnimationFrame(() => {
+      const t = performance.timeOrigin + performance.now();
+      for (const device of changed) hmi.displayLog.push({ device, state: hmi.since[device].state, step: state.step, t });
+      if (hmi.displayLog.length > 2000) hmi.displayLog.splice(0, 1000);
+    });
+  }
+  hmi.scene?.update(state);
+}
+
+function updateTile(tile, state) {
+  const id = tile.dataset.device, sig = state.signals[id];
+  if (!sig) return false;
+  const detail = tile.querySelector(".detail");
+  let changed = false;
+  if (tile.classList.contains("station-tile")) {
+    const since = hmi.since[id];
+    if (!since || since.state !== sig.state) {
+      hmi.since[id] = { state: sig.state, time: state.time };
+      tile.dataset.state = sig.state;
+      tile.querySelector(".state").textContent = sig.state;
+      tile.style.backgroundColor = stateColor(sig.state) + "55";
+      tile.style.borderLeftColor = stateColor(sig.state);
+      updateStationButtons(tile, sig.state);
+      changed = true;
+    }
+    const held = (state.time - hmi.since[id].time).toFixed(1);
+    const activity = sig.activity ? `${sig.activity}` : (sig.estopped ? "e-stopped" : "");
+    const part = sig.part != null ? `, part ${sig.part}` : "";
+    detail.textContent = [activity + part, `${held} s in ${sig.state}`].filter(Boolean).join(" · ");
+    if (sig.progress != null && sig.cycle_time && tile.querySelector(".progress")) {
+      tile.querySelector(".progress > div").style.width = `${Math.min(100, 100 * sig.progress / sig.cycle_time)}%`;
+    }
+  } else if (tile.dataset.kind === "conveyor") {
+    tile.querySelector(".state").textContent = sig.running ? "running" : "stopped";
+    detail.textContent = `${Math.abs(sig.surface_speed ?? 0).toFixed(2)} m/s`;
+  } else if (tile.dataset.kind === "arm") {
+    tile.querySelector(".state").textContent = sig.activity || sig.state;
+    detail.textContent = `${sig.result} · jobs ${sig.jobs_done}${sig.holding != null ? ` · holding ${sig.holding}` : ""}`;
+  } else if (tile.dataset.kind === "source") {
+    tile.querySelector(".state").textContent = sig.enabled ? "enabled" : "disabled";
+    detail.textContent = `spawned ${sig.spawned}`;
+  }
+  return changed;
+}
+
+function updateStationButtons(tile, state) {
+  const legal = hmi.welcome.packml.legal_commands?.[state] || [];
+  const box = tile.querySelector(".buttons");
+  box.replaceChildren(...legal.map((command) => commandButton(tile.dataset.device, command)));
+}
+
+// -- KPIs with short trends ------------------------------------------------------------------
+const KPI_VIEWS = [
+  ["throughput", "throughput /h", (k) => k.throughput_per_hour, 0],
+  ["wip", "WIP", (k) => k.wip, 0],
+  ["oee", "OEE", (k) => k.oee?.oee, "%"],
+  ["availability", "availability", (k) => k.oee?.availability, "%"],
+  ["performance", "performance", (k) => k.oee?.performance, "%"],
+  ["quality", "quality", (k) => k.oee?.quality, "%"],
+  ["lead_time", "lead time p50 s", (k) => k.lead_time_s?.p50, 1],
+];
+const TREND_LENGTH = 120;
+
+function onKpis(k) {
+  const box = $("#kpis");
+  for (const [key, label, pick, fmt] of KPI_VIEWS) {
+    const value = pick(k);
+    let card = box.querySelector(`[data-kpi="${key}"]`);
+    if (!card) {
+      card = el("div", { class: "kpi", "data-kpi": key });
+      card.append(el("div", { class: "name" }, label), el("div", { class: "value" }, "-"), el("canvas", { width: 160, height: 26 }));
+      box.append(card);
+    }
+    const trend = (hmi.trends[key] ||= []);
+    if (value != null) trend.push(value);
+    if (trend.length > TREND_LENGTH) trend.shift();
+    card.querySelector(".value").textContent = value == null ? "-" : fmt === "%" ? `${(100 * value).toFixed(1)} %` : value.toFixed(fmt);
+    sparkline(card.querySelector("canvas"), trend);
+  }
+  const b = k.bottleneck;
+  $("#bottleneck").textContent = b?.station ? `bottleneck ${b.station}: ${b.reason}` : "";
+  for (const [id, st] of Object.entries(k.stations || {})) shares(id, st.time_s || {});
+}
+
+function sparkline(canvas, values) {
+  const g = canvas.getContext("2d"), w = canvas.width, h = canvas.height;
+  g.clearRect(0, 0, w, h);
+  if (values.length < 2) return;
+  const lo = Math.min(...values), hi = Math.max(...values), span = hi - lo || 1;
+  g.strokeStyle = "#7fc8ff";
+  g.beginPath();
+  values.forEach((v, i) => {
+    const x = (i / Math.max(values.length - 1, 30)) * w, y = h - 2 - ((v - lo) / span) * (h - 4);
+    i ? g.lineTo(x, y) : g.moveTo(x, y);
+  });
+  g.stroke();
+}
+
+function shares(id, timeS) {
+  const bar = document.querySelector(`.station-tile[data-device="${id}"] .shares`);
+  if (!bar) return;
+  const total = Object.values(timeS).reduce((a, b) => a + b, 0) || 1;
+  bar.replaceChildren(...Object.entries(timeS).filter(([, s]) => s > 0).map(([activity, s]) => {
+    const part = el("div", { title: `${activity} ${s.toFixed(0)} s` });
+    part.style.width = `${(100 * s) / total}%`;
+    part.style.background = ACTIVITY_COLORS[activity] || "#555";
+    return part;
+  }));
+  bar.title = Object.entries(timeS).map(([a, s]) => `${a} ${s.toFixed(0)} s`).join(", ");
+}
+
+// -- alarms and events ------------------------------------------------------------------------
+function addAlarm(entry) {
+  const li = el("li", { class: entry.alarm ? "alarm" : "notice", "data-id": entry.id, "data-kind": entry.kind });
+  if (entry.acked) li.classList.add("acked");
+  li.append(el("span", { class: "when" }, `${entry.time.toFixed(1)} s`), el("span", { class: "what" }, `${entry.device} · ${entry.kind} · ${entry.text}`));
+  if (entry.alarm && !entry.acked) {
+    const ack = el("button", { class: "cmd ack" }, "Ack");
+    ack.disabled = hmi.role !== "controller";
+    ack.addEventListener("click", () => hmi.send({ op: "ack", id: entry.id }));
+    li.append(ack);
+  }
+  const list = $("#alarms");
+  list.prepend(li);
+  while (list.children.length > 200) list.lastChild.remove();
+}
+
+function markAcked(id) {
+  const li = document.querySelector(`#alarms li[data-id="${id}"]`);
+  if (!li) return;
+  li.classList.add("acked");
+  li.querySelector("button.ack")?.remove();
+}
+
+// -- control and replies -----------------------------------------------------------------------
+function onControl(msg) {
+  const text = msg.you ? "you hold control" : msg.hmi ? `control: ${msg.holder}` : "";
+  $("#control").textContent = text;
+  $("#release").hidden = !msg.you;
+}
+
+function onReply(msg) {
+  const box = $("#message");
+  box.hidden = false;
+  box.className = `message ${msg.ok ? "ok" : ""}`;
+  box.textContent = msg.ok ? `done: ${msg.detail}` : `refused (${msg.code}): ${msg.message}`;
+  clearTimeout(onReply.timer);
+  onReply.timer = setTimeout(() => { box.hidden = true; }, msg.ok ? 2500 : 8000);
+}
+
+function setControlsEnabled() {
+  const operator = hmi.role === "controller";
+  for (const button of document.querySelectorAll("button.cmd")) button.disabled = !operator;
+}
+
+function wireHeader() {
+  $("#estop").addEventListener("click", () => hmi.send({ op: "estop" }));
+  $("#estop-reset").addEventListener("click", () => hmi.send({ op: "estop_reset" }));
+  $("#pause").addEventListener("click", () => hmi.send({ op: "pause" }));
+  $("#resume").addEventListener("click", () => hmi.send({ op: "resume" }));
+  $("#release").addEventListener("click", () => hmi.send({ op: "release" }));
+  $("#release").hidden = true;
+  setControlsEnabled();
+  // a sign of life, so the control lease the HMI holds for this page stays alive
+  setInterval(() => { if (hmi.role === "controller") hmi.send({ op: "ping" }); }, 1000);
+}
+
+wireHeader();
+connect();
