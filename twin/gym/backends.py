@@ -39,10 +39,12 @@ class Backend(Protocol):
 class InProcessBackend:
     """Builds a `twin.line.Line` directly: no sockets, the fastest way to step."""
 
-    def __init__(self, cfg: LineConfig, builtin_controller: bool) -> None:
+    def __init__(self, cfg: LineConfig, builtin_controller: bool, visuals: bool = False) -> None:
         from twin.automation import build_line  # pybullet is only loaded where a twin is built
 
-        self._make = lambda seed: build_line(cfg, seed=seed, builtin_controller=builtin_controller)
+        self._make = lambda seed: build_line(
+            cfg, seed=seed, builtin_controller=builtin_controller, visuals=visuals
+        )
         self.cfg = cfg
         self.builtin_controller = builtin_controller
         self.line = self._make(None)
