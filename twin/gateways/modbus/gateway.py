@@ -139,6 +139,10 @@ class ModbusGateway:
                 (e.address + e.words for e in self.map.entries if e.table == table), default=0
             )
             self.image[table] = [0] * size
+        points = {tp.name: tp.point for tp in self.model.teach_points}  # type: ignore[union-attr]
+        for e in self.map.entries:
+            if e.kind == "teach" and e.index is not None:
+                self._set(e, points[e.field][e.index])
         self._on_state(state)
         self.link.on_state = self._on_state
         self.link.on_kpis = self._on_kpis
