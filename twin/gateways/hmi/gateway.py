@@ -81,6 +81,7 @@ class HmiGateway:
         self.lease: Lease | None = None
         self.twin_role = "controller"
         self.welcome: dict[str, Any] = {}
+        self._state: m.State | None = None
         self._state_json: str | None = None
         self._kpis_json: str | None = None
         self._step, self._time = 0, 0.0
@@ -171,10 +172,16 @@ class HmiGateway:
     # -- telemetry to every page -----------------------------------------------------------
     def _on_state(self, state: m.State) -> None:
         self._step, self._time = state.step, state.time
-        self._state_json = _json.encode(state).decode()
+        self._state = state
+        self._state_json = None  # encoded when a page is sent it, once for all pages
         for session in self.sessions:
-            session.push_state(self._state_json)
+            session.state_ready()
         self._control_changed()
+
+    def latest_state_json(self) -> str | None:
+        if self._state_json is None and self._state is not None:
+            self._state_json = _json.encode(self._state).decode()
+        return self._state_json
 
     def _on_kpis(self, kpis: m.Kpis) -> None:
         self._kpis_json = _json.encode(kpis).decode()
@@ -235,7 +242,7 @@ class HmiGateway:
         if self.twin_role != "controller":
             role, why = "observer", "read-only: the twin gives this HMI the observer role"
         await websocket.accept()
-        session = Session(websocket, role, why, peer or "?")
+        session = Session(websocket, role, why, peer or "?", self.latest_state_json)
         welcome = {
             **self.welcome,
             "role": role,
@@ -247,8 +254,7 @@ class HmiGateway:
         session.push(self._control_message(session))
         if self._kpis_json is not None:
             session.push(self._kpis_json)
-        if self._state_json is not None:
-            session.push_state(self._state_json)
+        session.state_ready()
         self.sessions.add(session)
         tasks = [
             asyncio.create_task(session.send_forever()),

@@ -14,7 +14,7 @@ const hmi = {
   socket: null, role: "observer", welcome: null, state: null, refs: 0,
   since: {},            // device -> {state, time}: when its PackML state last changed (sim s)
   trends: {},           // KPI name -> recent values
-  displayLog: [],       // [{device, state, t}] wall-clock ms when a state change was painted
+  displayLog: [],       // [{device, state, step, received, t}]: wall-clock ms a change arrived, was painted
   scene: null,
   send(op) {
     if (!this.socket || this.socket.readyState !== WebSocket.OPEN) return null;
@@ -33,7 +33,10 @@ function connect() {
   hmi.socket = socket;
   socket.onopen = () => setConnection("live", "ok");
   socket.onclose = () => { setConnection("disconnected", "bad"); setTimeout(connect, 2000); };
-  socket.onmessage = (e) => handle(JSON.parse(e.data));
+  socket.onmessage = (e) => {
+    hmi.received = performance.timeOrigin + performance.now();
+    handle(JSON.parse(e.data));
+  };
 }
 
 function setConnection(text, cls) {
@@ -128,9 +131,10 @@ function onState(state) {
   }
   if (changed.length) {
     // stamp when the change is on screen: the frame after the DOM update
+    const received = hmi.received;
     requestAnimationFrame(() => {
       const t = performance.timeOrigin + performance.now();
-      for (const device of changed) hmi.displayLog.push({ device, state: hmi.since[device].state, step: state.step, t });
+      for (const device of changed) hmi.displayLog.push({ device, state: hmi.since[device].state, step: state.step, received, t });
       if (hmi.displayLog.length > 2000) hmi.displayLog.splice(0, 1000);
     });
   }
