@@ -80,12 +80,14 @@ def _instrument(server: Server, timers: Timers) -> Callable[[], None]:
     for device in line.devices.values():
         if isinstance(device, Arm):
             label = f"{device.id}.before_step{SUB}inverse kinematics"
-            set_attr(device, "_ik", timers.wrap(label, device._ik))
-    if line.controller is not None:
-        set_attr(line.controller, "tick", timers.wrap("controller scan", line.controller.tick))
+            set_attr(device.model, "ik", timers.wrap(label, device.model.ik))
+    controller = host.automation.controller
+    if controller is not None:
+        set_attr(controller, "tick", timers.wrap("controller scan", controller.tick))
     set_attr(host, "state", timers.wrap("server: state message built", host.state))
-    set_attr(host, "kpis", timers.wrap("server: KPI snapshot", host.kpis))
-    set_attr(host, "flush_events", timers.wrap("server: events", host.flush_events))
+    stepper = host.stepper
+    set_attr(stepper, "kpis", timers.wrap("server: KPI snapshot", stepper.kpis))
+    set_attr(stepper, "flush_events", timers.wrap("server: events", stepper.flush_events))
     set_attr(host, "_publish", timers.wrap("server: telemetry sends", host._publish))
     set_attr(server, "serve_requests", timers.wrap("server: polling", server.serve_requests))
     encode = host_module.encode
