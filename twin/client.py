@@ -86,7 +86,7 @@ class Client:
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         if self.curve is not None:
-            from twin.server.curve import make_client_socket
+            from twin.curve_keys import make_client_socket
 
             try:
                 make_client_socket(sock, *self.curve)

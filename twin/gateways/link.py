@@ -70,7 +70,7 @@ class TwinLink:
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         if curve is not None:
-            from twin.server.curve import make_client_socket
+            from twin.curve_keys import make_client_socket
 
             make_client_socket(sock, *curve)
         return sock

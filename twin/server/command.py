@@ -11,7 +11,7 @@ from twin.server.control_lock import DEFAULT_LEASE_S
 from twin.server.curve import CurveSetupError
 from twin.server.endpoints import DEFAULT_CONTROL, DEFAULT_TELEMETRY, RemoteBindRefused
 from twin.server.limits import DEFAULT_BURST, DEFAULT_MAX_QUEUED, DEFAULT_RATE
-from twin.server.loop import ServeOptions, serve
+from twin.server.loop import ServeOptions
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "default_line.toml")
 
@@ -199,6 +199,8 @@ def run_serve(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"error: {flag}: {e} (write {flag}=ADDR before a config)", file=sys.stderr)
             return 2
+    from twin.serving import serve  # the server composed with its recorder
+
     try:
         return serve(cfg, opts)
     except (RemoteBindRefused, CurveSetupError) as e:

@@ -58,9 +58,12 @@ class SecurityError(ValueError):
 @dataclass(eq=False)  # each session has its own user object: identity, not equality
 class TwinUser(User):
     twin_role: str = OBSERVER
+    anonymous_no: int = 0  # anonymous sessions have no identity but their number
 
     @property
     def label(self) -> str:
+        if self.anonymous_no:
+            return f"anonymous OPC UA session {self.anonymous_no}"
         return f"OPC UA user '{self.name}'"
 
 
@@ -167,6 +170,7 @@ class TwinUserManager:
     def __init__(self, users: list[UserEntry], allow_anonymous: bool) -> None:
         self.users = users
         self.allow_anonymous = allow_anonymous
+        self._anonymous = 0
 
     def get_user(
         self,
@@ -185,7 +189,13 @@ class TwinUserManager:
                 if u.certificate is not None and u.certificate == certificate:
                     return TwinUser(role=UserRole.User, name=u.name, twin_role=u.role)
         if self.allow_anonymous:
-            return TwinUser(role=UserRole.User, name="anonymous", twin_role=CONTROLLER)
+            self._anonymous += 1
+            return TwinUser(
+                role=UserRole.User,
+                name="anonymous",
+                twin_role=CONTROLLER,
+                anonymous_no=self._anonymous,
+            )
         return None
 
 
