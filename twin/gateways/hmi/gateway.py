@@ -221,6 +221,7 @@ class HmiGateway:
                 "you": you,
                 "hmi": held,
                 "holder": lease.owner_label if held and lease is not None else "",
+                "watchdog": self.opts.watchdog,
             }
         ).decode()
 
