@@ -217,8 +217,8 @@ class CameraConfig(_Strict, tag="camera", tag_field="kind", kw_only=True):
     near: Annotated[float, msgspec.Meta(gt=0, le=MAX_CELL)] = 0.05  # m, clipping planes
     far: Annotated[float, msgspec.Meta(gt=0, le=MAX_CELL)] = 10.0
     rate: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 10.0  # frames per simulated second
-    modalities: Annotated[list[Modality], msgspec.Meta(min_length=1, max_length=3)] = (
-        msgspec.field(default_factory=lambda: ["rgb"])
+    modalities: Annotated[list[Modality], msgspec.Meta(min_length=1, max_length=3)] = msgspec.field(
+        default_factory=lambda: ["rgb"]
     )
     encoding: Literal["raw", "png"] = "raw"  # how RGB goes on the wire (depth, masks: raw)
     noise: CameraNoise | None = None

@@ -1,0 +1,1 @@
+"""Vision beside the camera device: frames as messages, which frames are wanted, datasets."""
