@@ -181,3 +181,52 @@ def test_foreign_origins_and_remote_addresses_are_refused(setup) -> None:  # noq
     assert role_for("t0k", "t0k", "127.0.0.1", tls=False)[0] == "controller"
     assert role_for("t0k", "t0k", "192.168.1.20", tls=False)[0] == "observer"
     assert role_for("t0k", "t0k", "192.168.1.20", tls=True)[0] == "controller"
+
+
+def self_signed(tmp_path) -> tuple[str, str]:  # noqa: ANN001
+    """A certificate and key for 127.0.0.1, made here (PEM files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "twin hmi test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "hmi.crt", tmp_path / "hmi.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+def test_the_hmi_over_tls(setup, tmp_path) -> None:  # noqa: ANN001
+    import ssl
+
+    server, _ = setup
+    cert, key = self_signed(tmp_path)
+    with HmiProcess(server, "--tls", cert, key) as hmi:
+        assert hmi.controller_url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=cert)
+        with urllib.request.urlopen(hmi.url, timeout=5, context=context) as r:
+            assert r.status == 200 and "/static/hmi.js" in r.read().decode()
+        url = ws_url(hmi.controller_url).replace("https://", "wss://")
+        with connect(url, ssl=context, open_timeout=5, max_size=None) as ws:
+            assert until(ws, "welcome")["role"] == "controller"
+            assert until(ws, "state")["step"] > 0
