@@ -230,3 +230,28 @@ def test_the_hmi_over_tls(setup, tmp_path) -> None:  # noqa: ANN001
         with connect(url, ssl=context, open_timeout=5, max_size=None) as ws:
             assert until(ws, "welcome")["role"] == "controller"
             assert until(ws, "state")["step"] > 0
+
+
+def test_a_lost_page_trips_the_twins_watchdog_and_a_closed_one_releases(setup) -> None:  # noqa: ANN001
+    server, hmi = setup
+    with Client(server.control, server.telemetry) as direct:
+        with open_ws(hmi.controller_url) as ws:  # closed on purpose: control is given back
+            until(ws, "welcome")
+            ws.send(json.dumps({"op": "command", "ref": 1, "device": "infeed", "command": "run"}))
+            assert until(ws, "reply", ref=1)["ok"] is True
+            assert direct.hello().controlled is True
+        deadline = time.monotonic() + 5
+        while direct.hello().controlled and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert direct.hello().controlled is False
+        direct.subscribe(("event",))
+        with open_ws(hmi.controller_url) as ws:
+            until(ws, "welcome")
+            ws.send(json.dumps({"op": "command", "ref": 2, "device": "infeed", "command": "run"}))
+            assert until(ws, "reply", ref=2)["ok"] is True
+            ws.socket.shutdown(socket.SHUT_RDWR)  # the network is gone: no close frame
+            ws.socket.close()
+        t0 = time.monotonic()
+        event = direct.wait_for_event("watchdog", timeout=15)
+        assert event.data["timeout"] == 2.0 and time.monotonic() - t0 < 10
+        assert not direct.get_state().signals["infeed"]["running"]  # the line went safe
