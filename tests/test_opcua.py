@@ -327,6 +327,15 @@ def test_opcua_refuses_a_non_loopback_endpoint_without_users() -> None:
     )
     assert run.returncode == 2
     assert "loopback" in run.stderr
+    serve = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "serve", "--opcua", "opc.tcp://0.0.0.0:4840/twin"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert serve.returncode == 2
+    assert "only allowed on loopback" in serve.stderr
 
 
 def test_bad_opcua_input_is_refused_and_changes_nothing() -> None:
@@ -340,20 +349,26 @@ def test_bad_opcua_input_is_refused_and_changes_nothing() -> None:
             control=server.control,
             telemetry=server.telemetry,
             max_monitored_items=20,
-            idle_timeout=30.0,
+            idle_timeout=2.0,
+            watchdog=1.0,
         )
 
-        async def scenario() -> dict[str, object]:
+        async def scenario(twin: TwinClient) -> dict[str, object]:
             gateway = OpcUaGateway(opts)
             await gateway.start()
             try:
-                return await _bad_input(f"opc.tcp://127.0.0.1:{port}/twin")
+                out = await _bad_input(f"opc.tcp://127.0.0.1:{port}/twin")
+                out["controlled_while_clients_talk"] = twin.get_state().controlled
+                # the clients are gone: the gateway stops vouching, the twin's watchdog trips
+                await asyncio.sleep(opts.idle_timeout + opts.watchdog + 1.5)
+                out["controlled_after_silence"] = twin.get_state().controlled
+                return out
             finally:
                 await gateway.stop()
 
         try:
             with TwinClient(server.control) as twin:
-                outcome = asyncio.run(scenario())
+                outcome = asyncio.run(scenario(twin))
                 state = twin.get_state()
         finally:
             assert server.stop() == 0
@@ -368,6 +383,8 @@ def test_bad_opcua_input_is_refused_and_changes_nothing() -> None:
     assert "holds control" in str(outcome["second_refusal"])
     assert outcome["monitored_items_granted"] == 20
     assert outcome["monitored_items_refused"] == "BadTooManyMonitoredItems"
+    assert outcome["controlled_while_clients_talk"] is True
+    assert outcome["controlled_after_silence"] is False
     assert state.signals["infeed"]["speed"] == 0.25  # the config's: no write went through
     assert state.signals["mill"]["state"] == "Stopped"
 

@@ -225,7 +225,8 @@ def start_gateways(opts: ServeOptions, control: str, telemetry: str) -> list:
     if opts.opcua:
         procs.append(spawn_gateway("opcua", control, telemetry, "--endpoint", opts.opcua))
     if opts.modbus:
-        procs.append(spawn_gateway("modbus", control, telemetry, "--address", opts.modbus))
+        remote = ["--allow-remote"] if opts.allow_remote else []
+        procs.append(spawn_gateway("modbus", control, telemetry, "--address", opts.modbus, *remote))
     if opts.hmi:
         procs.append(spawn_gateway("hmi", control, telemetry, "--address", opts.hmi))
     if opts.foxglove:

@@ -221,6 +221,7 @@ class HmiGateway:
                 "you": you,
                 "hmi": held,
                 "holder": lease.owner_label if held and lease is not None else "",
+                "watchdog": self.opts.watchdog,
             }
         ).decode()
 
@@ -299,15 +300,13 @@ class HmiGateway:
 
     # -- page requests ---------------------------------------------------------------------
     async def _handle(self, session: Session, data: str | bytes) -> None:
-        if not session.budget.take():
-            self._reply(
-                session, None, "rate_limited", "too many requests from this page; slow down"
-            )
-            return
         try:
-            op = ops.decode(data)
+            op = ops.decode(data)  # cheap (at most 16 KiB), and gives the ref to answer with
         except ValueError as e:
             self._reply(session, None, "bad_request", str(e))
+            return
+        if not session.budget.take():
+            self._reply(session, op.ref, "rate_limited", "too many requests; slow down")
             return
         if isinstance(op, ops.Ping):
             if session.controller and self.lease is not None:

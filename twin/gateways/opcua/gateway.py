@@ -284,8 +284,7 @@ class OpcUaGateway:
         self, dev_id: str | None, e: Exception, n_inputs: int
     ) -> ua.CallMethodResult:
         status, message = _status_and_message(e)
-        if dev_id is not None:
-            await self._write({f"{dev_id}.LastRefusal": message})
+        await self._write({f"{dev_id or 'Twin'}.LastRefusal": message})
         result = ua.CallMethodResult()
         result.StatusCode = ua.StatusCode(status)
         # the twin's message travels as diagnostic info with each argument's result
