@@ -121,6 +121,7 @@ class OpcUaGateway:
             policies.append(ua.SecurityPolicyType.NoSecurity)
             tokens.append(ua.AnonymousIdentityToken)
         if self.users:
+            assert self.model is not None
             pki = Path(self.opts.pki or "opcua_pki")
             pki.mkdir(parents=True, exist_ok=True)
             cert, key = pki / "server_cert.der", pki / "server_key.pem"
