@@ -87,7 +87,9 @@ def _instrument(server: Server, timers: Timers) -> Callable[[], None]:
     set_attr(host, "state", timers.wrap("server: state message built", host.state))
     stepper = host.stepper
     set_attr(stepper, "kpis", timers.wrap("server: KPI snapshot", stepper.kpis))
-    set_attr(stepper, "flush_events", timers.wrap("server: events", stepper.flush_events))
+    # the events' consumers; their sends and encoding are timed with the other messages'
+    monitor = stepper.monitor
+    set_attr(monitor, "consume", timers.wrap("server: events to KPIs", monitor.consume))
     set_attr(host, "_publish", timers.wrap("server: telemetry sends", host._publish))
     set_attr(server, "serve_requests", timers.wrap("server: polling", server.serve_requests))
     encode = host_module.encode
