@@ -162,8 +162,11 @@ def test_station_fault_raises_and_clears_an_alarm(tmp_path: Path) -> None:
         finally:
             assert server.stop() == 0
     active = [e for e in events if e.get("condition") == "breakdown" and e["source"] == "mill"]
-    assert [e["active"] for e in active][:1] == [True]
-    assert active[-1]["active"] is False
+    assert [(e["active"], e["acked"]) for e in active] == [
+        (True, False),  # raised
+        (True, True),  # acknowledged while the fault lasts
+        (False, True),  # cleared: no longer retained
+    ]
     # state changes are events too
     assert any(e.get("message", "").startswith("mill: Stopped -> Resetting") for e in events)
 
@@ -203,6 +206,14 @@ async def _watch_alarms(endpoint: str, twin: TwinClient) -> list[dict]:
                 await asyncio.sleep(0.05)
             assert await fault.read_value() == want
             await asyncio.sleep(0.3)  # the notification follows the value
+            if want:  # an operator acknowledges the active alarm
+                condition = c.get_node(ua.NodeId("mill.Alarms.breakdown", ns))
+                await condition.call_method(
+                    ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge),
+                    ua.Variant(b"", ua.VariantType.ByteString),
+                    ua.Variant(ua.LocalizedText("seen"), ua.VariantType.LocalizedText),
+                )
+                await asyncio.sleep(0.3)
         twin.command("mill", "reset")
         twin.step(50)
         await asyncio.sleep(0.5)
