@@ -390,6 +390,8 @@ def test_client_exchanges_a_process_image(client):
     with pytest.raises(TwinError) as err:
         image.exchange(n=1)
     assert err.value.code == "bad_image"
+    image.declare_again()
+    assert image.exchange(n=1).inputs == [False, 0.25, "Stopped"]  # the rebuilt line
 
 
 def test_a_gym_session_takes_control_again_after_its_lease_ran_out(serve):

@@ -148,7 +148,7 @@ class TwinLink:
             msg = decode_telemetry(payload)
         except Exception:
             return
-        handler = {
+        handler: Callable[[Any], Awaitable[None] | None] | None = {  # type: ignore[assignment]
             m.TOPIC_STATE: self.on_state,
             m.TOPIC_EVENT: self.on_event,
             m.TOPIC_KPI: self.on_kpis,

@@ -39,9 +39,10 @@ class Backend(Protocol):
 class InProcessBackend:
     """Builds a `twin.line.Line` directly: no sockets, the fastest way to step."""
 
-    def __init__(self, cfg: LineConfig, builtin_controller: bool) -> None:
+    def __init__(self, cfg: LineConfig, builtin_controller: bool, visuals: bool = False) -> None:
         self.cfg = cfg
         self.builtin_controller = builtin_controller
+        self.visuals = visuals  # robots with their visual meshes, to render
         self._build(None)
         self._pristine = True  # built and never stepped or commanded: reset may reuse it
 
@@ -50,7 +51,9 @@ class InProcessBackend:
         from twin.automation import build_line
         from twin.telemetry import TelemetryStepper
 
-        self.line = build_line(self.cfg, seed=seed, builtin_controller=self.builtin_controller)
+        self.line = build_line(
+            self.cfg, seed=seed, builtin_controller=self.builtin_controller, visuals=self.visuals
+        )
         # the stepper everyone steps with; nobody reads the events here: it keeps the log empty
         self._stepper = TelemetryStepper(self.line, state_rate=0.0, state=self._state)
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from twin.config import ConfigError, load
+from twin.gateways.process import gateway_address_problem
 from twin.server.control_lock import DEFAULT_LEASE_S
 from twin.server.curve import CurveSetupError
 from twin.server.endpoints import DEFAULT_CONTROL, DEFAULT_TELEMETRY, RemoteBindRefused
@@ -189,6 +190,10 @@ def run_serve(args: argparse.Namespace) -> int:
             "yourself with --curve KEY_SECRET SERVER_KEY (they connect like any client)",
             file=sys.stderr,
         )
+        return 2
+    problem = gateway_address_problem(args.opcua, args.modbus, args.allow_remote)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     from twin.gateways.hmi.security import parse_address
 

@@ -59,6 +59,7 @@ class Session:
         self._closing: tuple[int, str] | None = None
         self._last_state = 0.0
         self._closed = asyncio.Event()
+        self.closed_cleanly = False  # the browser closed the WebSocket on purpose
 
     @property
     def controller(self) -> bool:
