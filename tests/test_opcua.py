@@ -349,12 +349,12 @@ def test_opcua_refuses_a_non_loopback_endpoint_without_users() -> None:
     assert "only allowed on loopback" in serve.stderr
 
 
-def test_bad_opcua_input_is_refused_and_changes_nothing() -> None:
+def test_bad_opcua_input_is_refused_and_changes_nothing(serve) -> None:
     from twin.gateways.opcua.gateway import OpcUaGateway
     from twin.gateways.opcua.options import OpcUaOptions
 
     port = free_port()
-    with ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server:
+    with serve("--mode", "lockstep", "--no-builtin-controller") as server:
         opts = OpcUaOptions(
             endpoint=f"opc.tcp://127.0.0.1:{port}/twin",
             control=server.control,
