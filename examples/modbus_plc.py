@@ -24,10 +24,14 @@ import time
 
 from pymodbus.client import AsyncModbusTcpClient
 
-# taught points (mm, world frame) of the default line
-PICK_INFEED = [15, -450, 750]
-MILL = [550, 0, 750]
-PLACE_OUTFEED = [30, 450, 750]
+# taught points (mm, world frame) of the default line, read from the gateway's teach.*
+# registers when the map has them; these are the values an engineer would have taught
+TAUGHT = {
+    "robot.pick.infeed_pick_eye": [15, -450, 750],
+    "robot.place.mill": [550, 0, 750],
+    "robot.pick.mill": [550, 0, 750],
+    "robot.place.outfeed": [30, 450, 750],
+}
 STOP_DELAY = 0.5  # s the pick eye must be blocked before the infeed stops
 PACKML = {2: "Stopped", 4: "Idle", 6: "Execute", 9: "Aborted", 11: "Held", 17: "Complete"}
 
@@ -45,6 +49,12 @@ class Plc:
         self.job: tuple[str, int] | None = None
         self.mill_reserved = False
         self.refusals: list[str] = []
+        self.taught = dict(TAUGHT)
+
+    async def teach(self) -> None:
+        for name in TAUGHT:
+            if f"teach.{name}[0]" in self.table:
+                self.taught[name] = [await self.int32(f"teach.{name}[{i}]") for i in range(3)]
 
     def addr(self, name: str) -> int:
         if name not in self.table:
@@ -121,8 +131,8 @@ class Plc:
             if s["busy"] or s["jobs_done"] == before:
                 return
             if phase.startswith("pick") and s["holding"] != 0:
-                target = MILL if phase == "pick_infeed" else PLACE_OUTFEED
-                if await self.move("place", target):
+                target = "robot.place.mill" if phase == "pick_infeed" else "robot.place.outfeed"
+                if await self.move("place", self.taught[target]):
                     self.job = ("place", s["jobs_done"])
                 return
             self.mill_reserved = False
@@ -136,10 +146,10 @@ class Plc:
             mill_done = s["mill"] == "Complete" and s["present"]
             mill_free = s["mill"] == "Idle" and not s["present"]
         if mill_done and not s["outfeed_eye"]:
-            if await self.move("pick", MILL):
+            if await self.move("pick", self.taught["robot.pick.mill"]):
                 self.job = ("pick_mill", s["jobs_done"])
         elif s["pick_eye"] and mill_free and not self.mill_reserved:
-            if await self.move("pick", PICK_INFEED):
+            if await self.move("pick", self.taught["robot.pick.infeed_pick_eye"]):
                 self.mill_reserved = True
                 self.job = ("pick_infeed", s["jobs_done"])
 
@@ -151,6 +161,7 @@ async def run(address: str, map_file: str, parts: int, timeout: float, scan: flo
     client = AsyncModbusTcpClient(host, port=int(port), timeout=5)
     await client.connect()
     plc = Plc(client, table)
+    await plc.teach()
     start = time.monotonic()
     completed = 0
     try:

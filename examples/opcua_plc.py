@@ -24,10 +24,14 @@ import time
 from asyncua import Client, ua
 
 NAMESPACE = "urn:twin:default_line"
-# taught points (m, world frame) of the default line: where the robot picks and places
-PICK_INFEED = [0.015, -0.45, 0.75]  # at the infeed pick eye, against the end stop
-MILL = [0.55, 0.0, 0.75]  # on the mill's fixture
-PLACE_OUTFEED = [0.03, 0.45, 0.75]  # on the outfeed, before its entry eye
+# taught points (m, world frame) of the default line, read from the gateway's TeachPoints
+# when it has them; these are the values a commissioning engineer would have taught
+TAUGHT = {
+    "robot.pick.infeed_pick_eye": [0.015, -0.45, 0.75],  # at the pick eye, against the stop
+    "robot.place.mill": [0.55, 0.0, 0.75],  # on the mill's fixture
+    "robot.pick.mill": [0.55, 0.0, 0.75],
+    "robot.place.outfeed": [0.03, 0.45, 0.75],  # on the outfeed, before its entry eye
+}
 STOP_DELAY = 0.5  # s the pick eye must be blocked before the infeed stops
 INPUTS = [
     "infeed_pick_eye.blocked",
@@ -43,9 +47,10 @@ INPUTS = [
 
 
 class Plc:
-    def __init__(self, client: Client, ns: int, optional: set[str]) -> None:
+    def __init__(self, client: Client, ns: int, optional: set[str], taught: dict) -> None:
         self.client = client
         self.ns = ns
+        self.taught = taught
         self.optional = optional  # newer station signals the address space may offer
         self.belts: dict[str, bool] = {}
         self.blocked_since: float | None = None
@@ -112,8 +117,8 @@ class Plc:
                 return  # still on its job
             holding = s["robot.holding"] != 0
             if phase.startswith("pick") and holding:
-                target = MILL if phase == "pick_infeed" else PLACE_OUTFEED
-                if await self.move("Place", target):
+                target = "robot.place.mill" if phase == "pick_infeed" else "robot.place.outfeed"
+                if await self.move("Place", self.taught[target]):
                     self.job = ("place", s["robot.jobs_done"])
                 return
             self.mill_reserved = False
@@ -122,10 +127,10 @@ class Plc:
             return
         # unload the mill first so it is never blocked, then load it
         if self.mill_done(s) and not s["outfeed_entry_eye.blocked"]:
-            if await self.move("Pick", MILL):
+            if await self.move("Pick", self.taught["robot.pick.mill"]):
                 self.job = ("pick_mill", s["robot.jobs_done"])
         elif s["infeed_pick_eye.blocked"] and self.mill_free(s) and not self.mill_reserved:
-            if await self.move("Pick", PICK_INFEED):
+            if await self.move("Pick", self.taught["robot.pick.infeed_pick_eye"]):
                 self.mill_reserved = True
                 self.job = ("pick_infeed", s["robot.jobs_done"])
 
@@ -138,7 +143,15 @@ async def run(endpoint: str, parts: int, timeout: float, scan: float) -> dict:
         optional = {f"mill.{n}" for n in ("load_ok", "unload_ok", "part_done") if n in names}
         keys = INPUTS + sorted(optional)
         nodes = [client.get_node(ua.NodeId(k, ns)) for k in keys]
-        plc = Plc(client, ns, optional)
+        taught = dict(TAUGHT)
+        for name in TAUGHT:  # the twin's own teach points, if the address space has them
+            try:
+                taught[name] = await client.get_node(
+                    ua.NodeId(f"TeachPoints.{name}", ns)
+                ).read_value()
+            except ua.UaStatusCodeError:
+                pass
+        plc = Plc(client, ns, optional, taught)
         start = time.monotonic()
         completed = 0
         while time.monotonic() - start < timeout:

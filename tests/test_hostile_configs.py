@@ -207,3 +207,19 @@ def test_check_vets_the_shipped_configs_and_they_build(tmp_path):
     for path in sorted((ROOT / "configs").glob("*line*.toml")):
         code, err = finish(start("check", str(path)))
         assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--seed", "-5"], "seed must be an integer from 0"),
+        (["run", "--duration", "inf"], "must be a finite number > 0"),
+        (["run", "--realtime", "nan"], "real-time factor must be a finite number > 0"),
+        (["snapshot", "--out", "x.png", "--width", "100000"], "must be 16 to 4096 pixels"),
+        (["snapshot", "--out", "x.png", "--settle", "nan"], "must be a finite number >= 0"),
+    ],
+)
+def test_hostile_command_line_values_are_refused_in_one_line(args, message):
+    code, err = finish(start(*args), timeout=60)
+    assert code == 2 and "Traceback" not in err, err
+    assert message in err.strip().splitlines()[-1], err

@@ -238,3 +238,128 @@ def test_littles_law_holds_on_a_steady_run_of_the_real_line():
     rate_per_s = k["parts_completed"] / k["time_s"]
     assert k["parts_completed"] >= 12
     assert k["wip_mean"] == pytest.approx(rate_per_s * k["lead_time_s"]["mean"], rel=0.15)
+
+
+# a breakdown in every state a station can be in ---------------------------------------
+BREAKDOWN_STATION = """
+name = "breakdown_station"
+[physics]
+timestep = 0.01
+[[part_types]]
+name = "box"
+size = [0.08, 0.08, 0.05]
+mass = 0.35
+[[devices]]
+kind = "station"
+id = "mill"
+position = [0.0, 0.0, 0.0]
+size = [0.36, 0.36, 0.75]
+cycle_time = 4.0
+transition_time = 1.0
+batch_size = {batch}
+breakdowns = {breakdowns}
+"""
+
+_IDLE = [("cmd", "reset"), ("until", "Idle")]
+_EXECUTE = [*_IDLE, ("part",), ("cmd", "start"), ("processing",)]
+_SUSPENDED = [*_IDLE, ("cmd", "start"), ("until", "Suspended")]
+_HELD = [*_EXECUTE, ("cmd", "hold"), ("until", "Held")]
+_ABORTED = [*_EXECUTE, ("cmd", "abort"), ("until", "Aborted")]
+# how to bring a station into each state, by commands and parts only
+PATHS = {
+    "Stopped": [],
+    "Resetting": [("cmd", "reset")],
+    "Idle": _IDLE,
+    "Starting": [*_IDLE, ("cmd", "start")],
+    "Execute": _EXECUTE,
+    "Suspending": [*_IDLE, ("cmd", "start"), ("until", "Suspending")],
+    "Suspended": _SUSPENDED,
+    "Unsuspending": [*_SUSPENDED, ("part",), ("until", "Unsuspending")],
+    "Holding": [*_EXECUTE, ("cmd", "hold")],
+    "Held": _HELD,
+    "Unholding": [*_HELD, ("cmd", "unhold")],
+    "Stopping": [*_EXECUTE, ("cmd", "stop")],
+    "Aborting": [*_EXECUTE, ("cmd", "abort")],
+    "Aborted": _ABORTED,
+    "Clearing": [*_ABORTED, ("cmd", "clear")],
+    "Completing": [*_EXECUTE, ("until", "Completing")],
+    "Complete": [*_EXECUTE, ("until", "Complete")],
+}
+# states that are (or are about to be) producing: a breakdown holds them
+HELD_BY_BREAKDOWN = {"Starting", "Execute", "Suspending", "Suspended", "Unsuspending", "Unholding"}
+
+
+def _drive(line, path) -> None:
+    st = line.devices["mill"]
+    for step in path:
+        if step[0] == "cmd":
+            line.apply("mill", step[1])
+        elif step[0] == "part":
+            line.pool.spawn("box", st.point(0, 0, 0.027), 0.0, line.sim_time)
+        else:
+            for _ in range(round(10 / line.dt)):
+                line.step()
+                s = st.signals()
+                if (step[0] == "processing" and s["progress"] > 0) or s["state"] == step[-1]:
+                    break
+            else:
+                raise AssertionError(f"station never reached {step}")
+
+
+def _station_line(breakdowns: str, batch: int) -> Line:
+    text = BREAKDOWN_STATION.format(breakdowns=breakdowns, batch=batch)
+    return Line(loads(text, "station.toml"))
+
+
+@pytest.mark.parametrize("state", list(PATHS))
+def test_a_breakdown_in_every_station_state_stops_what_it_says(state):
+    from twin.devices.base import CommandError
+
+    batch = 1 if state in ("Completing", "Complete") else 0
+    with _station_line("[]", batch) as line:  # where the state is reached, without faults
+        _drive(line, PATHS[state])
+        reached = line.sim_time
+        assert line.signals()["mill"]["state"] == state
+    at, repaired = reached + 0.05, reached + 3.05
+    with _station_line(f"[{{ at = {at:.2f}, duration = 3.0 }}]", batch) as line:
+        _drive(line, PATHS[state])
+        st = line.devices["mill"]
+        assert line.sim_time == pytest.approx(reached) and st.signals()["state"] == state
+        line.step(round(0.1 / line.dt))
+        progress = st.signals()["progress"]
+        line.step(round((repaired - 0.15 - line.sim_time) / line.dt))  # just before repair
+        s = st.signals()
+        assert s["fault"] == "breakdown" and s["activity"] == "down"
+        assert s["progress"] == progress, "no processing while broken down"
+        assert not s["load_ok"] and not s["unload_ok"], "neither loadable nor unloadable"
+        if state in HELD_BY_BREAKDOWN:
+            assert s["state"] == "Held"
+        assert s["state"] not in ("Execute", "Starting", "Unholding", "Unsuspending")
+        for command in ("start", "unhold", "unsuspend"):
+            with pytest.raises(CommandError) as err:
+                line.apply("mill", command)
+            assert err.value.code == "fault_active"
+        line.step(round(0.2 / line.dt))  # repaired
+        assert st.signals()["fault"] is None
+        events = line.drain_events()
+        finished = [e for e in events if e.kind == "process_finished"]
+        if state in HELD_BY_BREAKDOWN or state == "Execute":
+            assert finished == []
+        if state in ("Execute", "Unsuspending", "Unholding"):
+            # it carries on with its part and gives it the whole cycle time
+            line.step(round(8 / line.dt))
+            (done,) = [e for e in line.drain_events() if e.kind == "process_finished"]
+            assert done.cycle_time == pytest.approx(4.0, abs=0.02)
+            assert done.time > repaired
+        if state in ("Holding", "Held"):  # held by an operator: stays held after the repair
+            line.step(round(2 / line.dt))
+            assert st.signals()["state"] == "Held"
+
+
+def test_a_broken_down_station_is_neither_loaded_nor_unloaded(faulty_run):
+    # the mill is down from 40 s to 60 s: no part arrives on it meanwhile, and none leaves
+    # but one whose pick was already under way when it broke down
+    for p in faulty_run.genealogy:
+        for visit in p["visits"]:
+            assert not 40.0 < visit["entered"] < 60.0, (p["id"], visit)
+            assert visit["left"] is None or not 41.0 < visit["left"] < 60.0, (p["id"], visit)

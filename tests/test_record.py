@@ -145,11 +145,12 @@ def test_recording_opens_in_mcap_reader_with_a_schema_per_channel(lockstep_recor
 
 
 def test_tampered_command_fails_verify_at_its_step(lockstep_recording, tmp_path):
-    picks = [r for r in _requests(lockstep_recording) if r["request"].get("command") == "pick"]
-    assert picks, "the external controller never picked: lengthen STEPS"
-    target = picks[0]
+    # a place, not a pick: a pick looks for the part around its point and finds the same part
+    places = [r for r in _requests(lockstep_recording) if r["request"].get("command") == "place"]
+    assert places, "the external controller never placed: lengthen STEPS"
+    target = places[0]
 
-    def nudge_pick(topic: str, data: bytes) -> bytes:
+    def nudge_place(topic: str, data: bytes) -> bytes:
         rec = json.loads(data)
         if topic == "request" and rec == target:
             rec["request"]["args"]["position"][0] += 0.02  # 2 cm off, still reachable
@@ -157,11 +158,11 @@ def test_tampered_command_fails_verify_at_its_step(lockstep_recording, tmp_path)
         return data
 
     tampered = tmp_path / "tampered.mcap"
-    _rewrite(lockstep_recording, tampered, nudge_pick)
+    _rewrite(lockstep_recording, tampered, nudge_place)
     done = _twin("replay", str(tampered), "--verify")
     assert done.returncode == 1, done.stdout + done.stderr
     step = int(re.search(r"step (\d+)", done.stdout).group(1))
-    assert target["step"] < step <= STEPS  # the first state that differs, after the pick
+    assert target["step"] < step <= STEPS  # the first state that differs, after the place
     assert "signals.robot" in done.stdout
 
 

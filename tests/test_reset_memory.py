@@ -33,8 +33,8 @@ def test_resets_do_not_grow_the_servers_memory():
             c.reset(seed=seed, timeout=60)
             c.step(50)
             after.append(_rss_mib(server.proc.pid))
-        # one line is ~100 MB; the new line is built before the old is closed, then the old
-        # one's memory goes back to the OS
+        # one line is ~45 MB headless; the new line is built before the old is closed, then
+        # the old one's memory goes back to the OS
         print(f"RSS before resets {before:.0f} MiB, after each: {[round(a) for a in after]}")
         assert max(after) < before + 25, (before, after)
         assert server.stop() == 0

@@ -265,7 +265,7 @@ c.take_control(watchdog=float(sys.argv[2]))
 c.command("infeed", "run")
 c.command("outfeed", "run")
 q = c.get_state().signals["robot"]["joint_positions"]
-q[0] = 2.5  # a long joint move, so the arm is still moving when this process dies
+q[0] = 2.8  # a long joint move, so the arm is still moving when this process dies
 c.command("robot", "move_joints", positions=q)
 print("ready", flush=True)
 while True:
@@ -275,7 +275,7 @@ while True:
 
 
 def test_watchdog_trips_when_the_controller_is_killed():
-    watchdog = 1.0
+    watchdog = 0.6  # trips well before the arm's joint move (over a second) is done
     with (
         ServerProcess("--mode", "realtime", "--no-builtin-controller") as server,
         Client(server.control, server.telemetry) as observer,
@@ -284,7 +284,7 @@ def test_watchdog_trips_when_the_controller_is_killed():
         ctl = run_script(_KILLABLE_CONTROLLER, server.control, str(watchdog))
         try:
             assert ctl.stdout.readline().strip() == "ready", ctl.stderr.read()
-            time.sleep(0.5)
+            time.sleep(0.2)
             running = observer.get_state()
             assert running.controlled and running.signals["robot"]["busy"]
             assert running.signals["infeed"]["running"]
@@ -390,6 +390,8 @@ def test_client_exchanges_a_process_image(client):
     with pytest.raises(TwinError) as err:
         image.exchange(n=1)
     assert err.value.code == "bad_image"
+    image.declare_again()
+    assert image.exchange(n=1).inputs == [False, 0.25, "Stopped"]  # the rebuilt line
 
 
 def test_a_gym_session_takes_control_again_after_its_lease_ran_out():

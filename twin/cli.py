@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 from pathlib import Path
 
 from twin.bench.command import add_parser as add_bench_parser
-from twin.config import ConfigError, load
+from twin.config import ArmConfig, ConfigError, load
 from twin.gateways.foxglove.command import add_parser as add_foxglove_parser
 from twin.gateways.hmi.command import add_parser as add_hmi_parser
 from twin.gateways.modbus.command import add_parser as add_modbus_parser
@@ -24,15 +25,38 @@ DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default_
 
 def _realtime_factor(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"real-time factor must be > 0, got {text}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"real-time factor must be a finite number > 0, got {text}"
+        )
     return value
 
 
 def _positive(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"seed must be an integer from 0 to 2**63 - 1, got {text}")
+    return value
+
+
+def _pixels(text: str) -> int:
+    value = int(text)
+    if not 16 <= value <= 4096:  # as [view] width and height
+        raise argparse.ArgumentTypeError(f"must be 16 to 4096 pixels, got {text}")
     return value
 
 
@@ -78,10 +102,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     kinds: dict[str, int] = {}
     for d in cfg.devices:
-        kind = type(d).__struct_config__.tag
+        kind = str(type(d).__struct_config__.tag)
         kinds[kind] = kinds.get(kind, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
-    print(f"{args.config}: ok ({cfg.name}: {summary})")
+    models = sorted({d.model for d in cfg.devices if isinstance(d, ArmConfig)})
+    loaded = f"; robot models loaded: {', '.join(models)}" if models else ""
+    print(f"{args.config}: ok ({cfg.name}: {summary}{loaded})")
     return 0
 
 
@@ -92,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a line headless and print a summary")
     run.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
     run.add_argument("--duration", type=_positive, default=600.0, help="simulated seconds")
-    run.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    run.add_argument("--seed", type=_seed, default=None, help="override the config's seed")
     run.add_argument("--report", help="write the summary as JSON to this file")
     run.add_argument("--gui", action="store_true", help="open pybullet's window")
     run.add_argument(
@@ -113,12 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     snap = sub.add_parser("snapshot", help="render the line to a PNG, headless")
     snap.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
     snap.add_argument("--out", required=True)
-    snap.add_argument("--settle", type=float, default=30.0, help="simulated seconds first")
-    snap.add_argument("--width", type=int, default=None)
-    snap.add_argument("--height", type=int, default=None)
+    snap.add_argument("--settle", type=_non_negative, default=30.0, help="simulated seconds first")
+    snap.add_argument("--width", type=_pixels, default=None)
+    snap.add_argument("--height", type=_pixels, default=None)
     snap.set_defaults(func=cmd_snapshot)
 
-    check = sub.add_parser("check", help="validate a line config")
+    check = sub.add_parser(
+        "check",
+        help="validate a line config as every command does (its robot models loaded headless)",
+    )
     check.add_argument("config")
     check.set_defaults(func=cmd_check)
 

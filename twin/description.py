@@ -17,26 +17,37 @@ RECIPES: dict[str, list[str]] = {
         "The built-in controller acts only while the line is in Execute. Device commands are "
         "accepted in every line state except during an e-stop (see the e-stop rule).",
         "line hold, stop or abort put every device in its safe state (belts stop, arms halt, "
-        "stations in Execute go to Held); line start/unhold/unsuspend let it run again.",
+        "producing stations go to Held), line abort aborts every station; line start/unhold/"
+        "unsuspend let it run again.",
         "Without the built-in controller (--no-builtin-controller) the devices still run by "
         "themselves: sources keep spawning parts at their interval (disable them to stop), "
         "belts keep their configured 'running', stations wait in Stopped, arms stay at home.",
     ],
     "station": [
-        "reset: Stopped (or Complete once emptied) -> Resetting -> Idle after transition_time.",
-        "load: an arm places a part on the fixture (its fixture_point) until part_present.",
-        "start: Idle -> Starting -> Execute; processing runs for cycle_time (progress).",
-        "wait for state Complete (processed counts up, blocked while the part is on it) or "
-        "for Held (a breakdown: fault set; it unholds itself when repaired; a safe stop: "
-        "send unhold) or Aborted (send clear, then reset).",
-        "unload: an arm picks the part at the fixture_point until part_present is false, "
-        "then reset for the next part.",
+        "reset: Stopped -> Resetting -> Idle after transition_time; start: Idle -> Starting -> "
+        "Execute. Once, not per part: in Execute the station works part after part.",
+        "load while load_ok (the interlock: no part, not broken down): an arm places a part "
+        "on the fixture (its fixture_point). Once at rest it is judged: seated (flat and "
+        "centred) parts are processed for cycle_time (progress); a part that is not seated "
+        "is not processed (seated false, event part_not_seated): take it off and place it "
+        "again.",
+        "with no work (starved: no part; blocked: part_done, a finished part on it) the "
+        "station suspends itself (Suspending -> Suspended) and unsuspends itself when a "
+        "seated part arrives; suspend/unsuspend by command keep it suspended until unsuspend.",
+        "unload while unload_ok (a finished or unseated part, not broken down): an arm picks "
+        "the part at the fixture_point until part_present is false. No reset between parts.",
+        "a breakdown (fault set) holds the station in every producing state and it unholds "
+        "itself when repaired; a safe stop holds it too (send unhold); an e-stop aborts it "
+        "(send clear, then reset and start). Complete only ends a batch (batch_size parts): "
+        "reset it once emptied.",
     ],
     "conveyor": [
         "run (at speed, set_speed/set_direction any time); parts ride on the moving surface.",
-        "with an end stop, parts accumulate against it: stop the belt once the pick eye has "
-        "been blocked for a moment, so the part rests at the stop, and run it again after "
-        "the pick.",
+        "with an end stop, parts accumulate against it: on a plain belt stop it once the "
+        "pick eye has been blocked for a moment, so the part rests at the stop, and run it "
+        "again after the pick. A zoned belt (zones > 1) does this by itself: each zone "
+        "stops its part at the end stop or one zone short of the next part (queued counts "
+        "them), so just keep it running.",
     ],
     "photoeye": [
         "read blocked (and part, the part in the beam); count counts rising edges.",

@@ -125,12 +125,20 @@ def source_zone(source: SourceConfig, belt: ConveyorConfig, largest: float) -> t
     """The drop zone that must be clear of parts before a part of footprint `largest` m is
     put down."""
     half = largest / 2 + 0.01
-    return zone_box(
-        belt_frame(belt),
-        (source.offset - half, source.offset + half),
-        (-half, half),
-        (0.004, 0.15),
-    )
+    along = (source.offset - half, source.offset + half)
+    if belt.zones > 1:
+        # an accumulation zone takes one part: the whole zone must be clear, and the
+        # part it last released must have left its slab (which reaches past the zone end)
+        length = belt.length / belt.zones
+        i = min(belt.zones - 1, max(0, int((source.offset + belt.length / 2) // length)))
+        start = -belt.length / 2 + i * length
+        along = (min(along[0], start), max(along[1], start + length + ZONE_RELEASE_CLEARANCE))
+    return zone_box(belt_frame(belt), along, (-half, half), (0.004, 0.15))
+
+
+# m past a zone's end that a released part must have travelled before the zone counts as
+# empty for a source (more than a zone slab's reach into the next zone)
+ZONE_RELEASE_CLEARANCE = 0.1
 
 
 # teach points ----------------------------------------------------------------------------
@@ -170,9 +178,9 @@ def place_point(cfg: LineConfig, t: Transfer) -> Point:
 def teach_points(cfg: LineConfig) -> list[dict[str, Any]]:
     """The config's transfers with their pick and place points, in priority order per arm.
 
-    A pick from a photo-eye is ready while the eye is blocked, from a station while it is
-    Complete with its part; a place on a station while it is Idle and empty, on a belt while
-    its `clear_eye` (if any) is clear."""
+    A pick from a photo-eye is ready while the eye is blocked, from a station while its part
+    is done and it allows unloading (`part_done`, `unload_ok`); a place on a station while
+    it allows loading (`load_ok`), on a belt while its `clear_eye` (if any) is clear."""
     out = []
     for t in cfg.controller.transfers if cfg.controller else []:
         if t.pick.eye is not None:

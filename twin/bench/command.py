@@ -17,6 +17,7 @@ from twin.bench.breakdown import breakdown, print_breakdown
 from twin.bench.extras import gym_envs, sweep_throughput
 from twin.bench.free_run import free_run
 from twin.bench.gateways import gateway_latency, gateway_step_rate, opcua_change_rate
+from twin.bench.hmi import hmi
 from twin.bench.lockstep import lockstep
 from twin.bench.parts_scaling import parts_scaling
 from twin.bench.processes import DEFAULT_CONFIG
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "record": record,
     "gym": gym_envs,  # several lines: gym_inprocess, gym_remote, gym_async_vec2
     "sweep": sweep_throughput,
+    "hmi": hmi,  # two lines: hmi_free_run (two browsers against none), hmi_latency
     "gateway_latency": gateway_latency,  # two lines: opcua_latency, modbus_latency
     "opcua_change_rate": opcua_change_rate,
     "gateway_step_rate": gateway_step_rate,

@@ -40,7 +40,7 @@ class Child:
             self._lines.put(line.rstrip("\n"))
         self._lines.put(None)
 
-    def wait_for(self, prefix: str, timeout: float = WAIT_S) -> str:
+    def wait_for(self, prefix: str | tuple[str, ...], timeout: float = WAIT_S) -> str:
         """The first stdout line starting with `prefix`; raises on timeout or exit."""
         deadline = time.monotonic() + timeout
         while True:

@@ -139,10 +139,31 @@ class Device:
 
 
 @dataclass
+class TeachPoint:
+    """Where an arm picks or places for one of the line's transfers (world frame, m)."""
+
+    name: str  # "<arm>.<pick|place>.<device>", e.g. "robot.pick.mill"
+    arm: str
+    action: str  # pick or place
+    device: str
+    point: list[float]
+
+
+@dataclass
 class LineModel:
     line: str
     timestep: float
     devices: list[Device]
+    teach_points: list[TeachPoint] = field(default_factory=list)
+
+    @property
+    def geometry(self) -> dict[str, dict[str, Any]]:
+        """Each device's geometry as describe gives it (may be empty)."""
+        return {
+            d.id: d.extra["geometry"]
+            for d in self.devices
+            if isinstance(d.extra.get("geometry"), dict)
+        }
 
     def device(self, device_id: str) -> Device:
         return next(d for d in self.devices if d.id == device_id)
@@ -192,6 +213,7 @@ def line_model(describe: Any) -> LineModel:
             "line": describe.line,
             "timestep": describe.timestep,
             "devices": describe.devices,
+            "teach_points": getattr(describe, "teach_points", None) or [],
         }
     )
     devices = []
@@ -210,4 +232,19 @@ def line_model(describe: Any) -> LineModel:
             s.max = s.max if s.max is not None else a.max
         dev.extra = {k: v for k, v in d.items() if k not in ("id", "kind", "signals", "commands")}
         devices.append(dev)
-    return LineModel(raw["line"], float(raw["timestep"]), devices)
+    return LineModel(raw["line"], float(raw["timestep"]), devices, _teach_points(raw))
+
+
+def _teach_points(raw: dict[str, Any]) -> list[TeachPoint]:
+    found: dict[str, TeachPoint] = {}
+    for transfer in raw.get("teach_points") or []:
+        arm = transfer.get("arm")
+        for action in ("pick", "place"):
+            end = transfer.get(action) or {}
+            point, device = end.get("point"), end.get("device")
+            if isinstance(arm, str) and isinstance(device, str) and isinstance(point, list):
+                name = f"{arm}.{action}.{device}"
+                found.setdefault(
+                    name, TeachPoint(name, arm, action, device, [float(v) for v in point])
+                )
+    return list(found.values())

@@ -30,6 +30,10 @@ from twin.server.curve import CONTROLLER
 from twin.server.host import LineHost
 from twin.server.image import ImageError, ProcessImage
 
+# request types by what they may do (sets: a lookup per request instead of isinstance chains)
+_OPEN = frozenset(m.OPEN_REQUESTS)
+_READ_ONLY = frozenset(m.READ_ONLY_REQUESTS)
+
 
 class Refused(Exception):
     """A well-formed request the server will not carry out now."""
@@ -91,16 +95,17 @@ class Dispatcher:
         try:
             request = decode_request(payload)
             request_id, lease = request.id, request.lease
-            if role != CONTROLLER and not isinstance(request, m.READ_ONLY_REQUESTS):
+            kind = type(request)
+            if role != CONTROLLER and kind not in _READ_ONLY:
                 raise Refused(
                     "forbidden",
                     f"'{m.request_tag(type(request))}' needs the controller role; "
                     f"this client's key has the {role} role (read-only requests only)",
                 )
-            if not isinstance(request, m.OPEN_REQUESTS):
+            if kind not in _OPEN:
                 self.lock.check(client, lease, user)
             step, sim_time = self.host.line.step_index, self.host.line.sim_time
-            reply = self._handlers[type(request)](client, request, now, user)
+            reply = self._handlers[kind](client, request, now, user)
             if isinstance(reply, m.HelloReply):
                 reply.role = role
             if self.on_accepted is not None:

@@ -1,7 +1,7 @@
 """One browser connected to the HMI: its role, its outgoing queue, its request budget.
 
-Telemetry must never wait for a browser. Each session keeps only the newest `state` (a slow
-page skips frames instead of falling behind) and a bounded queue of other messages (oldest
+Telemetry must never wait for a browser. Each session keeps only the newest `state` and sends
+at most STATE_HZ a second (a slow page skips frames instead of falling behind) and a bounded queue of other messages (oldest
 dropped when full); its own task sends them, and a send that does not complete within
 SEND_TIMEOUT_S (a client that never reads) ends the session.
 """
@@ -12,13 +12,15 @@ import asyncio
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 SEND_TIMEOUT_S = 10.0
 MAX_QUEUED = 256  # non-state messages waiting for a slow page
 RATE_PER_S = 10.0  # requests a page may send per second on average ...
 BURST = 20  # ... and at once
-MAX_REFUSED_IN_A_ROW = 200  # a page that keeps sending what is refused is disconnected
+MAX_REFUSED_IN_A_ROW = 200
+STATE_HZ = 30.0  # states sent to a page per second at most (the newest each time)  # a page that keeps sending what is refused is disconnected
 
 _ids = itertools.count(1)
 
@@ -40,7 +42,9 @@ class TokenBucket:
 
 
 class Session:
-    def __init__(self, websocket: Any, role: str, why: str, peer: str) -> None:
+    def __init__(
+        self, websocket: Any, role: str, why: str, peer: str, latest_state: Callable[[], str | None]
+    ) -> None:
         self.id = next(_ids)
         self.websocket = websocket
         self.role = role
@@ -49,10 +53,13 @@ class Session:
         self.budget = TokenBucket(RATE_PER_S, BURST)
         self.refused_in_a_row = 0
         self._queue: deque[str] = deque(maxlen=MAX_QUEUED)
-        self._state: str | None = None
+        self._latest_state = latest_state  # the newest state as JSON (encoded once, shared)
+        self._state_pending = False
         self._wake = asyncio.Event()
         self._closing: tuple[int, str] | None = None
+        self._last_state = 0.0
         self._closed = asyncio.Event()
+        self.closed_cleanly = False  # the browser closed the WebSocket on purpose
 
     @property
     def controller(self) -> bool:
@@ -62,8 +69,9 @@ class Session:
         self._queue.append(text)
         self._wake.set()
 
-    def push_state(self, text: str) -> None:
-        self._state = text  # replaces a state the page has not been sent yet
+    def state_ready(self) -> None:
+        """A new state: the page gets the newest one when its turn comes (older are skipped)."""
+        self._state_pending = True
         self._wake.set()
 
     async def send_forever(self) -> None:
@@ -73,9 +81,17 @@ class Session:
             self._wake.clear()
             while self._queue:
                 await self._send(self._queue.popleft())
-            if self._state is not None:
-                text, self._state = self._state, None
-                await self._send(text)
+            if self._state_pending:
+                # at most STATE_HZ states a second: a page paints ~30 frames/s anyway, and a
+                # faster stream would only queue up in the socket and delay what it shows
+                wait = self._last_state + 1.0 / STATE_HZ - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._state_pending = False
+                self._last_state = time.monotonic()
+                text = self._latest_state()
+                if text is not None:
+                    await self._send(text)
             if self._closing is not None:
                 await self.websocket.close(*self._closing)
                 self._closed.set()

@@ -150,6 +150,18 @@ class RegisterMap:
                 unit=unit,
                 doc=doc,
             )
+        for tp in self.model.teach_points:  # constants from describe, for the PLC's moves
+            for i in range(len(tp.point)):
+                self._add(
+                    INPUT,
+                    name=f"teach.{tp.name}[{i}]",
+                    kind="teach",
+                    field=tp.name,
+                    index=i,
+                    scale=1000,
+                    unit="m",
+                    doc=f"where {tp.arm} {tp.action}s at {tp.device}" if i == 0 else "",
+                )
         self._add(
             COIL, name="twin.estop", kind="twin", field="estop", doc="write 1: emergency stop"
         )

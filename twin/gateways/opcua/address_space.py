@@ -157,9 +157,61 @@ class Builder:
                 await self._packml(space, node, dev.id)
             if dev.is_arm:
                 await self._arm(space, node, dev.id, lengths.get(f"{dev.id}.joint_positions", 0))
+            geometry = dev.extra.get("geometry")
+            if isinstance(geometry, dict) and geometry:
+                await self._geometry(space, node, dev.id, geometry)
+        await self._teach_points(space, root)
         await self._kpis(space, root)
         await self._twin(space, root, twin_methods)
         return space
+
+    async def _geometry(self, space: Space, node: Node, dev_id: str, geometry: dict) -> None:
+        """The device's geometry from describe as properties (m, rad; world frame)."""
+        obj = await self._obj(node, f"{dev_id}.Geometry", "Geometry")
+        for name, value in _flatten(geometry):
+            key = f"{dev_id}.Geometry.{name}"
+            if isinstance(value, bool):
+                await self._var(space, obj, key, name, ua.VariantType.Boolean, value, prop=True)
+            elif isinstance(value, (int, float)):
+                unit = "rad" if name.endswith("yaw") else "m"
+                await self._var(
+                    space, obj, key, name, ua.VariantType.Double, float(value), unit=unit, prop=True
+                )
+            elif (
+                isinstance(value, list)
+                and value
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            ):
+                await self._var(
+                    space,
+                    obj,
+                    key,
+                    name,
+                    ua.VariantType.Double,
+                    [float(v) for v in value],
+                    array=True,
+                    unit="m",
+                    prop=True,
+                )
+            elif isinstance(value, str):
+                await self._var(space, obj, key, name, ua.VariantType.String, value, prop=True)
+
+    async def _teach_points(self, space: Space, root: Node) -> None:
+        if not self.model.teach_points:
+            return
+        obj = await self._obj(root, "TeachPoints", "TeachPoints")
+        for tp in self.model.teach_points:
+            await self._var(
+                space,
+                obj,
+                f"TeachPoints.{tp.name}",
+                tp.name,
+                ua.VariantType.Double,
+                tp.point,
+                array=True,
+                unit="m",
+                doc=f"where {tp.arm} {tp.action}s at {tp.device} (world frame, z up)",
+            )
 
     async def _method(self, parent: Node, dev_id: str, c: Command, handler: MethodHandler) -> None:
         args = []
@@ -344,6 +396,7 @@ class Builder:
             ("Controlled", s.Boolean, False, "some client holds the twin's control"),
             ("ControlHolder", s.String, "", "the gateway client holding control through it"),
             ("Connected", s.Boolean, False, "the gateway hears the twin's telemetry"),
+            ("LastRefusal", s.String, "", "the message of the last refused call of these methods"),
         ):
             await self._var(
                 space,
@@ -369,6 +422,32 @@ def method_name(command: str) -> str:
     """A command's method name in CamelCase, as OPC UA models name methods: the PackML
     commands get their OPC 30050 names (Reset, Start, ...), set_speed becomes SetSpeed."""
     return "".join(part.capitalize() for part in command.split("_"))
+
+
+def _geometry_unit(name: str) -> str:
+    """Geometry is in m and rad (describe's conventions); a few entries are neither."""
+    if name.endswith("yaw"):
+        return "rad"
+    if name.endswith("payload"):
+        return "kg"
+    if name in ("direction",) or name.endswith("_count"):
+        return ""
+    return "m"
+
+
+def _flatten(values: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested geometry maps as (name, value) pairs: zone.min -> "zone_min"."""
+    out: list[tuple[str, Any]] = []
+    for k, v in values.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += _flatten(v, f"{name}_")
+        elif isinstance(v, list) and v and isinstance(v[0], list):
+            for i, row in enumerate(v):
+                out.append((f"{name}_{i}", row))
+        else:
+            out.append((name, v))
+    return out
 
 
 def _zero(twin_type: str) -> Any:

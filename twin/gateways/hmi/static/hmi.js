@@ -14,7 +14,7 @@ const hmi = {
   socket: null, role: "observer", welcome: null, state: null, refs: 0,
   since: {},            // device -> {state, time}: when its PackML state last changed (sim s)
   trends: {},           // KPI name -> recent values
-  displayLog: [],       // [{device, state, t}] wall-clock ms when a state change was painted
+  displayLog: [],       // [{device, state, step, received, t}]: wall-clock ms a change arrived, was painted
   scene: null,
   send(op) {
     if (!this.socket || this.socket.readyState !== WebSocket.OPEN) return null;
@@ -33,7 +33,10 @@ function connect() {
   hmi.socket = socket;
   socket.onopen = () => setConnection("live", "ok");
   socket.onclose = () => { setConnection("disconnected", "bad"); setTimeout(connect, 2000); };
-  socket.onmessage = (e) => handle(JSON.parse(e.data));
+  socket.onmessage = (e) => {
+    hmi.received = performance.timeOrigin + performance.now();
+    handle(JSON.parse(e.data));
+  };
 }
 
 function setConnection(text, cls) {
@@ -128,12 +131,14 @@ function onState(state) {
   }
   if (changed.length) {
     // stamp when the change is on screen: the frame after the DOM update
+    const received = hmi.received;
     requestAnimationFrame(() => {
       const t = performance.timeOrigin + performance.now();
-      for (const device of changed) hmi.displayLog.push({ device, state: hmi.since[device].state, step: state.step, t });
+      for (const device of changed) hmi.displayLog.push({ device, state: hmi.since[device].state, step: state.step, received, t });
       if (hmi.displayLog.length > 2000) hmi.displayLog.splice(0, 1000);
     });
   }
+  if (state.controlled !== hmi.shownControlled) { hmi.shownControlled = state.controlled; showControl(); }
   hmi.scene?.update(state);
 }
 
@@ -264,7 +269,14 @@ function markAcked(id) {
 
 // -- control and replies -----------------------------------------------------------------------
 function onControl(msg) {
-  const text = msg.you ? "you hold control" : msg.hmi ? `control: ${msg.holder}` : "";
+  hmi.control = msg;
+  showControl();
+}
+
+function showControl() {
+  const msg = hmi.control || {}, other = !msg.hmi && hmi.state?.controlled;
+  const text = msg.you ? "you hold control" : msg.hmi ? `control: ${msg.holder}` : other ? "another client holds control" : "";
+  $("#control").title = msg.you ? `the twin's control lease, held for this page; the line safe-stops after ${msg.watchdog} s without a sign of life from it` : "";
   $("#control").textContent = text;
   $("#release").hidden = !msg.you;
 }

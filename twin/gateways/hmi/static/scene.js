@@ -6,8 +6,19 @@ import { stateColor } from "./colors.js";
 
 const FRAME_S = 0.1;  // nominal telemetry interval used to glide parts between frames
 
+// WebGL drawn by the CPU (SwiftShader, llvmpipe: headless browsers, VMs without a GPU):
+// no antialiasing and fewer frames, so the page keeps up with the telemetry.
+function softwareRendering() {
+  const gl = document.createElement("canvas").getContext("webgl2");
+  const info = gl?.getExtension("WEBGL_debug_renderer_info");
+  const name = info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : "";
+  return /swiftshader|llvmpipe|software/i.test(name);
+}
+
 export function createScene(container, welcome) {
-  const renderer = new THREE.WebGLRenderer({ antialias: true });
+  const software = softwareRendering();
+  const minFrameS = software ? 1 / 15 : 1 / 31;  // 30 frames/s are smooth enough
+  const renderer = new THREE.WebGLRenderer({ antialias: !software });
   renderer.setPixelRatio(window.devicePixelRatio);
   container.append(renderer.domElement);
   const scene = new THREE.Scene();
@@ -58,6 +69,7 @@ export function createScene(container, welcome) {
   let last = performance.now();
   renderer.setAnimationLoop(() => {
     const now = performance.now(), dt = (now - last) / 1000;
+    if (dt < minFrameS) return;
     last = now;
     const a = Math.min(1, (now - received) / 1000 / FRAME_S);
     for (const p of view.parts.values()) {

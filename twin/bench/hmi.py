@@ -1,0 +1,199 @@
+"""hmi: what the browser HMI costs the twin, and how soon a page shows a change.
+
+hmi_free_run: the default line served in fast mode in this process (as free_run) while
+`twin hmi` (its own process) serves two headless Chromium pages, against the same server with
+no HMI: the pages are closed and the HMI process is stopped (SIGSTOP) in the baseline blocks,
+so nothing of the HMI runs then. Blocks alternate; medians are reported. Target: >= 0.95.
+
+hmi_latency: `twin serve --mode realtime --rtf 10 --hmi` with one page open. A subscriber in
+this process notes the wall-clock time each station's (and the line's) PackML state change is
+published; the page notes when it has painted the change (its station tile, in the frame
+after the DOM update, with the browser's clock). The difference per change: p50 and p99 (ms).
+
+Both need Chromium and Playwright for Python; without them they report a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import sys
+import time
+
+import zmq
+
+from twin.bench.hosted import open_server, run_fast, served_rate
+from twin.bench.processes import Child, twin_serve
+from twin.bench.result import BenchResult, median
+from twin.config import load
+from twin.protocol.codec import decode_telemetry
+from twin.protocol.messages import TOPIC_STATE, State
+
+TARGET = 0.95
+CHROMIUM_ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
+
+
+def _chromium() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def hmi(config: str, *, quick: bool) -> list[BenchResult]:
+    chromium = _chromium()
+    if chromium is None:
+        why = "needs Chromium (apt-get install chromium) and Playwright for Python"
+        return [
+            BenchResult(name="hmi_free_run", ours=None, baseline=None, unit="steps/s", skipped=why),
+            BenchResult(name="hmi_latency", ours=None, baseline=None, unit="ms", skipped=why),
+        ]
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            return [_free_run(config, browser, quick), _latency(browser, quick)]
+        finally:
+            browser.close()
+
+
+def _wait_live(server, page) -> None:  # noqa: ANN001
+    """Step until the page shows a state."""
+    deadline = time.monotonic() + 30
+    while page.evaluate("window.hmi && window.hmi.state ? window.hmi.state.step : 0") == 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the HMI page never showed a state")
+        run_fast(server, 40)
+
+
+def _free_run(config: str, browser, quick: bool) -> BenchResult:  # noqa: ANN001
+    block, reps = (600, 2) if quick else (3000, 8)
+    server = open_server(load(config))
+    hmi_child = Child(
+        [sys.executable, "-m", "twin.gateways.hmi.command", "--address", "127.0.0.1:0",
+         "--control", server.endpoints.control_addr, "--telemetry", server.endpoints.telemetry_addr],
+        exits_on_stdin_close=False,
+    )  # fmt: skip
+    pages = [browser.new_page(viewport={"width": 1280, "height": 860}) for _ in range(2)]
+    ours: list[float] = []
+    baseline: list[float] = []
+    try:
+        url = _hmi_url(hmi_child, server)
+        for _ in range(reps):
+            os.kill(hmi_child.proc.pid, signal.SIGCONT)
+            for page in pages:
+                page.goto(url)
+            for page in pages:
+                _wait_live(server, page)
+            run_fast(server, 200)
+            ours.append(served_rate(server, block))
+            for page in pages:
+                page.goto("about:blank")
+            os.kill(hmi_child.proc.pid, signal.SIGSTOP)
+            run_fast(server, 200)
+            baseline.append(served_rate(server, block))
+        os.kill(hmi_child.proc.pid, signal.SIGCONT)
+    finally:
+        for page in pages:
+            page.close()
+        if hmi_child.proc.poll() is None:
+            os.kill(hmi_child.proc.pid, signal.SIGCONT)
+        hmi_child.stop()
+        server.close()
+    return BenchResult(
+        name="hmi_free_run",
+        ours=median(ours),
+        baseline=median(baseline),
+        unit="steps/s",
+        target=TARGET,
+        details={"browsers": 2, "steps_per_block": block, "repetitions": reps},
+    )
+
+
+def _hmi_url(child: Child, server) -> str:  # noqa: ANN001
+    """The observer URL `twin hmi` prints, stepping the server so the HMI can connect."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        run_fast(server, 8)
+        while True:
+            line = child._lines.get_nowait() if not child._lines.empty() else ""
+            if line is None:
+                raise RuntimeError("twin hmi exited")
+            if not line:
+                break
+            if line.startswith("hmi "):
+                return line.split()[1]
+    raise TimeoutError("twin hmi did not start")
+
+
+def _latency(browser, quick: bool) -> BenchResult:  # noqa: ANN001
+    seconds = 6.0 if quick else 60.0
+    changes: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    with twin_serve("--mode", "realtime", "--rtf", "10", "--hmi=127.0.0.1:0") as twin:
+        telemetry = twin.wait_for("telemetry").split()[1]
+        url = twin.wait_for("hmi ").split()[1]
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, TOPIC_STATE)
+        sub.connect(telemetry)
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        try:
+            page.goto(url)
+            page.wait_for_function("window.hmi && window.hmi.state", timeout=30_000)
+            last: dict[str, str] = {}
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                if not sub.poll(100):
+                    continue
+                _, payload = sub.recv_multipart()
+                received = time.time()
+                state = decode_telemetry(payload)
+                if not isinstance(state, State):
+                    continue
+                for device, signals in state.signals.items():
+                    value = (
+                        signals.get("state") if device == "line" or "progress" in signals else None
+                    )
+                    if isinstance(value, str) and last.get(device) != value:
+                        if device in last:
+                            changes.setdefault((device, value), []).append((state.step, received))
+                        last[device] = value
+            time.sleep(0.5)  # the last changes reach the page
+            shown = page.evaluate("window.hmi.displayLog")
+        finally:
+            page.close()
+            sub.close()
+            ctx.term()
+    latencies, arrivals = [], []
+    for entry in shown:
+        published = [
+            c for c in changes.get((entry["device"], entry["state"]), []) if c[0] <= entry["step"]
+        ]
+        if published:
+            latencies.append(entry["t"] - 1000 * max(published)[1])
+            arrivals.append(entry["received"] - 1000 * max(published)[1])
+    if not latencies:
+        return BenchResult(name="hmi_latency", ours=None, baseline=None, unit="ms",
+                           skipped="no state change was shown in the page")  # fmt: skip
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+    return BenchResult(
+        name="hmi_latency",
+        ours=statistics.median(latencies),
+        baseline=None,
+        unit="ms",
+        better="lower",
+        details={
+            "p50_ms": statistics.median(latencies),
+            "p99_ms": p99,
+            "changes": len(latencies),
+            "arrival_p50_ms": statistics.median(arrivals),  # publication -> in the page
+            "mode": "realtime x10",
+            "measured": "publication -> painted in the page",
+        },  # fmt: skip
+    )
