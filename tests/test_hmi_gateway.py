@@ -12,8 +12,8 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from conftest_server import ROOT, ServerProcess
 from hmi_helpers import HmiProcess
+from processes import ROOT, ServeProcess
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -22,8 +22,8 @@ from twin.gateways.hmi.security import role_for
 
 
 @pytest.fixture(scope="module")
-def setup() -> Iterator[tuple[ServerProcess, HmiProcess]]:
-    with ServerProcess("--mode", "realtime", "--rtf", "2") as server:
+def setup(serve_module) -> Iterator[tuple[ServeProcess, HmiProcess]]:
+    with serve_module("--mode", "realtime", "--rtf", "2") as server:
         with HmiProcess(server) as hmi:
             yield server, hmi
 
