@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from asyncua import Client, ua
-from conftest_server import ROOT, ServerProcess
+from processes import ROOT, ServeProcess
 
 from twin.client import Client as TwinClient
 from twin.config import load
@@ -30,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_line(server: ServerProcess, prefix: str, timeout: float = 30.0) -> str:
+def wait_for_line(server: ServeProcess, prefix: str, timeout: float = 30.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -44,9 +44,9 @@ def wait_for_line(server: ServerProcess, prefix: str, timeout: float = 30.0) -> 
     raise TimeoutError(f"no '{prefix}' line from twin serve: {server.stderr_text()}")
 
 
-def serve_with_opcua(*args: str) -> tuple[ServerProcess, str]:
+def serve_with_opcua(*args: str) -> tuple[ServeProcess, str]:
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/twin"
-    server = ServerProcess(*args, "--opcua", endpoint)
+    server = ServeProcess(*args, "--opcua", endpoint)
     try:
         wait_for_line(server, "opcua")
     except Exception:
@@ -161,9 +161,14 @@ def test_station_fault_raises_and_clears_an_alarm(tmp_path: Path) -> None:
             events = asyncio.run(_watch_alarms(endpoint, twin))
         finally:
             assert server.stop() == 0
-    active = [e for e in events if e["source"] == "mill" and e["condition"] == "breakdown"]
-    assert [e["active"] for e in active][:1] == [True]
-    assert active[-1]["active"] is False
+    active = [e for e in events if e.get("condition") == "breakdown" and e["source"] == "mill"]
+    assert [(e["active"], e["acked"]) for e in active] == [
+        (True, False),  # raised
+        (True, True),  # acknowledged while the fault lasts
+        (False, True),  # cleared: no longer retained
+    ]
+    # state changes are events too
+    assert any(e.get("message", "").startswith("mill: Stopped -> Resetting") for e in events)
 
 
 async def _watch_alarms(endpoint: str, twin: TwinClient) -> list[dict]:
@@ -173,6 +178,9 @@ async def _watch_alarms(endpoint: str, twin: TwinClient) -> list[dict]:
         def event_notification(self, event) -> None:  # noqa: ANN001
             fields = event.get_event_props_as_fields_dict()
             if "ActiveState/Id" not in fields:
+                events.append(
+                    {"source": fields["SourceName"].Value, "message": fields["Message"].Value.Text}
+                )
                 return
             events.append(
                 {
@@ -185,10 +193,11 @@ async def _watch_alarms(endpoint: str, twin: TwinClient) -> list[dict]:
 
     async with Client(endpoint, timeout=10) as c:
         ns = await c.get_namespace_index(NS.format(line="default_line"))
-        sub = await c.create_subscription(10, Handler())
         root = await c.nodes.objects.get_child(f"{ns}:default_line")
+        sub = await c.create_subscription(10, Handler())
         mill = c.get_node(ua.NodeId("mill", ns))
         await sub.subscribe_events(mill, ua.ObjectIds.AlarmConditionType)
+        await sub.subscribe_events(root, ua.ObjectIds.BaseEventType)  # the line's object
         fault = c.get_node(ua.NodeId("mill.Admin.StopReason", ns))
         for target, want in ((150, "breakdown"), (400, "")):  # fault at 1 s, repaired at 3 s
             twin.step(target - twin.get_state().step)
@@ -197,12 +206,23 @@ async def _watch_alarms(endpoint: str, twin: TwinClient) -> list[dict]:
                 await asyncio.sleep(0.05)
             assert await fault.read_value() == want
             await asyncio.sleep(0.3)  # the notification follows the value
+            if want:  # an operator acknowledges the active alarm
+                condition = c.get_node(ua.NodeId("mill.Alarms.breakdown", ns))
+                await condition.call_method(
+                    ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge),
+                    ua.Variant(b"", ua.VariantType.ByteString),
+                    ua.Variant(ua.LocalizedText("seen"), ua.VariantType.LocalizedText),
+                )
+                await asyncio.sleep(0.3)
+        twin.command("mill", "reset")
+        twin.step(50)
+        await asyncio.sleep(0.5)
         assert root is not None
         await sub.delete()
     return events
 
 
-def test_opcua_security_roles_and_no_anonymous_off_loopback(tmp_path: Path) -> None:
+def test_opcua_security_roles_and_no_anonymous_off_loopback(tmp_path: Path, serve) -> None:
     from twin.gateways.opcua.gateway import OpcUaGateway
     from twin.gateways.opcua.options import OpcUaOptions
     from twin.gateways.opcua.security import add_user
@@ -211,7 +231,7 @@ def test_opcua_security_roles_and_no_anonymous_off_loopback(tmp_path: Path) -> N
     add_user(users, "plc", "controller", "plc-secret", None)
     add_user(users, "hmi", "observer", "hmi-secret", None)
     port = free_port()
-    with ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server:
+    with serve("--mode", "lockstep", "--no-builtin-controller") as server:
         opts = OpcUaOptions(
             endpoint=f"opc.tcp://0.0.0.0:{port}/twin",
             control=server.control,
@@ -318,3 +338,140 @@ def test_opcua_refuses_a_non_loopback_endpoint_without_users() -> None:
     )
     assert run.returncode == 2
     assert "loopback" in run.stderr
+    serve = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "serve", "--opcua", "opc.tcp://0.0.0.0:4840/twin"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert serve.returncode == 2
+    assert "only allowed on loopback" in serve.stderr
+
+
+def test_bad_opcua_input_is_refused_and_changes_nothing(serve) -> None:
+    from twin.gateways.opcua.gateway import OpcUaGateway
+    from twin.gateways.opcua.options import OpcUaOptions
+
+    port = free_port()
+    with serve("--mode", "lockstep", "--no-builtin-controller") as server:
+        opts = OpcUaOptions(
+            endpoint=f"opc.tcp://127.0.0.1:{port}/twin",
+            control=server.control,
+            telemetry=server.telemetry,
+            max_monitored_items=20,
+            idle_timeout=2.0,
+            watchdog=1.0,
+        )
+
+        async def scenario(twin: TwinClient) -> dict[str, object]:
+            gateway = OpcUaGateway(opts)
+            await gateway.start()
+            try:
+                out = await _bad_input(f"opc.tcp://127.0.0.1:{port}/twin")
+                out["controlled_while_clients_talk"] = twin.get_state().controlled
+                # the clients are gone: the gateway stops vouching, the twin's watchdog trips
+                await asyncio.sleep(opts.idle_timeout + opts.watchdog + 1.5)
+                out["controlled_after_silence"] = twin.get_state().controlled
+                return out
+            finally:
+                await gateway.stop()
+
+        try:
+            with TwinClient(server.control) as twin:
+                outcome = asyncio.run(scenario(twin))
+                state = twin.get_state()
+        finally:
+            assert server.stop() == 0
+    assert outcome["string_to_speed"] == "BadTypeMismatch"
+    assert outcome["speed_too_high"] == "BadOutOfRange"
+    assert "above the maximum" in str(outcome["speed_refusal"])
+    assert outcome["pick_two_numbers"] == "BadTypeMismatch"
+    assert outcome["pick_no_args"] == "BadArgumentsMissing"
+    assert outcome["unhold_when_stopped"] == "BadInvalidState"
+    assert "not allowed in state" in str(outcome["mill_refusal"])
+    assert outcome["second_session_call"] == "BadUserAccessDenied"
+    assert "holds control" in str(outcome["second_refusal"])
+    assert outcome["monitored_items_granted"] == 20
+    assert outcome["monitored_items_refused"] == "BadTooManyMonitoredItems"
+    assert outcome["controlled_while_clients_talk"] is True
+    assert outcome["controlled_after_silence"] is False
+    assert state.signals["infeed"]["speed"] == 0.25  # the config's: no write went through
+    assert state.signals["mill"]["state"] == "Stopped"
+
+
+async def _bad_input(url: str) -> dict[str, object]:
+    out: dict[str, object] = {}
+
+    async def attempt(name: str, coro) -> None:  # noqa: ANN001
+        try:
+            await coro
+            out[name] = "ok"
+        except ua.UaStatusCodeError as e:
+            out[name] = type(e).__name__
+
+    async with Client(url, timeout=10) as a, Client(url, timeout=10) as b:
+        ns = await a.get_namespace_index(NS.format(line="default_line"))
+        speed = a.get_node(ua.NodeId("infeed.speed", ns))
+        robot, mill = a.get_node(ua.NodeId("robot", ns)), a.get_node(ua.NodeId("mill", ns))
+        await attempt(
+            "string_to_speed",
+            speed.write_value(ua.DataValue(ua.Variant("fast", ua.VariantType.String))),
+        )
+        await attempt(
+            "speed_too_high",
+            speed.write_value(ua.DataValue(ua.Variant(9.0, ua.VariantType.Double))),
+        )
+        out["speed_refusal"] = await a.get_node(ua.NodeId("infeed.LastRefusal", ns)).read_value()
+        pick = ua.NodeId("robot.Pick", ns)
+        await attempt(
+            "pick_two_numbers",
+            robot.call_method(pick, ua.Variant([0.1, 0.2], ua.VariantType.Double)),
+        )
+        await attempt("pick_no_args", robot.call_method(pick))
+        await attempt("unhold_when_stopped", mill.call_method(ua.NodeId("mill.Unhold", ns)))
+        out["mill_refusal"] = await a.get_node(ua.NodeId("mill.LastRefusal", ns)).read_value()
+        # session a holds the lease now (it acted); session b is another client
+        ns_b = await b.get_namespace_index(NS.format(line="default_line"))
+        await attempt(
+            "second_session_call",
+            b.get_node(ua.NodeId("infeed", ns_b)).call_method(ua.NodeId("infeed.Run", ns_b)),
+        )
+        out["second_refusal"] = await b.get_node(ua.NodeId("infeed.LastRefusal", ns_b)).read_value()
+
+        class Handler:
+            def datachange_notification(self, *args: object) -> None:
+                pass
+
+        sub = await b.create_subscription(100, Handler())
+        nodes = [
+            b.get_node(ua.NodeId(f"robot.Axes.Axis{i}.ParameterSet.ActualPosition", ns_b))
+            for i in range(1, 8)
+        ]
+        nodes += [
+            b.get_node(ua.NodeId(k, ns_b))
+            for k in (
+                "infeed.running",
+                "infeed.speed",
+                "infeed.reverse",
+                "infeed.surface_speed",
+                "mill.state",
+                "mill.part_present",
+                "mill.progress",
+                "mill.processed",
+                "sink.count",
+                "Twin.SimTime",
+                "Twin.Step",
+                "Twin.Mode",
+                "Twin.Estopped",
+                "Twin.Controlled",
+                "infeed_pick_eye.blocked",
+                "outfeed_entry_eye.blocked",
+            )
+        ]
+        handles = await sub.subscribe_data_change(nodes)
+        granted = [h for h in handles if isinstance(h, int)]
+        refused = [h for h in handles if not isinstance(h, int)]
+        out["monitored_items_granted"] = len(granted)
+        out["monitored_items_refused"] = refused[0].name if refused else "none"
+    return out

@@ -5,7 +5,6 @@ first reset when freed memory stayed in the process)."""
 from __future__ import annotations
 
 import pytest
-from conftest_server import ServerProcess
 
 from twin.client import Client
 
@@ -20,9 +19,9 @@ def _rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def test_resets_do_not_grow_the_servers_memory():
+def test_resets_do_not_grow_the_servers_memory(serve):
     with (
-        ServerProcess("--mode", "lockstep") as server,
+        serve("--mode", "lockstep") as server,
         Client(server.control, server.telemetry, timeout=60) as c,
     ):
         c.take_control()
@@ -33,8 +32,8 @@ def test_resets_do_not_grow_the_servers_memory():
             c.reset(seed=seed, timeout=60)
             c.step(50)
             after.append(_rss_mib(server.proc.pid))
-        # one line is ~100 MB; the new line is built before the old is closed, then the old
-        # one's memory goes back to the OS
+        # one line is ~45 MB headless; the new line is built before the old is closed, then
+        # the old one's memory goes back to the OS
         print(f"RSS before resets {before:.0f} MiB, after each: {[round(a) for a in after]}")
         assert max(after) < before + 25, (before, after)
         assert server.stop() == 0

@@ -96,11 +96,13 @@ def build_line(
     seed: int | None = None,
     gui: bool = False,
     builtin_controller: bool = True,
+    visuals: bool = False,
 ) -> AutomatedLine:
-    """Build the line of `cfg`, with the config's sequencer unless told otherwise."""
+    """Build the line of `cfg`, with the config's sequencer unless told otherwise;
+    `visuals` to render pictures of it."""
     from twin.control.sequencer import Sequencer
 
-    line = Line(cfg, seed=seed, gui=gui)
+    line = Line(cfg, seed=seed, gui=gui, visuals=visuals)
     controller = None
     if builtin_controller and cfg.controller is not None:
         controller = Sequencer(

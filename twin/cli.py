@@ -102,7 +102,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     kinds: dict[str, int] = {}
     for d in cfg.devices:
-        kind = type(d).__struct_config__.tag
+        kind = str(type(d).__struct_config__.tag)
         kinds[kind] = kinds.get(kind, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
     models = sorted({d.model for d in cfg.devices if isinstance(d, ArmConfig)})

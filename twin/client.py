@@ -86,7 +86,7 @@ class Client:
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         if self.curve is not None:
-            from twin.server.curve import make_client_socket
+            from twin.curve_keys import make_client_socket
 
             try:
                 make_client_socket(sock, *self.curve)
@@ -289,6 +289,13 @@ class ProcessImage:
             id=None, lease=self.client.lease or "", layout=self.layout.layout, n=n, outputs=values
         )
         return self.client.request(cycle, timeout)
+
+    def declare_again(self) -> None:
+        """Declare the same image again: after a `reset` or a new `take_control`, whose new
+        lease ends the old image."""
+        self.layout = self.client.request(
+            m.DeclareImage(inputs=list(self.inputs), outputs=list(self.outputs))
+        )
 
     def values(self, reply: m.ImageReply) -> dict[str, Any]:
         """The inputs of a cycle's reply by name."""

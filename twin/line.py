@@ -39,10 +39,12 @@ class Line:
         *,
         seed: int | None = None,
         gui: bool = False,
+        visuals: bool = False,
     ) -> None:
+        """`visuals`: keep the robots' visual meshes, to render pictures (see World)."""
         self.cfg = cfg
         self.seed = cfg.physics.seed if seed is None else seed
-        self.world = World(cfg.physics, gui=gui)
+        self.world = World(cfg.physics, gui=gui, visuals=visuals)
         self.events = EventLog(lambda: (self.world.step_index, self.world.sim_time))
         self.pool = PartPool(self.world, cfg.part_types, cfg.part_pool.capacity)
         ctx = BuildContext(self.world, self.pool, self.events, self.seed)

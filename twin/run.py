@@ -9,10 +9,14 @@ from typing import Any
 import msgspec
 
 from twin.analytics.monitor import ProductionMonitor
-from twin.automation import build_line
+from twin.automation import AutomatedLine, build_line
 from twin.config import LineConfig
 from twin.line import Line
-from twin.record.run_tap import RunRecording
+from twin.record.writer import Recorder, recording_info
+from twin.telemetry import TelemetryStepper, state_message
+
+RUN_MODE = "fast"
+RUN_STATE_RATE = 10.0  # simulated Hz of the recorded state, as `twin serve` by default
 
 
 class RunSummary(msgspec.Struct, kw_only=True):
@@ -135,9 +139,14 @@ def run_line(
     """Step the line with its built-in controller for `duration` simulated seconds."""
     automated = build_line(cfg, seed=seed, gui=gui)
     line = automated.line
-    rec = RunRecording(record, cfg, automated) if record else None  # MCAP: states and events
-    step, drain = (rec.step, rec.drain) if rec else (automated.step, line.drain_events)
     monitor = ProductionMonitor(line)
+    stepper = TelemetryStepper(
+        automated,
+        state_rate=RUN_STATE_RATE if record else 0.0,  # states only for the recording
+        state=lambda: state_message(line, RUN_MODE),
+        monitor=monitor,
+    )
+    rec = _recorder(record, cfg, automated, stepper) if record else None  # MCAP: states, events
     if progress:
         mode = f"real time x{realtime_factor:g}" if realtime_factor else "fast"
         print(
@@ -153,9 +162,8 @@ def run_line(
     try:
         while done < total:
             n = min(chunk, total - done)
-            step(n)
+            stepper.advance(n)  # events go to the monitor (and the recording)
             done += n
-            monitor.consume(drain())
             if realtime_factor:
                 ahead = line.sim_time / realtime_factor - (time.perf_counter() - start)
                 if ahead > 0:
@@ -170,7 +178,7 @@ def run_line(
         if rec:
             rec.close()
     wall = time.perf_counter() - start
-    monitor.consume(drain())
+    stepper.flush_events()
     summary = _summarise(line, cfg, wall, interrupted, completed_at_half)
     summary.kpis = monitor.kpis.snapshot(line.sim_time)
     summary.faults = monitor.faults
@@ -181,6 +189,25 @@ def run_line(
         plot_run(monitor.timeline, line.sim_time, plot, title=f"{cfg.name}, seed {line.seed}")
     line.close()
     return summary
+
+
+def _recorder(
+    path: str, cfg: LineConfig, automated: AutomatedLine, stepper: TelemetryStepper
+) -> Recorder:
+    """Record the run's telemetry (what a server would publish) to an MCAP file."""
+    info = recording_info(
+        cfg,
+        source="run",
+        seed=automated.line.seed,
+        builtin_controller=automated.has_builtin_controller,
+        mode=RUN_MODE,
+        timestep=automated.line.dt,
+        state_rate=RUN_STATE_RATE,
+        state_every=stepper.state_every,
+    )
+    recorder = Recorder(path, info)
+    stepper.sinks.append(recorder.telemetry)
+    return recorder
 
 
 def _summarise(

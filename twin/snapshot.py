@@ -20,7 +20,7 @@ def snapshot(
 ) -> Path:
     """Build the line, optionally run it for `settle_s` simulated seconds, and save a picture."""
     out = Path(out)
-    with build_line(cfg) as line:
+    with build_line(cfg, visuals=True) as line:
         if settle_s > 0:
             line.step(round(settle_s / line.dt))
         rgb = line.world.render(cfg.view, width, height)

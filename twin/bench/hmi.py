@@ -29,7 +29,7 @@ from twin.bench.processes import Child, twin_serve
 from twin.bench.result import BenchResult, median
 from twin.config import load
 from twin.protocol.codec import decode_telemetry
-from twin.protocol.messages import TOPIC_STATE
+from twin.protocol.messages import TOPIC_STATE, State
 
 TARGET = 0.95
 CHROMIUM_ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
@@ -153,6 +153,8 @@ def _latency(browser, quick: bool) -> BenchResult:  # noqa: ANN001
                 _, payload = sub.recv_multipart()
                 received = time.time()
                 state = decode_telemetry(payload)
+                if not isinstance(state, State):
+                    continue
                 for device, signals in state.signals.items():
                     value = (
                         signals.get("state") if device == "line" or "progress" in signals else None

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from twin.bench.hosted import bare_rate
 from twin.bench.pingpong import SPEEDS, TARGET
 from twin.bench.result import BenchResult, interleave, median
 from twin.client import ProcessImage
@@ -112,33 +111,46 @@ class InProcessCycle:
     def cycle_rate(self, steps: int) -> float:
         """Cycles per second: encode, dispatch (outputs, step, inputs), decode."""
         handle, cycles = self.dispatcher.handle, self.cycles
-        t0 = time.perf_counter()
-        for k in range(steps):
-            decode_reply(handle(b"bench", encode(cycles[k % 2]), 0.0))
-        return steps / (time.perf_counter() - t0)
+        return _paced(lambda k: decode_reply(handle(b"bench", encode(cycles[k % 2]), 0.0)), steps)
 
     def encoding_rate(self, steps: int) -> float:
         """Both messages encoded and decoded once, as client and server do per cycle."""
         cycle, reply = self.cycles[0], decode_reply(self.reply)
-        t0 = time.perf_counter()
-        for _ in range(steps):
+
+        def both(k: int) -> None:
             decode_request(encode(cycle))
             decode_reply(encode(reply))
-        return steps / (time.perf_counter() - t0)
+
+        return _paced(both, steps)
 
     def line_rate(self, steps: int) -> float:
         """The served line's stepping alone (host.advance: devices, sensors, telemetry)."""
         advance = self.host.advance
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            advance(1)
-        return steps / (time.perf_counter() - t0)
+        return _paced(lambda k: advance(1), steps)
 
     def bare_rate(self, steps: int) -> float:
-        return bare_rate(self.host.line, steps)
+        step = self.host.line.world.client.stepSimulation
+        return _paced(lambda k: step(), steps)
 
     def close(self) -> None:
         self.host.close()
+
+
+PAUSE_S = 100e-6  # between two paced calls: as long as a round trip leaves the server idle
+
+
+def _paced(call: Callable[[int], Any], n: int) -> float:
+    """Calls per second of `call(k)`, k = 0..n-1, each timed alone with a short sleep after
+    it, as the served line runs: one step, then waiting for the next request. (A loop that
+    never sleeps is a different workload to the scheduler: on a busy machine it is cut into
+    time slices mid-step and runs up to twice as slow.)"""
+    clock, sleep, total = time.perf_counter, time.sleep, 0.0
+    for k in range(n):
+        t0 = clock()
+        call(k)
+        total += clock() - t0
+        sleep(PAUSE_S)
+    return n / total
 
 
 def cycle_split(config: str, served_us: float, *, block: int, reps: int) -> dict[str, float]:

@@ -17,6 +17,7 @@ from twin.bench.hosted import WILDCARD, open_server, served_rate
 from twin.bench.result import BenchResult, interleave, median
 from twin.config import load
 from twin.server.loop import ServeOptions, Server
+from twin.serving import build_server
 
 TARGET = 0.85
 RECORD_OPTION = "record"  # the ServeOptions field that names the recording file
@@ -34,7 +35,7 @@ def recording_unavailable() -> str | None:
 def _recording_server(config: str, path: Path) -> Server:
     opts = ServeOptions(mode="fast", control=WILDCARD, telemetry=WILDCARD)
     setattr(opts, RECORD_OPTION, str(path))
-    return Server(load(config), opts)
+    return build_server(load(config), opts)
 
 
 def record(config: str, *, quick: bool) -> BenchResult:

@@ -139,7 +139,7 @@ class Arm(Device):
             self.base.tolist(),
             c.getQuaternionFromEuler([0, 0, cfg.yaw]),
             useFixedBase=True,
-            flags=pybullet.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT,
+            flags=pybullet.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT | world.model_flags,
         )
         self.model = RobotModel(c, self.body, cfg, f"arm '{self.id}'")
         m = self.model

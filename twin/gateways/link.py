@@ -70,7 +70,7 @@ class TwinLink:
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         if curve is not None:
-            from twin.server.curve import make_client_socket
+            from twin.curve_keys import make_client_socket
 
             make_client_socket(sock, *curve)
         return sock
@@ -94,7 +94,7 @@ class TwinLink:
         try:
             await self._dealer.send(encode(req))
             reply = await asyncio.wait_for(future, self.timeout if timeout is None else timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(
                 f"no reply to '{m.request_tag(type(req))}' from the twin at {self.control}"
             ) from None
@@ -148,7 +148,7 @@ class TwinLink:
             msg = decode_telemetry(payload)
         except Exception:
             return
-        handler = {
+        handler: Callable[[Any], Awaitable[None] | None] | None = {  # type: ignore[assignment]
             m.TOPIC_STATE: self.on_state,
             m.TOPIC_EVENT: self.on_event,
             m.TOPIC_KPI: self.on_kpis,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import sys
+from urllib.parse import urlparse
 
 
 def local_address(bound: str) -> str:
@@ -14,6 +16,41 @@ def local_address(bound: str) -> str:
     if scheme == "tcp" and host in ("*", "0.0.0.0", "[::]", "::"):
         return f"tcp://127.0.0.1{sep}{port}"
     return bound
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def gateway_address_problem(
+    opcua: str | None, modbus: str | None, allow_remote: bool
+) -> str | None:
+    """Why `twin serve --opcua/--modbus` cannot start that gateway (None if it can), said
+    before the twin starts rather than by a child process that exits."""
+    if opcua:
+        url = urlparse(opcua)
+        if url.scheme != "opc.tcp" or not url.hostname:
+            return f"--opcua {opcua}: expected opc.tcp://HOST:PORT/PATH"
+        if not _loopback(url.hostname):
+            return (
+                f"--opcua {opcua}: anonymous OPC UA access is only allowed on loopback; for "
+                "another interface run `twin opcua --endpoint ... --users FILE` next to the twin"
+            )
+    if modbus:
+        host, sep, port = modbus.rpartition(":")
+        if not sep or not port.isdigit():
+            return f"--modbus {modbus}: expected HOST:PORT"
+        if not allow_remote and not _loopback(host):
+            return (
+                f"--modbus {modbus}: Modbus has no authentication; use a loopback address or "
+                "--allow-remote"
+            )
+    return None
 
 
 def spawn_gateway(

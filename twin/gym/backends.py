@@ -39,14 +39,23 @@ class Backend(Protocol):
 class InProcessBackend:
     """Builds a `twin.line.Line` directly: no sockets, the fastest way to step."""
 
-    def __init__(self, cfg: LineConfig, builtin_controller: bool) -> None:
-        from twin.automation import build_line  # pybullet is only loaded where a twin is built
-
-        self._make = lambda seed: build_line(cfg, seed=seed, builtin_controller=builtin_controller)
+    def __init__(self, cfg: LineConfig, builtin_controller: bool, visuals: bool = False) -> None:
         self.cfg = cfg
         self.builtin_controller = builtin_controller
-        self.line = self._make(None)
+        self.visuals = visuals  # robots with their visual meshes, to render
+        self._build(None)
         self._pristine = True  # built and never stepped or commanded: reset may reuse it
+
+    def _build(self, seed: int | None) -> None:
+        # pybullet is only loaded where a twin is built
+        from twin.automation import build_line
+        from twin.telemetry import TelemetryStepper
+
+        self.line = build_line(
+            self.cfg, seed=seed, builtin_controller=self.builtin_controller, visuals=self.visuals
+        )
+        # the stepper everyone steps with; nobody reads the events here: it keeps the log empty
+        self._stepper = TelemetryStepper(self.line, state_rate=0.0, state=self._state)
 
     def describe(self) -> list[dict[str, Any]]:
         return self.line.describe()["devices"]
@@ -55,7 +64,7 @@ class InProcessBackend:
         # rebuild like the server's `reset` does; skip it when the line is already that state
         if not (self._pristine and self.line.seed == seed):
             self.line.close()
-            self.line = self._make(seed)
+            self._build(seed)
         self._pristine = True
         return self._snapshot()
 
@@ -65,13 +74,21 @@ class InProcessBackend:
 
     def step(self, n: int) -> Snapshot:
         self._pristine = False
-        self.line.step(n)
-        self.line.drain_events()  # nobody reads them here; keep the log empty
+        self._stepper.advance(n)
         return self._snapshot()
 
+    def _state(self) -> Any:
+        from twin.telemetry import state_message
+
+        return state_message(self.line.line, "lockstep")
+
     def _snapshot(self) -> Snapshot:
-        line = self.line
-        return Snapshot(line.sim_time, line.signals(), line.part_poses(), line.counts())
+        return self.snapshot_of(self._state())
+
+    @staticmethod
+    def snapshot_of(state: Any) -> Snapshot:
+        """The snapshot of a protocol `state` (built in-process, or received)."""
+        return Snapshot(state.time, state.signals, state.parts, state.counts)
 
     def render(self, width: int, height: int) -> np.ndarray:
         return self.line.world.render(self.cfg.view, width, height)
@@ -177,7 +194,7 @@ class RemoteBackend:
 
     @staticmethod
     def _snapshot(state: Any) -> Snapshot:
-        return Snapshot(state.time, state.signals, state.parts, state.counts)
+        return InProcessBackend.snapshot_of(state)
 
     def render(self, width: int, height: int) -> np.ndarray:
         raise NotImplementedError(

@@ -67,7 +67,9 @@ class TwinEnv(gym.Env):
     ) -> Backend:
         need = self.task.builtin_controller
         if kind == "inprocess":
-            return InProcessBackend(self.cfg, builtin_controller=need)
+            return InProcessBackend(
+                self.cfg, builtin_controller=need, visuals=render_mode is not None
+            )
         if kind == "remote":
             if control is None:
                 raise ValueError("backend='remote' needs control='tcp://host:port'")

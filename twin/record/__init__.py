@@ -1,7 +1,8 @@
 """Recording and deterministic replay: MCAP files with JSON-Schema channels (Foxglove-ready).
 
 - `writer.Recorder` writes config, telemetry and accepted requests;
-- `server_tap.record_server` / `run_tap.RunRecording` hook it into `twin serve` / `twin run`;
+- `server_tap.record_server` attaches it to a built server (`twin.serving` composes them);
+  `twin run` adds it to its telemetry stepper;
 - `reader.RecordingReader` reads a file front to back, even one whose writer was killed;
 - `replay.verify` / `replay.publish` and `inspect.summarise` back `twin replay` and `twin inspect`.
 """

@@ -51,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     from twin.record.replay import publish, verify
-    from twin.server.endpoints import RemoteBindRefused
+    from twin.server import RemoteBindRefused
 
     try:
         if args.verify:

@@ -116,9 +116,7 @@ class _ServeReplay:
     """The line behind the same host and dispatcher as `twin serve`, without sockets."""
 
     def __init__(self, info: RecordingInfo, tap: Callable[[bytes, Any], None]) -> None:
-        from twin.server.control_lock import ControlLock
-        from twin.server.dispatch import Dispatcher
-        from twin.server.host import LineHost
+        from twin.server import ControlLock, Dispatcher, LineHost
 
         cfg = loads(info.config_toml, info.config_path)
         self.host = LineHost(
@@ -129,7 +127,7 @@ class _ServeReplay:
             state_rate=info.state_rate,
             publish=lambda topic, payload: None,
         )
-        self.host.tap = tap
+        self.host.sinks.append(tap)
         self.lock = ControlLock()
         self.dispatcher = Dispatcher(self.host, self.lock)
 
@@ -166,19 +164,30 @@ class _RunReplay:
 
     def __init__(self, info: RecordingInfo, tap: Callable[[bytes, Any], None]) -> None:
         from twin.automation import build_line
-        from twin.record.run_tap import LineTap
+        from twin.telemetry import TelemetryStepper, state_message
 
         cfg = loads(info.config_toml, info.config_path)
-        self.line = build_line(cfg, seed=info.seed, builtin_controller=info.builtin_controller)
-        self.stepper = LineTap(self.line, tap, mode=info.mode, state_every=info.state_every)
+        automated = build_line(cfg, seed=info.seed, builtin_controller=info.builtin_controller)
+        self.line = automated.line
+        line, mode = self.line, info.mode
+        self.stepper = TelemetryStepper(
+            automated,
+            state_rate=info.state_rate,
+            state=lambda: state_message(line, mode),
+            sinks=[tap],
+        )
+        if self.stepper.state_every != info.state_every:
+            raise Diverged(
+                f"recorded every {info.state_every} steps, replayed every "
+                f"{self.stepper.state_every}: not the same state rate"
+            )
 
     @property
     def step_index(self) -> int:
         return self.line.step_index
 
     def advance(self, n: int) -> None:
-        self.stepper.step(n)
-        self.stepper.drain()
+        self.stepper.advance(n)
 
     def apply(self, client: str, request: Any) -> None:
         raise Diverged(f"a `twin run` recording holds a request ({request!r})")
@@ -250,7 +259,7 @@ def publish(
     Same topics and framing as `twin serve`: [b"state" | b"event", MessagePack payload].
     Returns the number of messages sent.
     """
-    from twin.server.endpoints import TELEMETRY_HWM, check_bind
+    from twin.server import TELEMETRY_HWM, check_bind
 
     check_bind(telemetry, allow_remote)
     reader = RecordingReader(path)

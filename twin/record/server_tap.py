@@ -1,23 +1,48 @@
-"""Recording `twin serve`: hook a Recorder into the server's host and dispatcher.
+"""Recording `twin serve`: a Recorder attached to a built server by the code that composes it.
 
-The host hands it every telemetry message it publishes (the same structs, encoded once more
-as JSON), the dispatcher every request it accepted, with the step it was applied at.
+The server hands it every telemetry message it publishes (the same structs, encoded once more
+as JSON), every request it accepted (with the step it was applied at) and every watchdog
+trip. Only what a server offers to whoever composes it is used (`Served` below): nothing
+here imports the server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
 from twin.config import LineConfig
 from twin.record.writer import Recorder, recording_info
-from twin.server.dispatch import Dispatcher
-from twin.server.host import LineHost
 
 
-def record_server(
-    path: str | Path, cfg: LineConfig, host: LineHost, dispatcher: Dispatcher
-) -> Recorder:
-    """Start recording a freshly built server to `path`; the caller closes the Recorder."""
+class _Host(Protocol):
+    mode: str
+    seed: int | None
+    builtin_controller: bool
+    state_rate: float
+    state_every: int
+    sinks: list[Callable[[bytes, Any], None]]
+
+    @property
+    def line(self) -> Any: ...
+
+
+class _Dispatcher(Protocol):
+    on_accepted: Any
+
+
+class Served(Protocol):
+    host: Any
+    dispatcher: Any
+    watchdog_listeners: list[Callable[[bytes, float, float, int, float], None]]
+    closers: list[Callable[[], None]]
+
+
+def record_server(path: str | Path, cfg: LineConfig, server: Served) -> Recorder:
+    """Start recording a freshly built server to `path`; the server closes the Recorder."""
+    host: _Host = server.host
+    dispatcher: _Dispatcher = server.dispatcher
     info = recording_info(
         cfg,
         source="serve",
@@ -29,6 +54,8 @@ def record_server(
         state_every=host.state_every,
     )
     recorder = Recorder(path, info)
-    host.tap = recorder.telemetry
+    host.sinks.append(recorder.telemetry)
     dispatcher.on_accepted = recorder.request
+    server.watchdog_listeners.append(recorder.watchdog)
+    server.closers.append(recorder.close)
     return recorder

@@ -92,13 +92,17 @@ class Recorder:
         self._file.flush()
 
     # feeding -----------------------------------------------------------------------------
-    def telemetry(self, topic: bytes, msg: m.State | m.EventMsg) -> None:
-        """A telemetry message as published (topic as on the wire: b"state" or b"event")."""
+    def telemetry(self, topic: bytes, msg: m.State | m.EventMsg | m.Kpis) -> None:
+        """A telemetry message as published (topic as on the wire). States and events are
+        recorded; KPIs are not (a replay computes them again from the events)."""
+        channel = _WIRE_TOPICS.get(topic)
+        if channel is None:
+            return
         t_ns = round(msg.time * 1e9)
         if msg.step < self._last_step:  # the line was reset: its clock restarted
             self._base_ns += self._last_ns
         self._last_step, self._last_ns = msg.step, t_ns
-        self._add(_WIRE_TOPICS[topic], self._base_ns + t_ns, json_encoder.encode(msg))
+        self._add(channel, self._base_ns + t_ns, json_encoder.encode(msg))
 
     def request(self, client: bytes, request: Any, step: int, time: float) -> None:
         """An accepted request, applied at `step`; ignored unless it changes the line."""

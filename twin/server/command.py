@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 from twin.config import ConfigError, load
+from twin.gateways.process import gateway_address_problem
 from twin.server.control_lock import DEFAULT_LEASE_S
 from twin.server.curve import CurveSetupError
 from twin.server.endpoints import DEFAULT_CONTROL, DEFAULT_TELEMETRY, RemoteBindRefused
 from twin.server.limits import DEFAULT_BURST, DEFAULT_MAX_QUEUED, DEFAULT_RATE
-from twin.server.loop import ServeOptions, serve
+from twin.server.loop import ServeOptions
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "default_line.toml")
 
@@ -190,6 +191,10 @@ def run_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    problem = gateway_address_problem(args.opcua, args.modbus, args.allow_remote)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     from twin.gateways.hmi.security import parse_address
 
     for flag, address in (("--hmi", args.hmi), ("--foxglove", args.foxglove)):
@@ -199,6 +204,8 @@ def run_serve(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"error: {flag}: {e} (write {flag}=ADDR before a config)", file=sys.stderr)
             return 2
+    from twin.serving import serve  # the server composed with its recorder
+
     try:
         return serve(cfg, opts)
     except (RemoteBindRefused, CurveSetupError) as e:

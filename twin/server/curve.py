@@ -16,15 +16,14 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from twin.curve_keys import CurveSetupError, load_key_pair
 from twin.server.keys import CONTROLLERS, OBSERVERS, SERVER
+
+__all__ = ["CurveSetupError"]  # the client's half (key files, client sockets): twin.curve_keys
 
 CONTROLLER = "controller"  # every request (control ownership still applies)
 OBSERVER = "observer"  # telemetry and read-only requests
 ZAP_DOMAIN = "twin"
-
-
-class CurveSetupError(ValueError):
-    """A key directory or key file that cannot be used."""
 
 
 @dataclass
@@ -35,24 +34,17 @@ class CurveConfig:
     directory: Path
 
 
-def _load(path: Path) -> tuple[bytes, bytes | None]:
-    try:
-        return zmq.auth.load_certificate(path)
-    except (OSError, ValueError) as e:
-        raise CurveSetupError(f"cannot read key file {path}: {e}") from None
-
-
 def load_server_keys(directory: str | Path) -> CurveConfig:
     """The server key pair and the client allowlist of a `twin keys generate` directory."""
     root = Path(directory)
-    public, secret = _load(root / f"{SERVER}.key_secret")
+    public, secret = load_key_pair(root / f"{SERVER}.key_secret")
     if not secret:
         raise CurveSetupError(f"{root / (SERVER + '.key_secret')} holds no secret key")
     roles: dict[str, str] = {}
     # observers first, so a key listed in both directories gets the controller role
     for role, sub in ((OBSERVER, OBSERVERS), (CONTROLLER, CONTROLLERS)):
         for key_file in sorted((root / sub).glob("*.key")):
-            client_public, _ = _load(key_file)
+            client_public, _ = load_key_pair(key_file)
             roles[client_public.decode("ascii")] = role
     if not roles:
         raise CurveSetupError(
@@ -86,16 +78,3 @@ def make_server_socket(sock: zmq.Socket, cfg: CurveConfig) -> None:
     sock.setsockopt(zmq.CURVE_SECRETKEY, cfg.secret_key)
     sock.setsockopt(zmq.CURVE_PUBLICKEY, cfg.public_key)
     sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
-
-
-def make_client_socket(
-    sock: zmq.Socket, client_secret_file: str | Path, server_public_file: str | Path
-) -> None:
-    """Give a client socket its key pair and the server's public key (call before connect)."""
-    public, secret = _load(Path(client_secret_file))
-    if not secret:
-        raise CurveSetupError(f"{client_secret_file} holds no secret key (use NAME.key_secret)")
-    server_public, _ = _load(Path(server_public_file))
-    sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
-    sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
-    sock.setsockopt(zmq.CURVE_SERVERKEY, server_public)

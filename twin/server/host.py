@@ -1,8 +1,8 @@
-"""The line as the server runs it: the Line plus the line-level flags (paused, e-stopped),
-stepping with telemetry published along the way.
+"""The line as the server runs it: the Line plus the line-level flags (paused, controlled),
+stepped by the one telemetry stepper (`twin.telemetry`) with every message published.
 
-Telemetry is published at simulated-time boundaries (every `state_every` steps) so that the
-same command sequence gives the same telemetry, whatever the wall clock did.
+Anything else that wants the telemetry as published (the recorder) is added to `sinks` by
+the code that composes the server.
 """
 
 from __future__ import annotations
@@ -15,17 +15,12 @@ from twin.automation import AutomatedLine, build_line
 from twin.config import LineConfig
 from twin.line import Line
 from twin.protocol.codec import encode
-from twin.protocol.messages import TOPIC_EVENT, TOPIC_KPI, TOPIC_STATE, EventMsg, Kpis, State
+from twin.protocol.messages import Kpis, State
+from twin.telemetry import Sink, TelemetryStepper, kpi_message, state_message, steps_per_state
 
 Publish = Callable[[bytes, bytes], None]  # (topic, payload)
-Tap = Callable[[bytes, Any], None]  # (topic, State | EventMsg)
 
-
-def steps_per_state(rate_hz: float, dt: float) -> int:
-    """Steps between two state messages at `rate_hz` simulated Hz (0 = never)."""
-    if rate_hz <= 0:
-        return 0
-    return max(1, round(1.0 / (rate_hz * dt)))
+__all__ = ["LineHost", "Publish", "steps_per_state"]
 
 
 class LineHost:
@@ -44,64 +39,48 @@ class LineHost:
         self.seed = seed
         self.builtin_controller = builtin_controller
         self.state_rate = state_rate
-        self._publish = publish
         self.paused = False
         self.controlled = False  # kept up to date by the dispatcher, reported in the state
-        self.tap: Tap | None = None  # sees every telemetry message as published (recorder)
+        self._publish = publish
+        # every telemetry message as published: the PUB socket first, then e.g. a recorder
+        self.sinks: list[Sink] = [self._publish_message]
         self.line = self._build(seed)
-        self.monitor = ProductionMonitor(self.line)
 
     def _build(self, seed: int | None) -> Line:
         built = build_line(self.cfg, seed=seed, builtin_controller=self.builtin_controller)
-        self.automation: AutomatedLine = built  # the line with its built-in controller
         line = built.line
-        self.state_every = steps_per_state(self.state_rate, line.dt)
-        # KPIs go out once per simulated second, with every n-th state message
-        self.kpi_every_states = max(1, round(self.state_rate)) if self.state_every else 0
+        monitor = ProductionMonitor(line)
+        stepper = TelemetryStepper(
+            built,
+            state_rate=self.state_rate,
+            state=lambda: self.state(),  # looked up at each call (the benchmark times it)
+            monitor=monitor,
+            sinks=self.sinks,
+            kpis=True,
+        )
+        # only once the build succeeded: a failed reset leaves the old line running
+        self.automation: AutomatedLine = built  # the line with its built-in controller
+        self.monitor, self.stepper = monitor, stepper
+        self.state_every = stepper.state_every
         return line
 
     @property
     def has_builtin_controller(self) -> bool:
         return self.automation.has_builtin_controller
 
+    def _publish_message(self, topic: bytes, msg: Any) -> None:
+        self._publish(topic, encode(msg))
+
     # stepping --------------------------------------------------------------------------
     def advance(self, n: int) -> None:
         """Step n times, publishing events as they happen and the state at its rate."""
-        line = self.line
-        while n > 0:
-            k = n
-            if self.state_every:
-                k = min(n, self.state_every - line.step_index % self.state_every)
-            self.automation.step(k)
-            n -= k
-            self.flush_events()
-            if self.state_every and line.step_index % self.state_every == 0:
-                state = self.state()
-                self._publish(TOPIC_STATE, encode(state))
-                if self.tap is not None:
-                    self.tap(TOPIC_STATE, state)
-                if (line.step_index // self.state_every) % self.kpi_every_states == 0:
-                    self._publish(TOPIC_KPI, encode(self.kpis()))
+        self.stepper.advance(n)
 
     def kpis(self, request_id: Any = None) -> Kpis:
-        line = self.line
-        return Kpis(
-            id=request_id,
-            step=line.step_index,
-            time=line.sim_time,
-            kpis=self.monitor.kpis.snapshot(line.sim_time),
-        )
+        return kpi_message(self.line, self.monitor, request_id)
 
     def flush_events(self) -> None:
-        events = self.line.drain_events()
-        if not events:
-            return
-        self.monitor.consume(events)
-        for ev in events:
-            msg = EventMsg(step=ev.step, time=ev.time, kind=ev.kind, device=ev.device, data=ev.data)
-            self._publish(TOPIC_EVENT, encode(msg))
-            if self.tap is not None:
-                self.tap(TOPIC_EVENT, msg)
+        self.stepper.flush_events()
 
     def server_event(self, kind: str, **data: Any) -> None:
         """An event from the server itself (watchdog, estop, control...), published at once."""
@@ -110,18 +89,12 @@ class LineHost:
 
     # observation -----------------------------------------------------------------------
     def state(self, request_id: Any = None) -> State:
-        line = self.line
-        return State(
-            id=request_id,
-            step=line.step_index,
-            time=line.sim_time,
-            mode=self.mode,
+        return state_message(
+            self.line,
+            self.mode,
+            request_id=request_id,
             paused=self.paused,
-            estopped=self.estopped,
             controlled=self.controlled,
-            signals=line.signals(),
-            parts=line.part_poses(),
-            counts=line.counts(),
         )
 
     # line-level actions ----------------------------------------------------------------
@@ -159,7 +132,6 @@ class LineHost:
         fresh = self._build(seed)  # build first: if that fails, the old line keeps running
         self.line.close()
         self.line, self.seed = fresh, seed
-        self.monitor = ProductionMonitor(fresh)
         self.server_event("reset", seed=self.line.seed)
 
     def close(self) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import zmq
 
@@ -88,15 +90,10 @@ class Server:
         self._poller = zmq.Poller()
         self._poller.register(self.endpoints.control, zmq.POLLIN)
         self.dispatcher = Dispatcher(self.host, self.lock)
-        self.recorder = None
-        if opts.record:
-            from twin.record.server_tap import record_server
-
-            try:
-                self.recorder = record_server(opts.record, cfg, self.host, self.dispatcher)
-            except Exception:
-                self.close()
-                raise
+        # what the composing code attaches (a recorder): told of watchdog trips
+        # (holder, timeout, silent_for, step, time), closed first on close
+        self.watchdog_listeners: list[Callable[[bytes, float, float, int, float], None]] = []
+        self.closers: list[Callable[[], None]] = []
         self.stopping = False
 
     # sockets ---------------------------------------------------------------------------
@@ -115,7 +112,7 @@ class Server:
             return
         for i in range(MAX_REQUESTS_PER_POLL):
             # the poll said the first is there; look before each further one (no exception)
-            if i and not router.get(_EVENTS) & _POLLIN:
+            if i and not cast(int, router.get(_EVENTS)) & _POLLIN:
                 return
             try:
                 frames, user = self._receive(router)
@@ -152,7 +149,7 @@ class Server:
         if self.roles is None:
             return router.recv_multipart(_NOBLOCK), None
         parts = router.recv_multipart(_NOBLOCK, copy=False)
-        return [p.bytes for p in parts], parts[-1].get("User-Id")
+        return [p.bytes for p in parts], cast(str, parts[-1].get("User-Id"))
 
     def check_watchdog(self) -> None:
         """Take control from a holder silent for longer than its lease (or its watchdog,
@@ -173,8 +170,8 @@ class Server:
         line = self.host.line
         step, sim_time = line.step_index, line.sim_time
         self.host.watchdog_trip(expiry.holder.hex(), expiry.timeout, expiry.silent_for)
-        if self.recorder is not None:
-            self.recorder.watchdog(expiry.holder, expiry.timeout, expiry.silent_for, step, sim_time)
+        for listener in self.watchdog_listeners:
+            listener(expiry.holder, expiry.timeout, expiry.silent_for, step, sim_time)
 
     # modes -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -216,8 +213,9 @@ class Server:
             self.check_watchdog()
 
     def close(self) -> None:
-        if self.recorder is not None:
-            self.recorder.close()
+        for close in self.closers:
+            close()
+        self.closers.clear()
         self.host.close()
         self.endpoints.close()
 
@@ -228,7 +226,8 @@ def start_gateways(opts: ServeOptions, control: str, telemetry: str) -> list:
     if opts.opcua:
         procs.append(spawn_gateway("opcua", control, telemetry, "--endpoint", opts.opcua))
     if opts.modbus:
-        procs.append(spawn_gateway("modbus", control, telemetry, "--address", opts.modbus))
+        remote = ["--allow-remote"] if opts.allow_remote else []
+        procs.append(spawn_gateway("modbus", control, telemetry, "--address", opts.modbus, *remote))
     if opts.hmi:
         procs.append(spawn_gateway("hmi", control, telemetry, "--address", opts.hmi))
     if opts.foxglove:
@@ -236,9 +235,18 @@ def start_gateways(opts: ServeOptions, control: str, telemetry: str) -> list:
     return procs
 
 
-def serve(cfg: LineConfig, opts: ServeOptions) -> int:
-    """Run a server until SIGINT or SIGTERM; print where it listens; return the exit code."""
+def serve(
+    cfg: LineConfig, opts: ServeOptions, *, attach: Callable[[Server], None] | None = None
+) -> int:
+    """Run a server until SIGINT or SIGTERM; print where it listens; return the exit code.
+    `attach` is given the built server before it runs (the composer's recorder)."""
     server = Server(cfg, opts)
+    if attach is not None:
+        try:
+            attach(server)
+        except Exception:
+            server.close()
+            raise
     if server.curve is None:
         for kind, addr in (("control", opts.control), ("telemetry", opts.telemetry)):
             warning = remote_warning(addr, kind)

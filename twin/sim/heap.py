@@ -1,8 +1,7 @@
 """Give freed memory back to the operating system after a pybullet client is closed.
 
-A closed client frees its heap (about 100 MB for the default line: 30 MB of client and
-renderer buffers, 70 MB of the Panda's visual meshes), but glibc's allocator keeps freed
-pages in the process. A server that rebuilds its line on `reset` builds the new line before
+A closed client frees its heap (about 45 MB for the default line headless, 100 MB with the
+Panda's visual meshes), but glibc's allocator keeps freed pages in the process. A server that rebuilds its line on `reset` builds the new line before
 closing the old one, so without this its resident memory would stay at two lines' worth.
 """
 

@@ -24,6 +24,7 @@ import msgspec
 from foxglove import Channel, Context, Schema
 from foxglove.channels import SceneUpdateChannel
 
+from twin.gateways.foxglove.scene import SceneBuilder
 from twin.gateways.hmi.security import check_bind, parse_address
 from twin.gateways.link import TwinLink
 from twin.protocol import messages as m
@@ -83,7 +84,7 @@ class FoxgloveBridge:
         }
         self.channels["kpi"] = self._channel("kpi", *struct_schema(m.Kpis))
         self.scene_channel = SceneUpdateChannel("scene", context=self.context)
-        self.scene = None
+        self.scene: SceneBuilder | None = None
 
     def _channel(self, topic: str, name: str, schema: bytes) -> Channel:
         return Channel(
@@ -94,27 +95,21 @@ class FoxgloveBridge:
         )
 
     async def start(self) -> None:
-        from twin.gateways.foxglove.scene import SceneBuilder
-
         link = TwinLink(self.opts.control, self.opts.telemetry, curve=self.opts.curve)
         self.link = link
         link.start()
         describe = await link.request(m.Describe())
         self.line = describe.line
         self.scene = SceneBuilder(describe.devices, describe.part_types)
-        tls = {}
-        if self.opts.tls is not None:
-            tls = {
-                "tls_cert": Path(self.opts.tls[0]).read_bytes(),
-                "tls_key": Path(self.opts.tls[1]).read_bytes(),
-            }
+        cert, key = (Path(f).read_bytes() for f in self.opts.tls) if self.opts.tls else (None, None)
         self.server = foxglove.start_server(
             name=f"twin {describe.line}",
             host=self.host,
             port=self.port,
             context=self.context,
             message_backlog_size=BACKLOG,
-            **tls,
+            tls_cert=cert,
+            tls_key=key,
         )
         self.port = self.server.port
         link.on_state, link.on_event, link.on_kpis = self._state, self._event, self._kpis

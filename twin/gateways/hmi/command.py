@@ -6,6 +6,10 @@ import argparse
 import asyncio
 import signal
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from twin.gateways.hmi.gateway import HmiGateway
 
 DEFAULT_ADDRESS = "127.0.0.1:8080"
 
@@ -79,23 +83,23 @@ def run_hmi(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _main(gateway: object) -> int:
+async def _main(gateway: HmiGateway) -> int:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     for s in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(s, _stop_once, loop, task)
     try:
-        await gateway.start()  # type: ignore[attr-defined]
-        print(f"hmi       {gateway.url} (observers)", flush=True)  # type: ignore[attr-defined]
+        await gateway.start()
+        print(f"hmi       {gateway.url} (observers)", flush=True)
         print(
             f"hmi-control {gateway.controller_url} (operators: keep this URL private)", flush=True
-        )  # type: ignore[attr-defined]
+        )
         while True:
             await asyncio.sleep(3600)
     except asyncio.CancelledError:
         return 0
     finally:
-        await gateway.stop()  # type: ignore[attr-defined]
+        await gateway.stop()
 
 
 def _stop_once(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> None:

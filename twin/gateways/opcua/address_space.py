@@ -396,6 +396,7 @@ class Builder:
             ("Controlled", s.Boolean, False, "some client holds the twin's control"),
             ("ControlHolder", s.String, "", "the gateway client holding control through it"),
             ("Connected", s.Boolean, False, "the gateway hears the twin's telemetry"),
+            ("LastRefusal", s.String, "", "the message of the last refused call of these methods"),
         ):
             await self._var(
                 space,

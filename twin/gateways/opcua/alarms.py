@@ -36,15 +36,12 @@ class Alarms:
         self.model = model
         self.conditions: dict[tuple[str, str], _Condition] = {}
         self.by_node: dict[ua.NodeId, _Condition] = {}
-        self._state_gen: Any = None
+        self._state_gens: dict[str, Any] = {}
         self._from_state: set[tuple[str, str]] = set()  # station faults seen in signals
 
     async def setup(self) -> None:
         self.server.iserver.isession.add_method_callback(
             ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge), self._acknowledge
-        )
-        self._state_gen = await self.server.get_event_generator(
-            ua.ObjectIds.BaseEventType, self.space.root
         )
         for node in self.space.devices.values():
             await node.set_event_notifier([ua.EventNotifier.SubscribeToEvents])
@@ -86,7 +83,7 @@ class Alarms:
         ev.AckedState = ua.LocalizedText("Acknowledged" if cond.acked else "Unacknowledged")
         setattr(ev, "AckedState/Id", cond.acked)
         ev.Retain = cond.active or not cond.acked
-        await cond.gen.trigger(message=message)
+        await self._trigger(cond.gen, message)
 
     async def set(self, device: str, fault: str, active: bool, detail: str = "") -> None:
         """The fault is (still) active or cleared; an alarm event when that changes."""
@@ -119,6 +116,33 @@ class Alarms:
         await self._report(cond, f"{cond.device}: {cond.fault} acknowledged {text}".strip())
         return []
 
+    async def _trigger(self, gen: Any, message: str) -> None:
+        """Send the event from its device's object, then the same event from the line's
+        object and the Server object, so a client may subscribe at any of the three."""
+        await gen.trigger(message=message)
+        ev = gen.event
+        device_node = ev.emitting_node
+        subscriptions = self.server.iserver.subscription_service
+        try:
+            for node in (self.space.root.nodeid, ua.NodeId(ua.ObjectIds.Server)):
+                if node != device_node:
+                    ev.emitting_node = node
+                    await subscriptions.trigger_event(ev)
+        finally:
+            ev.emitting_node = device_node
+
+    async def _state_generator(self, device: str) -> Any:
+        """One BaseEventType generator per device: events come from the device's object, so
+        a client subscribed to that object (or to the line's) gets them."""
+        gen = self._state_gens.get(device)
+        if gen is None:
+            node = self.space.devices.get(device, self.space.root)
+            gen = await self.server.get_event_generator(ua.ObjectIds.BaseEventType, node)
+            gen.event.SourceName = device
+            gen.event.Severity = 100
+            self._state_gens[device] = gen
+        return gen
+
     # from telemetry --------------------------------------------------------------------------
     async def on_state(self, state: m.State) -> None:
         """Station faults and the e-stop from the state (also right after the gateway starts)."""
@@ -140,15 +164,10 @@ class Alarms:
             await self.set("line", "estop", True, str(ev.data.get("reason", "")))
         elif ev.kind == "estop_reset":
             await self.set("line", "estop", False)
-        elif ev.kind in ("station_state", "line_state") and self._state_gen is not None:
-            gen = self._state_gen
-            node = self.space.devices.get(ev.device)
-            if node is not None:
-                gen.event.SourceNode = node.nodeid
-                gen.event.SourceName = ev.device
-            gen.event.Severity = 100
+        elif ev.kind in ("station_state", "line_state"):
+            gen = await self._state_generator(ev.device)
             old, new = ev.data.get("old"), ev.data.get("new")
             cause = ev.data.get("cause")
-            await gen.trigger(
-                message=f"{ev.device}: {old} -> {new}" + (f" ({cause})" if cause else "")
+            await self._trigger(
+                gen, f"{ev.device}: {old} -> {new}" + (f" ({cause})" if cause else "")
             )

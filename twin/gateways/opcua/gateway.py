@@ -121,6 +121,7 @@ class OpcUaGateway:
             policies.append(ua.SecurityPolicyType.NoSecurity)
             tokens.append(ua.AnonymousIdentityToken)
         if self.users:
+            assert self.model is not None
             pki = Path(self.opts.pki or "opcua_pki")
             pki.mkdir(parents=True, exist_ok=True)
             cert, key = pki / "server_cert.der", pki / "server_key.pem"
@@ -284,8 +285,7 @@ class OpcUaGateway:
         self, dev_id: str | None, e: Exception, n_inputs: int
     ) -> ua.CallMethodResult:
         status, message = _status_and_message(e)
-        if dev_id is not None:
-            await self._write({f"{dev_id}.LastRefusal": message})
+        await self._write({f"{dev_id or 'Twin'}.LastRefusal": message})
         result = ua.CallMethodResult()
         result.StatusCode = ua.StatusCode(status)
         # the twin's message travels as diagnostic info with each argument's result

@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +59,12 @@ class SecurityError(ValueError):
 @dataclass(eq=False)  # each session has its own user object: identity, not equality
 class TwinUser(User):
     twin_role: str = OBSERVER
+    anonymous_no: int = 0  # anonymous sessions have no identity but their number
 
     @property
     def label(self) -> str:
+        if self.anonymous_no:
+            return f"anonymous OPC UA session {self.anonymous_no}"
         return f"OPC UA user '{self.name}'"
 
 
@@ -148,6 +152,10 @@ def add_user(
 ) -> None:
     """Append one user to a users file (created if missing); an existing name is refused."""
     path = Path(path)
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise SecurityError(f"user name {name!r}: use letters, digits, '_' and '-' only")
+    if role not in ROLES:
+        raise SecurityError(f"role {role!r}: expected one of {ROLES}")
     text = path.read_text() if path.exists() else ""
     if text and name in (msgspec.toml.decode(text.encode()).get("users") or {}):
         raise SecurityError(f"{path}: user {name!r} exists already")
@@ -167,6 +175,7 @@ class TwinUserManager:
     def __init__(self, users: list[UserEntry], allow_anonymous: bool) -> None:
         self.users = users
         self.allow_anonymous = allow_anonymous
+        self._anonymous = 0
 
     def get_user(
         self,
@@ -185,7 +194,13 @@ class TwinUserManager:
                 if u.certificate is not None and u.certificate == certificate:
                     return TwinUser(role=UserRole.User, name=u.name, twin_role=u.role)
         if self.allow_anonymous:
-            return TwinUser(role=UserRole.User, name="anonymous", twin_role=CONTROLLER)
+            self._anonymous += 1
+            return TwinUser(
+                role=UserRole.User,
+                name="anonymous",
+                twin_role=CONTROLLER,
+                anonymous_no=self._anonymous,
+            )
         return None
 
 

@@ -138,6 +138,7 @@ function onState(state) {
       if (hmi.displayLog.length > 2000) hmi.displayLog.splice(0, 1000);
     });
   }
+  if (state.controlled !== hmi.shownControlled) { hmi.shownControlled = state.controlled; showControl(); }
   hmi.scene?.update(state);
 }
 
@@ -268,7 +269,14 @@ function markAcked(id) {
 
 // -- control and replies -----------------------------------------------------------------------
 function onControl(msg) {
-  const text = msg.you ? "you hold control" : msg.hmi ? `control: ${msg.holder}` : "";
+  hmi.control = msg;
+  showControl();
+}
+
+function showControl() {
+  const msg = hmi.control || {}, other = !msg.hmi && hmi.state?.controlled;
+  const text = msg.you ? "you hold control" : msg.hmi ? `control: ${msg.holder}` : other ? "another client holds control" : "";
+  $("#control").title = msg.you ? `the twin's control lease, held for this page; the line safe-stops after ${msg.watchdog} s without a sign of life from it` : "";
   $("#control").textContent = text;
   $("#release").hidden = !msg.you;
 }
