@@ -258,7 +258,7 @@ def test_a_lost_page_trips_the_twins_watchdog_and_a_closed_one_releases(setup) -
         assert not direct.get_state().signals["infeed"]["running"]  # the line went safe
 
 
-def test_an_hmi_with_an_observer_key_serves_only_observers(tmp_path) -> None:  # noqa: ANN001
+def test_an_hmi_with_an_observer_key_serves_only_observers(serve, tmp_path) -> None:  # noqa: ANN001
     keys = tmp_path / "keys"
     made = subprocess.run(
         [sys.executable, "-m", "twin.cli", "keys", "generate", str(keys),
@@ -267,7 +267,7 @@ def test_an_hmi_with_an_observer_key_serves_only_observers(tmp_path) -> None:  #
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     secret, server_key = str(keys / "secrets" / "hmi.key_secret"), str(keys / "server.key")
-    with ServerProcess("--mode", "realtime", "--curve", str(keys)) as server:
+    with serve("--mode", "realtime", "--curve", str(keys)) as server:
         with HmiProcess(server, "--curve", secret, server_key) as hmi, open_ws(hmi.controller_url) as ws:  # fmt: skip
             welcome = until(ws, "welcome")
             assert welcome["role"] == "observer" and "observer role" in welcome["why"]
