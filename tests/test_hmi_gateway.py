@@ -196,7 +196,7 @@ def self_signed(tmp_path) -> tuple[str, str]:  # noqa: ANN001
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "twin hmi test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -258,7 +258,7 @@ def test_a_lost_page_trips_the_twins_watchdog_and_a_closed_one_releases(setup) -
         assert not direct.get_state().signals["infeed"]["running"]  # the line went safe
 
 
-def test_an_hmi_with_an_observer_key_serves_only_observers(serve, tmp_path) -> None:  # noqa: ANN001
+def test_an_hmi_with_an_observer_key_serves_only_observers(tmp_path, serve) -> None:  # noqa: ANN001
     keys = tmp_path / "keys"
     made = subprocess.run(
         [sys.executable, "-m", "twin.cli", "keys", "generate", str(keys),
