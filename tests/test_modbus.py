@@ -173,3 +173,4 @@ def test_register_map_from_a_config_lists_every_device(tmp_path: Path) -> None:
     assert text.startswith("| table | address | reference | name |")
     for device in load(config).devices:
         assert f"| {device.id}." in text, device.id
+    assert ".fault | bool | R |" in text  # a station's fault, 1 while set
