@@ -68,7 +68,7 @@ def test_plc_program_runs_the_default_line_through_modbus_only(tmp_path: Path, s
     assert "from twin" not in source and "import twin" not in source
     address = f"127.0.0.1:{free_port()}"
     with serve(
-        "--mode", "realtime", "--rtf", "3", "--no-builtin-controller", "--modbus", address
+        "--mode", "realtime", "--rtf", "4", "--no-builtin-controller", "--modbus", address
     ) as server:
         try:
             wait_for_line(server, "modbus")
