@@ -327,3 +327,20 @@ def test_travel_past_the_base_axis_is_routed_around_it():
         np.array([0.5, 0.4, 1.05]), 0.0, np.array([0.5, -0.4, 0.75]), None, 0.0, 0.05, s
     )
     assert len(far[0].legs) == 2  # across, down
+
+
+def test_every_arm_job_on_the_two_robot_line_arrives():
+    """Both robots of the two-cell line reach every pick and place point (robot_2 travels
+    past its own base axis to pick), under the built-in controller for 100 s."""
+    from twin.automation import build_line
+
+    with build_line(load(DEFAULT_LINE.parent / "two_robot_line.toml")) as line:
+        events = []
+        for _ in range(10):
+            line.step(1000)
+            events += line.drain_events()
+    done = [e for e in events if e.kind == "arm_job_done"]
+    assert len(done) > 12
+    assert {e.data["result"] for e in done} <= {"ok", "halted"}, [
+        (e.device, e.time, e.data) for e in done if e.data["result"] not in ("ok", "halted")
+    ]

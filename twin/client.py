@@ -290,6 +290,13 @@ class ProcessImage:
         )
         return self.client.request(cycle, timeout)
 
+    def declare_again(self) -> None:
+        """Declare the same image again: after a `reset` or a new `take_control`, whose new
+        lease ends the old image."""
+        self.layout = self.client.request(
+            m.DeclareImage(inputs=list(self.inputs), outputs=list(self.outputs))
+        )
+
     def values(self, reply: m.ImageReply) -> dict[str, Any]:
         """The inputs of a cycle's reply by name."""
         return dict(zip(self.inputs, reply.inputs))

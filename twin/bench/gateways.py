@@ -245,7 +245,7 @@ async def _change_rate(control: str, telemetry: str, seconds: float) -> BenchRes
 def _perturbed(state: Any, k: int, msgspec: Any) -> Any:
     signals = {}
     for dev, sigs in state.signals.items():
-        out = {}
+        out: dict[str, Any] = {}
         for name, v in sigs.items():
             if isinstance(v, bool) or v is None or isinstance(v, str):
                 out[name] = v

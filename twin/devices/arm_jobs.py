@@ -98,9 +98,13 @@ def _around_the_base(a: np.ndarray, b: np.ndarray, s: Speeds) -> np.ndarray | No
     dist = math.hypot(*off)
     if dist >= s.keep_out:
         return None
-    if dist < 1e-3 * s.keep_out:  # straight through the axis: pass in front of the base
-        off, dist = np.array([math.cos(s.forward), math.sin(s.forward)]), 1.0
-    direction = off / dist
+    # pass on the side the base joint turns through: halfway between the two ends'
+    # bearings, measured from the base's forward direction (never through its back, where a
+    # base joint's limits usually are)
+    bearing_a = _bearing(a[:2] - base, s.forward)
+    bearing_b = _bearing(b[:2] - base, s.forward)
+    mid = s.forward + (bearing_a + bearing_b) / 2
+    direction = np.array([math.cos(mid), math.sin(mid)])
     # out along that direction until both legs clear the axis (the legs are chords)
     radius = s.keep_out
     for _ in range(30):
@@ -113,6 +117,11 @@ def _around_the_base(a: np.ndarray, b: np.ndarray, s: Speeds) -> np.ndarray | No
             break
         radius *= 1.05
     return np.array([xy[0], xy[1], (a[2] + b[2]) / 2])
+
+
+def _bearing(v: np.ndarray, forward: float) -> float:
+    """Angle of v from the forward direction, in (-pi, pi]."""
+    return math.remainder(math.atan2(v[1], v[0]) - forward, math.tau)
 
 
 def _closest(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:

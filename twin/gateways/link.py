@@ -94,7 +94,7 @@ class TwinLink:
         try:
             await self._dealer.send(encode(req))
             reply = await asyncio.wait_for(future, self.timeout if timeout is None else timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(
                 f"no reply to '{m.request_tag(type(req))}' from the twin at {self.control}"
             ) from None
@@ -148,7 +148,7 @@ class TwinLink:
             msg = decode_telemetry(payload)
         except Exception:
             return
-        handler = {
+        handler: Callable[[Any], Awaitable[None] | None] | None = {  # type: ignore[assignment]
             m.TOPIC_STATE: self.on_state,
             m.TOPIC_EVENT: self.on_event,
             m.TOPIC_KPI: self.on_kpis,

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import zmq
 
@@ -125,7 +126,7 @@ class Server:
             return
         for i in range(MAX_REQUESTS_PER_POLL):
             # the poll said the first is there; look before each further one (no exception)
-            if i and not router.get(_EVENTS) & _POLLIN:
+            if i and not cast(int, router.get(_EVENTS)) & _POLLIN:
                 return
             try:
                 frames, user = self._receive(router)
@@ -162,7 +163,7 @@ class Server:
         if self.roles is None:
             return router.recv_multipart(_NOBLOCK), None
         parts = router.recv_multipart(_NOBLOCK, copy=False)
-        return [p.bytes for p in parts], parts[-1].get("User-Id")
+        return [p.bytes for p in parts], cast(str, parts[-1].get("User-Id"))
 
     def check_watchdog(self) -> None:
         """Take control from a holder silent for longer than its lease (or its watchdog,

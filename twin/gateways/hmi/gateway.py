@@ -44,6 +44,7 @@ from twin.protocol import messages as m
 STATIC = Path(__file__).with_name("static")
 DEFAULT_ADDRESS = "127.0.0.1:8080"
 MAX_SESSIONS = 64
+CLEAN_CLOSE = (1000, 1001)  # normal closure, going away (tab closed, page left)
 _json = msgspec.json.Encoder()
 
 
@@ -260,6 +261,7 @@ class HmiGateway:
         tasks = [
             asyncio.create_task(session.send_forever()),
             asyncio.create_task(self._receive(session)),
+            asyncio.create_task(self._vouch(session)),
         ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -274,21 +276,33 @@ class HmiGateway:
                 await websocket.close()
             await self._forget(session)
 
+    async def _vouch(self, session: Session) -> None:
+        """While a page's connection is alive, it is a sign of life for the lease held for it.
+        The connection is what shows it (the server pings it every 5 s and the browser
+        answers, even from a background tab whose timers the browser throttles)."""
+        while True:
+            if self.lease is not None and session.controller:
+                self.lease.touch(session)
+            await asyncio.sleep(1.0)
+
     async def _forget(self, session: Session) -> None:
-        """A page closed: control it held is given back (a closed page is not a silent one)."""
+        """A page is gone. Closed on purpose (the tab closed, the operator left): the control
+        held for it is given back. Lost (network down, browser crashed, no close frame): its
+        signs of life stop, so the twin's watchdog trips and safe-stops the line."""
         lease = self.lease
         if lease is None:
             return
-        lease.forget(session)
-        if lease.held and lease.owner is session:
+        if lease.held and lease.owner is session and session.closed_cleanly:
             await lease.release()
+        lease.forget(session)
         self._control_changed()
 
     async def _receive(self, session: Session) -> None:
-        with contextlib.suppress(WebSocketDisconnect):
+        try:
             while True:
                 message = await session.websocket.receive()
                 if message["type"] == "websocket.disconnect":
+                    session.closed_cleanly = message.get("code") in CLEAN_CLOSE
                     return
                 data = message.get("text")
                 if data is None:
@@ -297,6 +311,8 @@ class HmiGateway:
                 if session.refused_in_a_row > MAX_REFUSED_IN_A_ROW:
                     await session.close_after_sending(1008, "too many refused requests")
                     return
+        except WebSocketDisconnect as e:
+            session.closed_cleanly = e.code in CLEAN_CLOSE
 
     # -- page requests ---------------------------------------------------------------------
     async def _handle(self, session: Session, data: str | bytes) -> None:

@@ -59,6 +59,7 @@ class Session:
         self._closing: tuple[int, str] | None = None
         self._last_state = 0.0
         self._closed = asyncio.Event()
+        self.closed_cleanly = False  # the browser closed the WebSocket on purpose
 
     @property
     def controller(self) -> bool:
@@ -102,7 +103,7 @@ class Session:
         self._wake.set()
         try:
             await asyncio.wait_for(self._closed.wait(), SEND_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _send(self, text: str) -> None:

@@ -134,12 +134,13 @@ class ModbusGateway:
 
     async def start(self) -> None:
         state = await self.link_only()
+        assert self.map is not None and self.model is not None
         for table in (COIL, DISCRETE, INPUT, HOLDING):
             size = max(
                 (e.address + e.words for e in self.map.entries if e.table == table), default=0
             )
             self.image[table] = [0] * size
-        points = {tp.name: tp.point for tp in self.model.teach_points}  # type: ignore[union-attr]
+        points = {tp.name: tp.point for tp in self.model.teach_points}
         for e in self.map.entries:
             if e.kind == "teach" and e.index is not None:
                 self._set(e, points[e.field][e.index])
@@ -193,7 +194,7 @@ class ModbusGateway:
                 self._set(e, twin[e.field])
             elif e.kind == "command" or (e.kind == "twin" and e.table == COIL):
                 self.image[COIL][e.address] = 0
-            elif e.kind in ("signal", "packml_state", "choice", "setpoint"):
+            elif e.kind in ("signal", "packml_state", "choice", "setpoint", "present"):
                 value = state.signals.get(e.device, {}).get(e.field)
                 if e.index is not None:
                     value = (
@@ -362,8 +363,8 @@ class _Context(ModbusServerContext):
     def __init__(self, gateway: ModbusGateway) -> None:  # no super(): no pymodbus datastore
         self.gateway = gateway
         self.old_simulator = True  # pymodbus then calls async_getValues/async_setValues
-        self.simdevices = []
-        self._devices = {}
+        self.simdevices: list[Any] = []
+        self._devices: dict[int, Any] = {}
 
     async def async_getValues(
         self, device_id: int, func_code: int, address: int, count: int = 1

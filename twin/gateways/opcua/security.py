@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +152,10 @@ def add_user(
 ) -> None:
     """Append one user to a users file (created if missing); an existing name is refused."""
     path = Path(path)
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise SecurityError(f"user name {name!r}: use letters, digits, '_' and '-' only")
+    if role not in ROLES:
+        raise SecurityError(f"role {role!r}: expected one of {ROLES}")
     text = path.read_text() if path.exists() else ""
     if text and name in (msgspec.toml.decode(text.encode()).get("users") or {}):
         raise SecurityError(f"{path}: user {name!r} exists already")
