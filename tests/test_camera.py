@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from conftest_server import ROOT, ServerProcess
 
 from twin.automation import build_line
 from twin.client import Client, TwinError
@@ -19,6 +18,7 @@ from twin.config import ConfigError, loads
 from twin.devices.camera import Camera
 from twin.protocol import messages as m
 from twin.protocol.codec import decode_telemetry
+from twin.serve_process import ROOT
 from twin.telemetry import TelemetryStepper, state_message
 from twin.vision.feed import CameraDemand, CameraFeed
 from twin.vision.frames import decode_image
@@ -221,9 +221,9 @@ def _next_frame(sub: zmq.Socket, timeout_s: float = 20.0) -> tuple[bytes, object
     return topic, decode_telemetry(payload)
 
 
-def test_subscriber_masks_match_the_parts_of_the_same_steps_state(tmp_path):
+def test_subscriber_masks_match_the_parts_of_the_same_steps_state(tmp_path, serve):
     path = small_line_file(tmp_path)
-    with ServerProcess(str(path), "--mode", "lockstep") as server:
+    with serve(str(path), "--mode", "lockstep") as server:
         ctx = zmq.Context()
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
