@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 
-from conftest_server import ROOT, ServerProcess
+from processes import ROOT, ServeProcess
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
@@ -35,7 +35,7 @@ def wait_for_line(lines: queue.Queue, prefix: str, what: str, timeout: float = 3
     raise TimeoutError(f"no '{prefix}' line from {what}")
 
 
-def hmi_urls(server: ServerProcess) -> tuple[str, str]:
+def hmi_urls(server: ServeProcess) -> tuple[str, str]:
     """(observer URL, controller URL) that `twin serve --hmi` printed."""
     observer = wait_for_line(server._lines, "hmi ", "twin serve --hmi").split()[1]
     controller = wait_for_line(server._lines, "hmi-control ", "twin serve --hmi").split()[1]
@@ -45,7 +45,7 @@ def hmi_urls(server: ServerProcess) -> tuple[str, str]:
 class HmiProcess:
     """`twin hmi` against a running twin, as its own protocol client; always killed."""
 
-    def __init__(self, server: ServerProcess, *args: str) -> None:
+    def __init__(self, server: ServeProcess, *args: str) -> None:
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "twin.cli", "hmi", "--control", server.control,

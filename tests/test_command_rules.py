@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest_server import ROOT, ServerProcess
+from processes import ROOT
 
 from twin.client import Client, TwinError
 from twin.command_rules import ALLOWED_IN_ESTOP, REQUEST_ERRORS, STATE_ERRORS, apply_commands
@@ -154,14 +154,14 @@ EXPECTED = [
 ]
 
 
-def test_the_rules_are_the_same_in_process_and_over_the_wire():
+def test_the_rules_are_the_same_in_process_and_over_the_wire(serve):
     in_process = InProcess()
     try:
         local = scenario(in_process)
     finally:
         in_process.line.close()
     with (
-        ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server,
+        serve("--mode", "lockstep", "--no-builtin-controller") as server,
         Client(server.control, timeout=20) as client,
     ):
         client.take_control()

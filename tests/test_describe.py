@@ -12,7 +12,6 @@ from pathlib import Path
 import msgspec
 import pytest
 import zmq
-from conftest_server import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_MS = 20_000
@@ -186,8 +185,10 @@ class Stranger:
 @pytest.mark.parametrize(
     ("config", "seconds"), [("default_line.toml", 90.0), ("two_robot_line.toml", 150.0)]
 )
-def test_a_controller_from_describe_alone_completes_parts(config: str, seconds: float) -> None:
-    with ServerProcess(
+def test_a_controller_from_describe_alone_completes_parts(
+    config: str, seconds: float, serve
+) -> None:
+    with serve(
         str(ROOT / "configs" / config), "--mode", "lockstep", "--no-builtin-controller"
     ) as server:
         stranger = Stranger(server.control)

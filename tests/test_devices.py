@@ -466,6 +466,9 @@ def test_station_packml_cycle_through_commands():
             line.step()
             s = line.signals()["mill"]
             assert s["part_present"] and s["part"] == part.id and not s["load_ok"]
+            step_until(line, lambda: st.signals()["activity"] == "execute", 2.0, "processing")
+            s = line.signals()["mill"]
+            assert s["state"] == "Execute" and s["progress"] < 0.1
             t_done = step_until(line, lambda: st.signals()["part_done"], 5.0, "part done")
             # it settles (0.2 s), is judged seated, unsuspends (0.2 s), is processed (2 s)
             assert t_done - t_part == pytest.approx(0.2 + 0.2 + 2.0, abs=0.05)

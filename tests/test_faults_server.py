@@ -10,9 +10,9 @@ import time
 
 import pytest
 import zmq
-from conftest_server import ServerProcess, run_script
 from conservation import assert_parts_conserved
 from mcap.reader import make_reader
+from processes import run_script
 
 from twin.client import Client
 
@@ -38,10 +38,10 @@ sys.stdin.read()  # wait to be killed
 """
 
 
-def test_controller_killed_mid_step_trips_the_watchdog():
+def test_controller_killed_mid_step_trips_the_watchdog(serve):
     watchdog, steps = 1.0, 2000
     with (
-        ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server,
+        serve("--mode", "lockstep", "--no-builtin-controller") as server,
         Client(server.control, server.telemetry, timeout=60) as observer,
     ):
         observer.subscribe(["event"])
@@ -68,9 +68,9 @@ def test_controller_killed_mid_step_trips_the_watchdog():
         assert_parts_conserved(observer.get_state().counts)
 
 
-def test_sigterm_mid_recording_closes_the_file(tmp_path):
+def test_sigterm_mid_recording_closes_the_file(tmp_path, serve):
     path = tmp_path / "run.mcap"
-    with ServerProcess("--mode", "fast", "--record", str(path)) as server:
+    with serve("--mode", "fast", "--record", str(path)) as server:
         deadline = time.monotonic() + 30
         while path.stat().st_size < 20_000:
             assert time.monotonic() < deadline, "the recording does not grow"
@@ -96,9 +96,9 @@ def _step_rate(c: Client, seconds: float) -> float:
     return (last.step - first.step) / (time.monotonic() - t0)
 
 
-def test_subscriber_that_never_reads_does_not_slow_the_twin():
+def test_subscriber_that_never_reads_does_not_slow_the_twin(serve):
     with (
-        ServerProcess("--mode", "fast", "--state-rate", "200") as server,  # state every step
+        serve("--mode", "fast", "--state-rate", "200") as server,  # state every step
         Client(server.control, server.telemetry, timeout=10) as reader,
         zmq.Context() as ctx,
     ):
@@ -125,9 +125,9 @@ def test_subscriber_that_never_reads_does_not_slow_the_twin():
         assert before > 0 and during > 0.5 * before, (before, during)
 
 
-def test_silent_clients_change_nothing_and_leak_nothing():
+def test_silent_clients_change_nothing_and_leak_nothing(serve):
     with (
-        ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server,
+        serve("--mode", "lockstep", "--no-builtin-controller") as server,
         Client(server.control, server.telemetry, timeout=10) as c,
         zmq.Context() as ctx,
     ):

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 
 import jsonschema
 import pytest
-from conftest_server import ROOT, ServerProcess
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from hmi_helpers import wait_for_line
+from processes import ROOT, ServeProcess
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -29,8 +29,8 @@ SUBPROTOCOL = "foxglove.sdk.v1"
 
 
 @pytest.fixture(scope="module")
-def twin() -> Iterator[tuple[ServerProcess, str]]:
-    with ServerProcess("--mode", "realtime", "--rtf", "4", "--foxglove=127.0.0.1:0") as server:
+def twin(serve_module) -> Iterator[tuple[ServeProcess, str]]:
+    with serve_module("--mode", "realtime", "--rtf", "4", "--foxglove=127.0.0.1:0") as server:
         url = wait_for_line(server._lines, "foxglove ", "twin serve --foxglove").split()[1]
         yield server, url
         assert server.stop() == 0

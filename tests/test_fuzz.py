@@ -21,9 +21,9 @@ from pathlib import Path
 import msgspec
 import pytest
 import zmq
-from conftest_server import ServerProcess
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from processes import ServeProcess
 
 from twin.protocol import messages as m
 from twin.protocol.codec import ProtocolError, decode_request, encode
@@ -261,7 +261,7 @@ PROBE = msgspec.msgpack.encode({"type": "get_state", "id": "probe"})
 class Session:
     """A controlling DEALER on a lockstep server, and the state before the next case."""
 
-    def __init__(self, server: ServerProcess, ctx: zmq.Context) -> None:
+    def __init__(self, server: ServeProcess, ctx: zmq.Context) -> None:
         self.server = server
         self.dealer = ctx.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.LINGER, 0)
@@ -333,9 +333,9 @@ def _cheap(payload: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def session():
+def session(serve_module):
     with (
-        ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server,
+        serve_module("--mode", "lockstep", "--no-builtin-controller") as server,
         zmq.Context() as ctx,
     ):
         s = Session(server, ctx)

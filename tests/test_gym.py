@@ -9,7 +9,6 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest_server import ServerProcess
 from gymnasium.utils.env_checker import check_env
 
 import twin.gym
@@ -59,14 +58,14 @@ def test_same_seed_same_observation_and_names_match_the_space() -> None:
 
 
 @pytest.mark.parametrize("env_id", twin.gym.ENV_IDS)
-def test_inprocess_and_remote_give_the_same_trajectory(env_id: str) -> None:
+def test_inprocess_and_remote_give_the_same_trajectory(env_id: str, serve) -> None:
     steps = 30
     local = gym.make(env_id, **FAST.get(env_id, {}))
     try:
         ref_obs, ref_rew = _rollout(local, seed=11, steps=steps)
     finally:
         local.close()
-    with ServerProcess("--mode", "lockstep", "--state-rate", "0", *SERVER_ARGS[env_id]) as srv:
+    with serve("--mode", "lockstep", "--state-rate", "0", *SERVER_ARGS[env_id]) as srv:
         remote = gym.make(env_id, backend="remote", control=srv.control, **FAST.get(env_id, {}))
         try:
             for _ in range(2):  # the second episode starts from the server's `reset`
@@ -80,8 +79,8 @@ def test_inprocess_and_remote_give_the_same_trajectory(env_id: str) -> None:
     assert not np.array_equal(ref_obs[0], ref_obs[-1])
 
 
-def test_remote_refuses_a_server_that_does_not_fit() -> None:
-    with ServerProcess("--mode", "lockstep", "--state-rate", "0") as srv:
+def test_remote_refuses_a_server_that_does_not_fit(serve) -> None:
+    with serve("--mode", "lockstep", "--state-rate", "0") as srv:
         with pytest.raises(ValueError, match="no-builtin-controller"):
             gym.make("twin/DefaultLine-v0", backend="remote", control=srv.control)
 

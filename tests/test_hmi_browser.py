@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest_server import ServerProcess
 from hmi_helpers import CHROMIUM, CHROMIUM_ARGS, SKIP_REASON, hmi_urls
+from processes import ServeProcess
 
 from twin.client import Client
 
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None or sync_playwright is None, rea
 
 
 @pytest.fixture(scope="module")
-def twin() -> Iterator[tuple[ServerProcess, str, str]]:
-    with ServerProcess("--mode", "realtime", "--rtf", "5", "--hmi=127.0.0.1:0") as server:
+def twin(serve_module) -> Iterator[tuple[ServeProcess, str, str]]:
+    with serve_module("--mode", "realtime", "--rtf", "5", "--hmi=127.0.0.1:0") as server:
         observer, controller = hmi_urls(server)
         yield server, observer, controller
         assert server.stop() == 0
@@ -41,7 +41,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def client(twin: tuple[ServerProcess, str, str]) -> Iterator[Client]:
+def client(twin: tuple[ServeProcess, str, str]) -> Iterator[Client]:
     server = twin[0]
     with Client(server.control, server.telemetry, timeout=5.0) as c:
         yield c

@@ -12,8 +12,8 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from conftest_server import ROOT, ServerProcess
 from hmi_helpers import HmiProcess
+from processes import ROOT, ServeProcess
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -22,8 +22,8 @@ from twin.gateways.hmi.security import role_for
 
 
 @pytest.fixture(scope="module")
-def setup() -> Iterator[tuple[ServerProcess, HmiProcess]]:
-    with ServerProcess("--mode", "realtime", "--rtf", "2") as server:
+def setup(serve_module) -> Iterator[tuple[ServeProcess, HmiProcess]]:
+    with serve_module("--mode", "realtime", "--rtf", "2") as server:
         with HmiProcess(server) as hmi:
             yield server, hmi
 
@@ -196,7 +196,7 @@ def self_signed(tmp_path) -> tuple[str, str]:  # noqa: ANN001
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "twin hmi test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -256,3 +256,21 @@ def test_a_lost_page_trips_the_twins_watchdog_and_a_closed_one_releases(setup) -
         event = direct.wait_for_event("watchdog", timeout=15)
         assert event.data["timeout"] == 2.0 and time.monotonic() - t0 < 10
         assert not direct.get_state().signals["infeed"]["running"]  # the line went safe
+
+
+def test_an_hmi_with_an_observer_key_serves_only_observers(tmp_path, serve) -> None:  # noqa: ANN001
+    keys = tmp_path / "keys"
+    made = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "keys", "generate", str(keys),
+         "--controllers", "plc", "--observers", "hmi"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    secret, server_key = str(keys / "secrets" / "hmi.key_secret"), str(keys / "server.key")
+    with serve("--mode", "realtime", "--curve", str(keys)) as server:
+        with HmiProcess(server, "--curve", secret, server_key) as hmi, open_ws(hmi.controller_url) as ws:  # fmt: skip
+            welcome = until(ws, "welcome")
+            assert welcome["role"] == "observer" and "observer role" in welcome["why"]
+            assert until(ws, "state")["step"] > 0  # it sees the line through the encrypted link
+            ws.send(json.dumps({"op": "estop", "ref": 1}))
+            assert until(ws, "reply", ref=1)["code"] == "forbidden"

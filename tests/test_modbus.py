@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest_server import ROOT, ServerProcess
+from processes import ROOT, ServeProcess
 from pymodbus.client import AsyncModbusTcpClient
 
 from twin.client import Client as TwinClient
@@ -27,7 +27,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_line(server: ServerProcess, prefix: str, timeout: float = 30.0) -> str:
+def wait_for_line(server: ServeProcess, prefix: str, timeout: float = 30.0) -> str:
     import time
 
     deadline = time.monotonic() + timeout
@@ -40,7 +40,7 @@ def wait_for_line(server: ServerProcess, prefix: str, timeout: float = 30.0) -> 
     raise TimeoutError(f"no '{prefix}' line from twin serve: {server.stderr_text()}")
 
 
-def write_map(server: ServerProcess, path: Path) -> dict[str, dict[str, str]]:
+def write_map(server: ServeProcess, path: Path) -> dict[str, dict[str, str]]:
     run = subprocess.run(
         [
             *TWIN,
@@ -62,13 +62,13 @@ def write_map(server: ServerProcess, path: Path) -> dict[str, dict[str, str]]:
         return {row["name"]: row for row in csv.DictReader(f)}
 
 
-def test_plc_program_runs_the_default_line_through_modbus_only(tmp_path: Path) -> None:
+def test_plc_program_runs_the_default_line_through_modbus_only(tmp_path: Path, serve) -> None:
     example = ROOT / "examples" / "modbus_plc.py"
     source = example.read_text()
     assert "from twin" not in source and "import twin" not in source
     address = f"127.0.0.1:{free_port()}"
-    with ServerProcess(
-        "--mode", "realtime", "--rtf", "3", "--no-builtin-controller", "--modbus", address
+    with serve(
+        "--mode", "realtime", "--rtf", "4", "--no-builtin-controller", "--modbus", address
     ) as server:
         try:
             wait_for_line(server, "modbus")
@@ -98,11 +98,9 @@ def test_plc_program_runs_the_default_line_through_modbus_only(tmp_path: Path) -
     assert json.loads(run.stdout.strip().splitlines()[-1])["parts_completed"] >= 1
 
 
-def test_bad_modbus_writes_are_refused_and_change_nothing(tmp_path: Path) -> None:
+def test_bad_modbus_writes_are_refused_and_change_nothing(tmp_path: Path, serve) -> None:
     address = f"127.0.0.1:{free_port()}"
-    with ServerProcess(
-        "--mode", "lockstep", "--no-builtin-controller", "--modbus", address
-    ) as server:
+    with serve("--mode", "lockstep", "--no-builtin-controller", "--modbus", address) as server:
         try:
             wait_for_line(server, "modbus")
             table = write_map(server, tmp_path / "map.csv")
@@ -175,3 +173,4 @@ def test_register_map_from_a_config_lists_every_device(tmp_path: Path) -> None:
     assert text.startswith("| table | address | reference | name |")
     for device in load(config).devices:
         assert f"| {device.id}." in text, device.id
+    assert ".fault | bool | R |" in text  # a station's fault, 1 while set

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from asyncua import Client, ua
-from conftest_server import ROOT, ServerProcess
+from processes import ROOT, ServeProcess
 
 from twin.client import Client as TwinClient
 from twin.config import load
@@ -30,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_line(server: ServerProcess, prefix: str, timeout: float = 30.0) -> str:
+def wait_for_line(server: ServeProcess, prefix: str, timeout: float = 30.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -44,9 +44,9 @@ def wait_for_line(server: ServerProcess, prefix: str, timeout: float = 30.0) -> 
     raise TimeoutError(f"no '{prefix}' line from twin serve: {server.stderr_text()}")
 
 
-def serve_with_opcua(*args: str) -> tuple[ServerProcess, str]:
+def serve_with_opcua(*args: str) -> tuple[ServeProcess, str]:
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/twin"
-    server = ServerProcess(*args, "--opcua", endpoint)
+    server = ServeProcess(*args, "--opcua", endpoint)
     try:
         wait_for_line(server, "opcua")
     except Exception:
@@ -61,7 +61,7 @@ def test_plc_program_runs_the_default_line_through_opcua_only() -> None:
     source = example.read_text()
     assert "from twin" not in source and "import twin" not in source
     server, endpoint = serve_with_opcua(
-        "--mode", "realtime", "--rtf", "3", "--no-builtin-controller"
+        "--mode", "realtime", "--rtf", "4", "--no-builtin-controller"
     )
     with server:
         try:
@@ -222,7 +222,7 @@ async def _watch_alarms(endpoint: str, twin: TwinClient) -> list[dict]:
     return events
 
 
-def test_opcua_security_roles_and_no_anonymous_off_loopback(tmp_path: Path) -> None:
+def test_opcua_security_roles_and_no_anonymous_off_loopback(tmp_path: Path, serve) -> None:
     from twin.gateways.opcua.gateway import OpcUaGateway
     from twin.gateways.opcua.options import OpcUaOptions
     from twin.gateways.opcua.security import add_user
@@ -231,7 +231,7 @@ def test_opcua_security_roles_and_no_anonymous_off_loopback(tmp_path: Path) -> N
     add_user(users, "plc", "controller", "plc-secret", None)
     add_user(users, "hmi", "observer", "hmi-secret", None)
     port = free_port()
-    with ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server:
+    with serve("--mode", "lockstep", "--no-builtin-controller") as server:
         opts = OpcUaOptions(
             endpoint=f"opc.tcp://0.0.0.0:{port}/twin",
             control=server.control,
@@ -349,12 +349,12 @@ def test_opcua_refuses_a_non_loopback_endpoint_without_users() -> None:
     assert "only allowed on loopback" in serve.stderr
 
 
-def test_bad_opcua_input_is_refused_and_changes_nothing() -> None:
+def test_bad_opcua_input_is_refused_and_changes_nothing(serve) -> None:
     from twin.gateways.opcua.gateway import OpcUaGateway
     from twin.gateways.opcua.options import OpcUaOptions
 
     port = free_port()
-    with ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server:
+    with serve("--mode", "lockstep", "--no-builtin-controller") as server:
         opts = OpcUaOptions(
             endpoint=f"opc.tcp://127.0.0.1:{port}/twin",
             control=server.control,

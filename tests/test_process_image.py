@@ -16,7 +16,6 @@ from typing import Any
 import msgspec
 import pytest
 import zmq
-from conftest_server import ServerProcess
 
 pytestmark = pytest.mark.timeout(240)
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,8 +211,8 @@ def run_lockstep(wire: Wire, via: str, n: int, want: int, max_steps: int) -> lis
     return trajectory
 
 
-def test_image_and_step_requests_give_the_same_trajectory_and_complete_parts():
-    with ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server:
+def test_image_and_step_requests_give_the_same_trajectory_and_complete_parts(serve):
+    with serve("--mode", "lockstep", "--no-builtin-controller") as server:
         wire = Wire(server.control)
         try:
             assert wire.call({"type": "take_control"})["type"] == "control"
@@ -226,9 +225,9 @@ def test_image_and_step_requests_give_the_same_trajectory_and_complete_parts():
     assert by_image == by_step
 
 
-def test_the_image_completes_parts_on_the_two_robot_line():
+def test_the_image_completes_parts_on_the_two_robot_line(serve):
     config = str(ROOT / "configs" / "two_robot_line.toml")
-    with ServerProcess(config, "--mode", "lockstep", "--no-builtin-controller") as server:
+    with serve(config, "--mode", "lockstep", "--no-builtin-controller") as server:
         wire = Wire(server.control)
         try:
             wire.call({"type": "take_control"})
@@ -238,9 +237,9 @@ def test_the_image_completes_parts_on_the_two_robot_line():
     assert trajectory
 
 
-def test_realtime_exchanges_the_latest_image_each_scan():
+def test_realtime_exchanges_the_latest_image_each_scan(serve):
     args = ("--mode", "realtime", "--rtf", "3", "--no-builtin-controller")
-    with ServerProcess(*args) as server:
+    with serve(*args) as server:
         wire = Wire(server.control)
         try:
             wire.call({"type": "take_control", "watchdog": 5})
@@ -292,8 +291,8 @@ BAD_DECLARATIONS = [
 ]
 
 
-def test_bad_image_input_is_answered_and_changes_nothing():
-    with ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server:
+def test_bad_image_input_is_answered_and_changes_nothing(serve):
+    with serve("--mode", "lockstep", "--no-builtin-controller") as server:
         wire = Wire(server.control)
         try:
             wire.call({"type": "take_control"})
@@ -331,13 +330,13 @@ def test_bad_image_input_is_answered_and_changes_nothing():
             wire.close()
 
 
-def test_image_cycles_are_recorded_as_steps_and_replay_bit_for_bit(tmp_path):
+def test_image_cycles_are_recorded_as_steps_and_replay_bit_for_bit(tmp_path, serve):
     import subprocess
     import sys
 
     path = tmp_path / "image.mcap"
     args = ("--mode", "lockstep", "--no-builtin-controller", "--record", str(path))
-    with ServerProcess(*args) as server:
+    with serve(*args) as server:
         wire = Wire(server.control)
         try:
             wire.call({"type": "take_control"})

@@ -363,3 +363,12 @@ def test_a_broken_down_station_is_neither_loaded_nor_unloaded(faulty_run):
         for visit in p["visits"]:
             assert not 40.0 < visit["entered"] < 60.0, (p["id"], visit)
             assert visit["left"] is None or not 41.0 < visit["left"] < 60.0, (p["id"], visit)
+
+
+def test_station_execute_time_is_its_processing_time(faulty_run):
+    mill = faulty_run.kpis["stations"]["mill"]
+    execute = mill["time_s"]["execute"]
+    # every processed part took its 8 s cycle in execute, plus the one in process at the end
+    assert 8.0 * mill["processed"] - 0.05 <= execute <= 8.0 * (mill["processed"] + 1)
+    assert mill["availability"] == pytest.approx(execute / 180.0)
+    assert mill["performance"] == pytest.approx(8.0 * mill["processed"] / execute)

@@ -8,7 +8,6 @@ import time
 import msgspec
 import pytest
 import zmq
-from conftest_server import ServerProcess
 
 pytestmark = pytest.mark.timeout(60)
 TIMEOUT_MS = 10_000
@@ -42,8 +41,8 @@ class RawClient:
 
 
 @pytest.fixture
-def raw():
-    with ServerProcess("--mode", "lockstep") as server:
+def raw(serve):
+    with serve("--mode", "lockstep") as server:
         client = RawClient(server.control, server.telemetry)
         try:
             yield client

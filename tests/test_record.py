@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import zmq
-from conftest_server import ROOT, ServerProcess
 from mcap.reader import NonSeekingReader, make_reader
 from mcap.writer import Writer
+from processes import ROOT
 
 from twin.client import Client
 from twin.protocol import messages as m
@@ -68,11 +68,11 @@ def _rewrite(src: Path, dst: Path, change) -> None:
 
 
 @pytest.fixture(scope="module")
-def lockstep_recording(tmp_path_factory) -> Path:
+def lockstep_recording(tmp_path_factory, serve_module) -> Path:
     """A lockstep session driven by examples/external_controller.py, stopped with SIGTERM."""
     path = tmp_path_factory.mktemp("rec") / "lockstep.mcap"
     args = ("--mode", "lockstep", "--no-builtin-controller", "--record", str(path))
-    with ServerProcess(*args) as server:
+    with serve_module(*args) as server:
         ctl = subprocess.run(
             [sys.executable, "examples/external_controller.py", "--control", server.control]
             + ["--steps", str(STEPS)],
@@ -103,10 +103,10 @@ def test_lockstep_recording_replays_bit_for_bit(lockstep_recording):
     assert kinds.count("step") == STEPS // 10 and "take_control" in kinds and "command" in kinds
 
 
-def test_steps_carrying_commands_replay_bit_for_bit(tmp_path):
+def test_steps_carrying_commands_replay_bit_for_bit(tmp_path, serve):
     path = tmp_path / "batched.mcap"
     args = ("--mode", "lockstep", "--no-builtin-controller", "--record", str(path))
-    with ServerProcess(*args) as server:
+    with serve(*args) as server:
         with Client(server.control, timeout=10) as c:
             c.take_control()
             for k in range(40):
@@ -166,9 +166,9 @@ def test_tampered_command_fails_verify_at_its_step(lockstep_recording, tmp_path)
     assert "signals.robot" in done.stdout
 
 
-def test_killed_server_leaves_a_readable_recording(tmp_path):
+def test_killed_server_leaves_a_readable_recording(tmp_path, serve):
     path = tmp_path / "killed.mcap"
-    with ServerProcess("--mode", "fast", "--record", str(path)) as server:
+    with serve("--mode", "fast", "--record", str(path)) as server:
         deadline = time.monotonic() + 30
         while path.stat().st_size < 40_000:  # a few chunks (about 2 simulated seconds each)
             assert time.monotonic() < deadline, "the recording does not grow"

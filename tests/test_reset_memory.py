@@ -5,7 +5,6 @@ first reset when freed memory stayed in the process)."""
 from __future__ import annotations
 
 import pytest
-from conftest_server import ServerProcess
 
 from twin.client import Client
 
@@ -20,9 +19,9 @@ def _rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def test_resets_do_not_grow_the_servers_memory():
+def test_resets_do_not_grow_the_servers_memory(serve):
     with (
-        ServerProcess("--mode", "lockstep") as server,
+        serve("--mode", "lockstep") as server,
         Client(server.control, server.telemetry, timeout=60) as c,
     ):
         c.take_control()

@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import zmq
-from conftest_server import ROOT, SERVE, ServerProcess
+from processes import ROOT, SERVE, ServeProcess
 
 from twin.client import Client, TwinError, TwinTimeout
 from twin.server.limits import RateLimiter
@@ -38,13 +38,13 @@ def keydir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def curve_server(keydir):
+def curve_server(keydir, serve_module):
     args = ("--mode", "lockstep", "--no-builtin-controller", "--curve", str(keydir))
-    with ServerProcess(*args) as server:
+    with serve_module(*args) as server:
         yield server
 
 
-def _client(server: ServerProcess, keydir: Path, name: str | None, **kw) -> Client:
+def _client(server: ServeProcess, keydir: Path, name: str | None, **kw) -> Client:
     curve = None
     if name is not None:
         curve = (keydir / "secrets" / f"{name}.key_secret", keydir / "server.key")
@@ -164,14 +164,14 @@ def test_controller_key_can_do_everything(curve_server, keydir):
         plc.release_control()
 
 
-def test_curve_server_may_bind_any_interface_and_plain_remote_warns(keydir):
+def test_curve_server_may_bind_any_interface_and_plain_remote_warns(keydir, serve):
     wide = ("--control", "tcp://0.0.0.0:*", "--telemetry", "tcp://0.0.0.0:*")
-    with ServerProcess("--mode", "lockstep", "--curve", str(keydir), *wide) as server:
+    with serve("--mode", "lockstep", "--curve", str(keydir), *wide) as server:
         assert "warning" not in server.stderr_text()
         port = server.control.rsplit(":", 1)[1]
         with Client(f"tcp://127.0.0.1:{port}", curve=_curve(keydir, "hmi"), timeout=10) as hmi:
             assert hmi.hello().role == "observer"
-    with ServerProcess("--mode", "lockstep", "--allow-remote", *wide) as server:
+    with serve("--mode", "lockstep", "--allow-remote", *wide) as server:
         deadline = time.monotonic() + 10
         while "warning" not in server.stderr_text() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -194,9 +194,9 @@ def test_bad_key_directory_is_refused(tmp_path):
     assert done.returncode == 2 and "server.key_secret" in done.stderr, done.stderr
 
 
-def test_rate_limit_answers_a_flood_with_errors():
+def test_rate_limit_answers_a_flood_with_errors(serve):
     args = ("--mode", "lockstep", "--rate-limit", "50", "--rate-burst", "10")
-    with ServerProcess(*args) as server, zmq.Context() as ctx:
+    with serve(*args) as server, zmq.Context() as ctx:
         dealer = ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
         try:
@@ -259,10 +259,10 @@ def _ask(dealer: zmq.Socket, req: dict) -> dict:
     return msgspec.msgpack.decode(dealer.recv())
 
 
-def test_a_dead_holders_routing_id_gives_nothing_and_its_lease_runs_out():
+def test_a_dead_holders_routing_id_gives_nothing_and_its_lease_runs_out(serve):
     args = ("--mode", "lockstep", "--no-builtin-controller", "--lease-timeout", str(LEASE_S))
     with (
-        ServerProcess(*args) as server,
+        serve(*args) as server,
         Client(server.control, server.telemetry, timeout=10) as observer,
         zmq.Context() as ctx,
     ):
@@ -324,9 +324,9 @@ def test_a_dead_holders_routing_id_gives_nothing_and_its_lease_runs_out():
             impostor.close(linger=0)
 
 
-def test_a_lease_from_before_a_reset_is_stale_and_changes_nothing():
+def test_a_lease_from_before_a_reset_is_stale_and_changes_nothing(serve):
     with (
-        ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server,
+        serve("--mode", "lockstep", "--no-builtin-controller") as server,
         Client(server.control, timeout=20) as c,
         zmq.Context() as ctx,
     ):

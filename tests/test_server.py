@@ -12,7 +12,7 @@ import time
 import msgspec
 import pytest
 import zmq
-from conftest_server import ROOT, SERVE, ServerProcess, run_script
+from processes import ROOT, SERVE, ServeProcess, run_script
 
 from twin.client import Client, TwinError
 from twin.protocol import messages as m
@@ -21,8 +21,8 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def lockstep_server():
-    with ServerProcess("--mode", "lockstep", "--no-builtin-controller") as server:
+def lockstep_server(serve):
+    with serve("--mode", "lockstep", "--no-builtin-controller") as server:
         yield server
 
 
@@ -39,8 +39,8 @@ def _line_state(state: m.State) -> bytes:
     )
 
 
-def test_subscriber_receives_state_and_events():
-    with ServerProcess("--mode", "fast") as server, Client(server.control, server.telemetry) as c:
+def test_subscriber_receives_state_and_events(serve):
+    with serve("--mode", "fast") as server, Client(server.control, server.telemetry) as c:
         c.subscribe(["state", "event"])
         states, events = [], []
         deadline = time.monotonic() + 30
@@ -84,7 +84,7 @@ def test_external_controller_produces_parts_in_lockstep(lockstep_server):
     assert result["parts_completed"] > 0, result
 
 
-def _scripted_run(server: ServerProcess) -> list[bytes]:
+def _scripted_run(server: ServeProcess) -> list[bytes]:
     """A fixed lockstep command sequence; the line state after each step request."""
     trace = []
     with Client(server.control, timeout=20) as c:
@@ -101,10 +101,10 @@ def _scripted_run(server: ServerProcess) -> list[bytes]:
     return trace
 
 
-def test_same_lockstep_sequence_gives_identical_states():
+def test_same_lockstep_sequence_gives_identical_states(serve):
     # the built-in sequencer runs inside the step, so the line really moves parts
     args = ("--mode", "lockstep", "--seed", "11")
-    with ServerProcess(*args) as a, ServerProcess(*args) as b:
+    with serve(*args) as a, serve(*args) as b:
         first, second = _scripted_run(a), _scripted_run(b)
     assert len(first) >= 12
     assert first == second
@@ -241,8 +241,8 @@ def test_step_carries_commands_in_one_round_trip(client):
     assert state.step == at + 1 and state.signals["infeed"]["running"] is False
 
 
-def test_step_is_refused_outside_lockstep():
-    with ServerProcess("--mode", "fast", "--no-builtin-controller") as server:
+def test_step_is_refused_outside_lockstep(serve):
+    with serve("--mode", "fast", "--no-builtin-controller") as server:
         with Client(server.control) as c:
             c.take_control()
             with pytest.raises(TwinError) as err:
@@ -274,10 +274,10 @@ while True:
 """
 
 
-def test_watchdog_trips_when_the_controller_is_killed():
+def test_watchdog_trips_when_the_controller_is_killed(serve):
     watchdog = 0.6  # trips well before the arm's joint move (over a second) is done
     with (
-        ServerProcess("--mode", "realtime", "--no-builtin-controller") as server,
+        serve("--mode", "realtime", "--no-builtin-controller") as server,
         Client(server.control, server.telemetry) as observer,
     ):
         observer.subscribe(["event"])
@@ -394,13 +394,13 @@ def test_client_exchanges_a_process_image(client):
     assert image.exchange(n=1).inputs == [False, 0.25, "Stopped"]  # the rebuilt line
 
 
-def test_a_gym_session_takes_control_again_after_its_lease_ran_out():
+def test_a_gym_session_takes_control_again_after_its_lease_ran_out(serve):
     from twin.config import load
     from twin.gym.backends import RemoteBackend
 
     cfg = load(ROOT / "configs" / "default_line.toml")
     args = ("--mode", "lockstep", "--no-builtin-controller", "--lease-timeout", "0.3")
-    with ServerProcess(*args) as server:
+    with serve(*args) as server:
         backend = RemoteBackend(cfg, server.control, builtin_controller=False)
         try:
             backend.reset(3)

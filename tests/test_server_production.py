@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest_server import ServerProcess
 
 from twin.client import Client, TwinError
 
 
 @pytest.fixture(scope="module")
-def fast_server():
-    with ServerProcess("configs/default_line.toml", "--mode", "fast") as server:
+def fast_server(serve_module):
+    with serve_module("configs/default_line.toml", "--mode", "fast") as server:
         yield server
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from conftest_server import ServerProcess
+from processes import ServeProcess
 
 from twin.client import Client, TwinError, TwinTimeout
 
@@ -41,7 +41,7 @@ def _fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def _controller(server: ServerProcess, stop: threading.Event, counts: dict) -> None:
+def _controller(server: ServeProcess, stop: threading.Event, counts: dict) -> None:
     while not stop.is_set():
         try:
             with Client(server.control, timeout=10) as c:
@@ -56,7 +56,7 @@ def _controller(server: ServerProcess, stop: threading.Event, counts: dict) -> N
         stop.wait(0.05)
 
 
-def _subscriber(server: ServerProcess, stop: threading.Event, counts: dict) -> None:
+def _subscriber(server: ServeProcess, stop: threading.Event, counts: dict) -> None:
     while not stop.is_set():
         with Client(server.control, server.telemetry, timeout=10) as c:
             c.subscribe(["state", "event", "kpi"])
@@ -69,8 +69,8 @@ def _subscriber(server: ServerProcess, stop: threading.Event, counts: dict) -> N
         stop.wait(0.05)
 
 
-def test_soak_memory_and_fds_stay_flat():
-    with ServerProcess("--mode", "fast") as server:
+def test_soak_memory_and_fds_stay_flat(serve):
+    with serve("--mode", "fast") as server:
         pid = server.proc.pid
         stop = threading.Event()
         counts: dict = {"controller": 0, "subscriber": 0, "errors": []}

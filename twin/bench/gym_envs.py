@@ -9,16 +9,15 @@ Line stepping the same number of twin steps without an env around it.
 
 from __future__ import annotations
 
-import selectors
-import subprocess
 import sys
 import time
 from typing import Any
 
 import gymnasium as gym
 
+from twin.serve_process import ServeProcess
+
 ENV_ID = "twin.gym:twin/DefaultLine-v0"
-_START_TIMEOUT_S = 30.0
 
 
 def _env_rate(env: gym.Env | gym.vector.VectorEnv, seconds: float, n_envs: int = 1) -> float:
@@ -45,33 +44,6 @@ def _bare_line_rate(seconds: float, steps_per_action: int) -> float:
         return steps / (time.perf_counter() - t0)
 
 
-def _start_server() -> tuple[subprocess.Popen, str]:
-    """`twin serve` on a free loopback port; returns the process and its control address."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "twin.cli", "serve", "--mode", "lockstep"]
-        + ["--no-builtin-controller", "--state-rate", "0"]
-        + ["--control", "tcp://127.0.0.1:*", "--telemetry", "tcp://127.0.0.1:*"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if sel.select(timeout=max(0.0, deadline - time.monotonic())):
-            words = proc.stdout.readline().split()
-            if not words and proc.poll() is not None:
-                break
-            if len(words) >= 2 and words[0] == "control":
-                return proc, words[1]
-    proc.kill()
-    proc.wait(10)
-    raise RuntimeError("twin serve did not start within 30 s")
-
-
 def _record(name: str, ours: float, baseline: float | None, **details: Any) -> dict[str, Any]:
     return {
         "name": name,
@@ -85,7 +57,8 @@ def _record(name: str, ours: float, baseline: float | None, **details: Any) -> d
 def measure(seconds: float) -> list[dict[str, Any]]:
     """Env step rates, each measured for about `seconds` of wall-clock time."""
     env = gym.make(ENV_ID)
-    spa, env_dt = env.unwrapped.steps_per_action, env.unwrapped.env_dt
+    twin_env: Any = env.unwrapped  # a twin.gym.env.TwinEnv
+    spa, env_dt = twin_env.steps_per_action, twin_env.env_dt
     try:
         local = _env_rate(env, seconds)
     finally:
@@ -93,16 +66,14 @@ def measure(seconds: float) -> list[dict[str, Any]]:
     bare = _bare_line_rate(seconds, spa)
     out = [_record("gym_inprocess", local, bare, baseline_is="bare Line, same twin steps")]
 
-    proc, control = _start_server()
-    try:
-        env = gym.make(ENV_ID, backend="remote", control=control)
+    with ServeProcess(
+        "--mode", "lockstep", "--no-builtin-controller", "--state-rate", "0"
+    ) as server:
+        env = gym.make(ENV_ID, backend="remote", control=server.control)
         try:
             remote = _env_rate(env, seconds)
         finally:
             env.close()
-    finally:
-        proc.kill()
-        proc.wait(10)
     out.append(_record("gym_remote", remote, local, baseline_is="in-process env"))
 
     vec = gym.vector.AsyncVectorEnv([lambda: gym.make(ENV_ID)] * 2, context="spawn")

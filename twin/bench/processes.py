@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from twin.serve_process import ServeProcess
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = str(ROOT / "configs" / "default_line.toml")
 WAIT_S = 30.0
@@ -48,9 +50,11 @@ class Child:
                 line = self._lines.get(timeout=max(0.001, deadline - time.monotonic()))
             except queue.Empty:
                 self.stop()
-                raise TimeoutError(f"{self.proc.args}: no '{prefix}' within {timeout} s") from None
+                raise TimeoutError(
+                    f"{self.proc.args!r}: no '{prefix}' within {timeout} s"
+                ) from None
             if line is None:
-                raise RuntimeError(f"{self.proc.args}: exited with {self.proc.wait(5)}")
+                raise RuntimeError(f"{self.proc.args!r}: exited with {self.proc.wait(5)}")
             if line.startswith(prefix):
                 return line
 
@@ -69,7 +73,7 @@ class Child:
             except queue.Empty:
                 return False
             if line is None:
-                raise RuntimeError(f"{self.proc.args}: exited with {self.proc.wait(5)}")
+                raise RuntimeError(f"{self.proc.args!r}: exited with {self.proc.wait(5)}")
             if line.startswith(prefix):
                 return True
 
@@ -111,22 +115,10 @@ def peer(role: str, arg: str) -> Child:
     return Child([sys.executable, "-m", "twin.bench.peers", role, arg])
 
 
-def twin_serve(*args: str) -> Child:
-    """`twin serve` on wildcard loopback ports; read the addresses with wait_for."""
-    return Child(
-        [
-            sys.executable,
-            "-m",
-            "twin.cli",
-            "serve",
-            "--control",
-            "tcp://127.0.0.1:*",
-            "--telemetry",
-            "tcp://127.0.0.1:*",
-            *args,
-        ],
-        exits_on_stdin_close=False,
-    )
+def twin_serve(*args: str) -> ServeProcess:
+    """`twin serve` on wildcard loopback ports (addresses: `control`, `telemetry`, or
+    wait_for("control"))."""
+    return ServeProcess(*args)
 
 
 def rss_kib(pid: int | None = None) -> int:

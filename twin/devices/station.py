@@ -256,8 +256,10 @@ class Station(Device):
         if state == State.EXECUTE:
             if self.has_work:
                 if self.part != self._progress_part:
+                    # processing runs from the end of this step, when its event is stamped
                     self._progress_part, self.progress = self.part, 0.0
                     self.emit("process_started", part=self.part)
+                    return
                 self.progress += dt
                 if self.progress >= self.cfg.cycle_time - 1e-9:
                     self._finish_part()
@@ -290,7 +292,14 @@ class Station(Device):
         if self.state == State.RESETTING and self._done_part != self._progress_part:
             self._progress_part, self.progress = None, 0.0  # an aborted cycle starts over
         self._interlocks = (self.load_ok, self.unload_ok)
-        key = (self.machine.state, self.part, self.seated, self._done_part, self.fault)
+        key = (
+            self.machine.state,
+            self.part,
+            self.seated,
+            self._progress_part,
+            self._done_part,
+            self.fault,
+        )
         if key == self._activity_of:
             return  # activity depends on these only
         self._activity_of = key

@@ -94,7 +94,7 @@ class TwinLink:
         try:
             await self._dealer.send(encode(req))
             reply = await asyncio.wait_for(future, self.timeout if timeout is None else timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(
                 f"no reply to '{m.request_tag(type(req))}' from the twin at {self.control}"
             ) from None

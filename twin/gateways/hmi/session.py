@@ -103,7 +103,7 @@ class Session:
         self._wake.set()
         try:
             await asyncio.wait_for(self._closed.wait(), SEND_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _send(self, text: str) -> None:
