@@ -188,3 +188,11 @@ def test_every_shipped_config_keeps_producing_with_a_queue(path):
     assert run.min_gap >= 0.05 and run.max_tilt < 5.0, (run.min_gap, run.max_tilt)
     assert [t for t in run.trouble if "part_lost" in t or "alarm" in t] == []
     assert_parts_conserved(run.counts)
+
+
+def test_zones_too_short_for_the_parts_are_a_config_error():
+    from twin.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        loads(DEFAULT.replace("zones = 4 ", "zones = 12"), "short.toml")
+    assert "short.toml: devices[0] (device 'infeed').zones: 12 zones of 0.133 m" in str(err.value)
