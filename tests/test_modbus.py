@@ -68,7 +68,7 @@ def test_plc_program_runs_the_default_line_through_modbus_only(tmp_path: Path, s
     assert "from twin" not in source and "import twin" not in source
     address = f"127.0.0.1:{free_port()}"
     with serve(
-        "--mode", "realtime", "--rtf", "3", "--no-builtin-controller", "--modbus", address
+        "--mode", "realtime", "--rtf", "4", "--no-builtin-controller", "--modbus", address
     ) as server:
         try:
             wait_for_line(server, "modbus")
@@ -173,3 +173,4 @@ def test_register_map_from_a_config_lists_every_device(tmp_path: Path) -> None:
     assert text.startswith("| table | address | reference | name |")
     for device in load(config).devices:
         assert f"| {device.id}." in text, device.id
+    assert ".fault | bool | R |" in text  # a station's fault, 1 while set

@@ -61,7 +61,7 @@ def test_plc_program_runs_the_default_line_through_opcua_only() -> None:
     source = example.read_text()
     assert "from twin" not in source and "import twin" not in source
     server, endpoint = serve_with_opcua(
-        "--mode", "realtime", "--rtf", "3", "--no-builtin-controller"
+        "--mode", "realtime", "--rtf", "4", "--no-builtin-controller"
     )
     with server:
         try:

@@ -5,10 +5,10 @@ data, its docstring and field comments are its documentation (`event_catalogue()
 `describe` and the table in docs/protocol.md). Consumers match on the struct types, never on
 kind strings. On the wire an event stays `{kind, device, data}` (`Event.kind`, `Event.data`).
 
-To add an event kind: declare one subclass of `Event` with `tag="the_kind"` and its fields;
-`emit(kind, device, **fields)` then builds it. Fields that are sometimes absent from
-the data get a default (they are left out of `data` while they hold it); all others are
-required, so a call site that forgets one fails at once.
+To add an event kind: declare one subclass of `Event` (`tag="the_kind", frozen=True,
+kw_only=True`) with its fields; `emit(kind, device, **fields)` then builds it. Fields that
+are sometimes absent from the data get a default (they are left out of `data` while they
+hold it); all others are required, so a call site that forgets one fails at once.
 """
 
 from __future__ import annotations
@@ -69,12 +69,8 @@ def _register() -> None:
         EVENT_TYPES[tag] = cls
 
 
-def _kind(tag: str) -> dict[str, Any]:
-    return {"tag": tag, "frozen": True, "kw_only": True}
-
-
 # parts ------------------------------------------------------------------------------------
-class PartSpawned(Event, **_kind("part_spawned")):
+class PartSpawned(Event, tag="part_spawned", frozen=True, kw_only=True):
     """A source put a part on its belt."""
 
     part: int
@@ -83,7 +79,7 @@ class PartSpawned(Event, **_kind("part_spawned")):
     defect: str | None  # why it is a reject
 
 
-class PartCompleted(Event, **_kind("part_completed")):
+class PartCompleted(Event, tag="part_completed", frozen=True, kw_only=True):
     """A part reached a sink and left the line."""
 
     part: int
@@ -93,7 +89,7 @@ class PartCompleted(Event, **_kind("part_completed")):
     defect: str | None
 
 
-class PartLost(Event, **_kind("part_lost")):
+class PartLost(Event, tag="part_lost", frozen=True, kw_only=True):
     """A part left the line where no device takes it (device "line"): it fell to the floor
     or out of the cell. It is scrapped and its body goes back to the pool."""
 
@@ -105,7 +101,7 @@ class PartLost(Event, **_kind("part_lost")):
     quality: str  # "good" or "reject", as it was when lost
 
 
-class SourceWaiting(Event, **_kind("source_waiting")):
+class SourceWaiting(Event, tag="source_waiting", frozen=True, kw_only=True):
     """A source could not put a part on its belt because the part pool is full
     (`waiting` true), or it can again (`waiting` false)."""
 
@@ -115,31 +111,31 @@ class SourceWaiting(Event, **_kind("source_waiting")):
 
 
 # sensors and robots -----------------------------------------------------------------------
-class EyeBlocked(Event, **_kind("eye_blocked")):
+class EyeBlocked(Event, tag="eye_blocked", frozen=True, kw_only=True):
     """A photo-eye's beam was interrupted (rising edge)."""
 
     part: int | None  # the part in the beam, if a part
 
 
-class EyeCleared(Event, **_kind("eye_cleared")):
+class EyeCleared(Event, tag="eye_cleared", frozen=True, kw_only=True):
     """A photo-eye's beam is clear again."""
 
     part: int | None  # the part that left the beam
 
 
-class GripperAttached(Event, **_kind("gripper_attached")):
+class GripperAttached(Event, tag="gripper_attached", frozen=True, kw_only=True):
     """An arm's vacuum sealed on a part."""
 
     part: int
 
 
-class GripperReleased(Event, **_kind("gripper_released")):
+class GripperReleased(Event, tag="gripper_released", frozen=True, kw_only=True):
     """An arm's vacuum let a part go."""
 
     part: int
 
 
-class ArmJobDone(Event, **_kind("arm_job_done")):
+class ArmJobDone(Event, tag="arm_job_done", frozen=True, kw_only=True):
     """An arm finished a job: `result` is `ok`, `no_part` (a pick found nothing),
     `pick_failed` (no seal after the allowed attempts, or a tilted part refused),
     `not_reached` (with `distance`), `collision` (with `hit` and `at`) or `halted`."""
@@ -155,7 +151,7 @@ class ArmJobDone(Event, **_kind("arm_job_done")):
     at: list[float] | None = None  # collision: where (world point, m)
 
 
-class ArmActivity(Event, **_kind("arm_activity")):
+class ArmActivity(Event, tag="arm_activity", frozen=True, kw_only=True):
     """An arm's activity changed (what robot utilisation integrates): idle, moving,
     moving_to_pick, picking, moving_to_place, placing, waiting (idle holding a part),
     halted."""
@@ -164,7 +160,7 @@ class ArmActivity(Event, **_kind("arm_activity")):
     previous: str
 
 
-class PickFailed(Event, **_kind("pick_failed")):
+class PickFailed(Event, tag="pick_failed", frozen=True, kw_only=True):
     """A pick gave up: the cup did not seal after `attempts` tries, or the part was refused
     (tilted beyond the arm's `max_pick_tilt`, attempts 0). The job ends `pick_failed`."""
 
@@ -173,7 +169,7 @@ class PickFailed(Event, **_kind("pick_failed")):
     part: int | None  # the located part, if any
 
 
-class Fault(Event, **_kind("fault")):
+class Fault(Event, tag="fault", frozen=True, kw_only=True):
     """A fault became active or cleared: `breakdown` at a station; `stuck_on`, `stuck_off`,
     `dropout` or `noise` at a photo-eye."""
 
@@ -183,7 +179,7 @@ class Fault(Event, **_kind("fault")):
 
 
 # stations ---------------------------------------------------------------------------------
-class StationState(Event, **_kind("station_state")):
+class StationState(Event, tag="station_state", frozen=True, kw_only=True):
     """A station's PackML state changed."""
 
     old: str
@@ -196,7 +192,7 @@ class StationState(Event, **_kind("station_state")):
 ACTIVITIES = ("execute", "starved", "blocked", "idle", "held", "down", "stopped")
 
 
-class StationActivity(Event, **_kind("station_activity")):
+class StationActivity(Event, tag="station_activity", frozen=True, kw_only=True):
     """A station's activity changed (what KPIs integrate): `execute`, `starved`, `blocked`,
     `idle`, `held`, `down` or `stopped`."""
 
@@ -204,25 +200,25 @@ class StationActivity(Event, **_kind("station_activity")):
     previous: str
 
 
-class PartEntered(Event, **_kind("part_entered")):
+class PartEntered(Event, tag="part_entered", frozen=True, kw_only=True):
     """A part arrived on a station's fixture."""
 
     part: int
 
 
-class PartLeft(Event, **_kind("part_left")):
+class PartLeft(Event, tag="part_left", frozen=True, kw_only=True):
     """A part left a station's fixture."""
 
     part: int
 
 
-class ProcessStarted(Event, **_kind("process_started")):
+class ProcessStarted(Event, tag="process_started", frozen=True, kw_only=True):
     """A station started processing a part."""
 
     part: int
 
 
-class ProcessFinished(Event, **_kind("process_finished")):
+class ProcessFinished(Event, tag="process_finished", frozen=True, kw_only=True):
     """A station finished processing a part."""
 
     part: int
@@ -231,7 +227,7 @@ class ProcessFinished(Event, **_kind("process_finished")):
     defect: str | None
 
 
-class PartNotSeated(Event, **_kind("part_not_seated")):
+class PartNotSeated(Event, tag="part_not_seated", frozen=True, kw_only=True):
     """A part came to rest on a station's fixture but not seated (tilted, off centre or not
     down on the fixture): the station will not process it."""
 
@@ -241,7 +237,7 @@ class PartNotSeated(Event, **_kind("part_not_seated")):
     gap: float  # m: the part's bottom above the fixture
 
 
-class InterlockViolated(Event, **_kind("interlock_violated")):
+class InterlockViolated(Event, tag="interlock_violated", frozen=True, kw_only=True):
     """A part arrived on (`load`) or left (`unload`) a station's fixture while the station's
     interlock (`load_ok` / `unload_ok`) did not allow it."""
 
@@ -250,7 +246,7 @@ class InterlockViolated(Event, **_kind("interlock_violated")):
     state: str  # the station's PackML state at the time
 
 
-class Alarm(Event, **_kind("alarm")):
+class Alarm(Event, tag="alarm", frozen=True, kw_only=True):
     """The built-in sequencer raised (`active` true) or cleared an alarm: `pick_failed`,
     `place_failed` or `part_not_seated`, after `tries` failed attempts. It clears when the
     source or destination changes (an operator took the part away)."""
@@ -262,7 +258,7 @@ class Alarm(Event, **_kind("alarm")):
 
 
 # the line ---------------------------------------------------------------------------------
-class LineState(Event, **_kind("line_state")):
+class LineState(Event, tag="line_state", frozen=True, kw_only=True):
     """The line's own PackML state changed (device "line")."""
 
     old: str
@@ -270,23 +266,23 @@ class LineState(Event, **_kind("line_state")):
     cause: str
 
 
-class Estop(Event, **_kind("estop")):
+class Estop(Event, tag="estop", frozen=True, kw_only=True):
     """Emergency stop (device "line")."""
 
     reason: str
 
 
-class EstopReset(Event, **_kind("estop_reset")):
+class EstopReset(Event, tag="estop_reset", frozen=True, kw_only=True):
     """The e-stop was released (device "line")."""
 
 
-class SafeState(Event, **_kind("safe_state")):
+class SafeState(Event, tag="safe_state", frozen=True, kw_only=True):
     """Belts stopped, robots hold, stations Held (device "line")."""
 
     reason: str
 
 
-class EventsDropped(Event, **_kind("events_dropped")):
+class EventsDropped(Event, tag="events_dropped", frozen=True, kw_only=True):
     """Events were dropped because nobody drained them in time (device "line")."""
 
     count: int  # dropped since the last report
@@ -294,7 +290,7 @@ class EventsDropped(Event, **_kind("events_dropped")):
 
 
 # the server -------------------------------------------------------------------------------
-class ControlTaken(Event, **_kind("control_taken")):
+class ControlTaken(Event, tag="control_taken", frozen=True, kw_only=True):
     """A client took control (device "server"); `client` names the connection for logs, the
     lease stays with the client."""
 
@@ -303,13 +299,13 @@ class ControlTaken(Event, **_kind("control_taken")):
     lease_timeout: float  # s of silence after which the client loses control
 
 
-class ControlReleased(Event, **_kind("control_released")):
+class ControlReleased(Event, tag="control_released", frozen=True, kw_only=True):
     """The controlling client released control (device "server")."""
 
     client: str
 
 
-class Watchdog(Event, **_kind("watchdog")):
+class Watchdog(Event, tag="watchdog", frozen=True, kw_only=True):
     """The controlling client went silent: control is gone, the line safe-stops."""
 
     reason: str
@@ -318,7 +314,7 @@ class Watchdog(Event, **_kind("watchdog")):
     silent_for: float  # s
 
 
-class LeaseExpired(Event, **_kind("lease_expired")):
+class LeaseExpired(Event, tag="lease_expired", frozen=True, kw_only=True):
     """The controlling client sent nothing with its lease for its lease timeout (no
     watchdog): control is gone, the line is left as it is (device "server")."""
 
@@ -327,15 +323,15 @@ class LeaseExpired(Event, **_kind("lease_expired")):
     silent_for: float  # s
 
 
-class Paused(Event, **_kind("paused")):
+class Paused(Event, tag="paused", frozen=True, kw_only=True):
     """The server paused stepping."""
 
 
-class Resumed(Event, **_kind("resumed")):
+class Resumed(Event, tag="resumed", frozen=True, kw_only=True):
     """The server resumed stepping."""
 
 
-class Reset(Event, **_kind("reset")):
+class Reset(Event, tag="reset", frozen=True, kw_only=True):
     """The line was rebuilt from its config."""
 
     seed: int

@@ -183,6 +183,8 @@ def teach_points(cfg: LineConfig) -> list[dict[str, Any]]:
     it allows loading (`load_ok`), on a belt while its `clear_eye` (if any) is clear."""
     out = []
     for t in cfg.controller.transfers if cfg.controller else []:
+        pick: dict[str, Any]
+        place: dict[str, Any]
         if t.pick.eye is not None:
             pick = {"device": t.pick.eye, "kind": "photoeye", "point": pick_point(cfg, t)}
         else:

@@ -11,6 +11,7 @@ import msgspec
 from twin.analytics.monitor import ProductionMonitor
 from twin.automation import AutomatedLine, build_line
 from twin.config import LineConfig
+from twin.devices.sink import Sink
 from twin.line import Line
 from twin.record.writer import Recorder, recording_info
 from twin.telemetry import TelemetryStepper, state_message
@@ -215,7 +216,7 @@ def _summarise(
 ) -> RunSummary:
     counts = line.counts()
     sim = line.sim_time
-    sinks = [d for d in line.devices.values() if d.kind == "sink"]
+    sinks = [d for d in line.devices.values() if isinstance(d, Sink)]
     done_count = sum(s.count for s in sinks)
     lead = sum(s.lead_time_sum for s in sinks) / done_count if done_count else None
     second_half = counts["parts_completed"] - (completed_at_half or 0)

@@ -69,15 +69,15 @@ class ServeProcess:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
+                got = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
                 raise TimeoutError(
                     f"twin serve printed no '{prefix}' within {timeout} s: {self.stderr_text()}"
                 ) from None
-            if line is None:
+            if got is None:
                 self._lines.put(None)  # keep the end visible to the next reader
                 raise RuntimeError(f"twin serve exited: {self.stderr_text()}")
-            line = line.rstrip("\n")
+            line = got.rstrip("\n")
             self.seen.append(line)
             if line.startswith(prefix):
                 return line

@@ -51,6 +51,12 @@ class Timers:
         return timed
 
 
+def _owner(hook: Callable[[], None]) -> str:
+    """The id of the device whose bound method `hook` is."""
+    device: Any = getattr(hook, "__self__", None)
+    return device.id
+
+
 def _instrument(server: Server, timers: Timers) -> Callable[[], None]:
     """Put timers around the pieces of a step; returns the function that takes them off."""
     host, line = server.host, server.host.line
@@ -75,8 +81,12 @@ def _instrument(server: Server, timers: Timers) -> Callable[[], None]:
     set_attr(world, "step", step)
     for hooks, when in ((line._before, "before_step"), (line._after, "after_step")):
         original = list(hooks)
-        hooks[:] = [timers.wrap(f"{hook.__self__.id}.{when}", hook) for hook in original]
-        undo.append(lambda hooks=hooks, original=original: hooks.__setitem__(slice(None), original))
+        hooks[:] = [timers.wrap(f"{_owner(hook)}.{when}", hook) for hook in original]
+
+        def restore(hooks: list[Callable[[], None]] = hooks, original: list = original) -> None:
+            hooks[:] = original
+
+        undo.append(restore)
     for device in line.devices.values():
         if isinstance(device, Arm):
             label = f"{device.id}{SUB}inverse kinematics (tracking and job planning)"

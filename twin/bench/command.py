@@ -65,15 +65,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     if args.breakdown:
-        result = breakdown(args.config, **({"reps": 10} if args.quick else {}))
-        print_breakdown(result, args.json)
+        table = breakdown(args.config, **({"reps": 10} if args.quick else {}))
+        print_breakdown(table, args.json)
         return 0
     names = [name for name in BENCHMARKS if not args.only or name in args.only]
     failed = 0
     for name in names:
         t0 = time.perf_counter()
         try:
-            results = BENCHMARKS[name](args.config, quick=args.quick)
+            results: BenchResult | list[BenchResult] = BENCHMARKS[name](
+                args.config, quick=args.quick
+            )
         except Exception as e:  # one broken benchmark must not hide the others
             failed += 1
             results = BenchResult(

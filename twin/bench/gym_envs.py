@@ -57,7 +57,8 @@ def _record(name: str, ours: float, baseline: float | None, **details: Any) -> d
 def measure(seconds: float) -> list[dict[str, Any]]:
     """Env step rates, each measured for about `seconds` of wall-clock time."""
     env = gym.make(ENV_ID)
-    spa, env_dt = env.unwrapped.steps_per_action, env.unwrapped.env_dt
+    twin_env: Any = env.unwrapped  # a twin.gym.env.TwinEnv
+    spa, env_dt = twin_env.steps_per_action, twin_env.env_dt
     try:
         local = _env_rate(env, seconds)
     finally:

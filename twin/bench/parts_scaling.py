@@ -8,6 +8,7 @@ cost per part per step should stay flat (no super-linear growth).
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from twin.bench.hosted import bare_rate, line_rate
 from twin.bench.result import BenchResult, interleave, median
@@ -117,7 +118,7 @@ def _marginal_costs(
     counts: tuple[int, ...], per_count: dict[str, dict[str, float]]
 ) -> dict[str, float]:
     """us each extra part adds to a step, between consecutive counts; flat means linear."""
-    out = {}
+    out: dict[str, Any] = {}
     for a, b in zip(counts, counts[1:]):
         extra = per_count[str(b)]["us_per_step"] - per_count[str(a)]["us_per_step"]
         out[f"marginal_us_per_part_{a}_{b}"] = extra / (b - a)

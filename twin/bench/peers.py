@@ -98,7 +98,7 @@ def stepping_echo(config: str) -> None:
     rep.setsockopt(zmq.LINGER, 0)
     rep.setsockopt(zmq.RCVTIMEO, POLL_MS)  # a blocking receive: the leanest loop pyzmq has
     rep.bind("tcp://127.0.0.1:*")
-    _say(f"control {rep.getsockopt(zmq.LAST_ENDPOINT).decode()}")
+    _say(f"control {rep.getsockopt_string(zmq.LAST_ENDPOINT)}")
     blobs: dict[int, bytes] = {}
     while True:
         try:

@@ -50,9 +50,11 @@ class Child:
                 line = self._lines.get(timeout=max(0.001, deadline - time.monotonic()))
             except queue.Empty:
                 self.stop()
-                raise TimeoutError(f"{self.proc.args}: no '{prefix}' within {timeout} s") from None
+                raise TimeoutError(
+                    f"{self.proc.args!r}: no '{prefix}' within {timeout} s"
+                ) from None
             if line is None:
-                raise RuntimeError(f"{self.proc.args}: exited with {self.proc.wait(5)}")
+                raise RuntimeError(f"{self.proc.args!r}: exited with {self.proc.wait(5)}")
             if line.startswith(prefix):
                 return line
 
@@ -71,7 +73,7 @@ class Child:
             except queue.Empty:
                 return False
             if line is None:
-                raise RuntimeError(f"{self.proc.args}: exited with {self.proc.wait(5)}")
+                raise RuntimeError(f"{self.proc.args!r}: exited with {self.proc.wait(5)}")
             if line.startswith(prefix):
                 return True
 

@@ -271,7 +271,7 @@ class Device:
 
     def signals(self) -> dict[str, Any]:
         """Every declared signal's value."""
-        values = self._read_signals(self)
+        values = type(self)._read_signals(self)
         if self._sampled:
             self._sampler.apply(values)
         return values
@@ -279,7 +279,7 @@ class Device:
     def status(self) -> dict[str, Any]:
         """The signals a PLC reads each scan: all but those declared `scan=False` (a signal
         that costs a physics read the controller has no use for, an arm's joint pose)."""
-        values = self._read_status(self)
+        values = type(self)._read_status(self)
         if self._sampled:
             self._sampler.apply(values)
         return values
@@ -310,7 +310,7 @@ class _Sampler:
         self.specs = specs
         self.world = ctx.world
         self.rng = ctx.rng(device_id + "/signal-noise")
-        self.held: dict[str, tuple[int, Any]] = {}  # name -> (sample index, value)
+        self.held: dict[str, tuple[int | None, Any]] = {}  # name -> (sample index, value)
 
     def apply(self, values: dict[str, Any]) -> None:
         now = self.world.sim_time

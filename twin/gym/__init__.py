@@ -7,6 +7,10 @@
 Importing this package registers the envs (and so does the `gymnasium.envs` entry point for
 Gymnasium versions that load plugins). Nothing heavy is imported here: Gymnasium may call
 `register_envs` while it is still importing itself.
+
+A task sees the line only as the protocol does (snapshots, commands, `describe`): the
+in-process back end composes a line with `twin.automation` and `twin.telemetry`, the remote
+one is a `twin.client`. Never imports the server.
 """
 
 from __future__ import annotations

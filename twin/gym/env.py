@@ -123,4 +123,4 @@ class TwinEnv(gym.Env):
         backend = getattr(self, "backend", None)
         if backend is not None:
             backend.close()
-            self.backend = None
+            del self.backend

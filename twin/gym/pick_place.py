@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from twin.config import LineConfig, SinkConfig, StationConfig
+from twin.config import ArmConfig, LineConfig, SinkConfig, StationConfig
 from twin.gym import geometry
 from twin.gym.backends import Snapshot
 from twin.gym.rules import line_rules
@@ -45,7 +45,10 @@ class PickPlaceTask:
         refused_penalty: float = 0.01,
     ) -> None:
         self.cfg = cfg
-        self.arm = cfg.device(arm) if arm else geometry.first_arm(cfg)
+        chosen = cfg.device(arm) if arm else geometry.first_arm(cfg)
+        if not isinstance(chosen, ArmConfig):
+            raise ValueError(f"'{arm}' is a {chosen.__struct_config__.tag}, not an arm")
+        self.arm: ArmConfig = chosen
         self.speed = speed
         self.part_slots = part_slots
         self.weights = (place_reward, deliver_reward, drop_penalty, collision_penalty)

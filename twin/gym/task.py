@@ -37,6 +37,8 @@ class Task(Protocol):
     builtin_controller: bool  # whether the line's own sequencer runs during the episode
     observation_space: spaces.Box
     action_space: spaces.Box
+    obs_names: list[str]  # one per observation element
+    action_names: list[str]  # one per action element
 
     def bind(self, devices: list[dict[str, Any]], first: Snapshot, env_dt: float) -> None:
         """Build the spaces from the line's self-description and a first reading."""

@@ -1,4 +1,7 @@
-"""The wire protocol: message structs, version, and the MessagePack codec (see docs/protocol.md)."""
+"""The wire protocol: message structs, version, and the MessagePack codec (see docs/protocol.md).
+
+Imports nothing from the rest of the twin: clients in any language are written from it.
+"""
 
 from twin.protocol.codec import (
     MAX_MESSAGE_BYTES,

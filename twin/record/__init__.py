@@ -5,4 +5,7 @@
   `twin run` adds it to its telemetry stepper;
 - `reader.RecordingReader` reads a file front to back, even one whose writer was killed;
 - `replay.verify` / `replay.publish` and `inspect.summarise` back `twin replay` and `twin inspect`.
+
+May import the protocol, the config, the line and its composition (`twin.automation`,
+`twin.telemetry`) and the names `twin.server` exports, never the server's modules.
 """

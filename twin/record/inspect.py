@@ -41,7 +41,7 @@ def summarise(path: str | Path) -> list[str]:
         elif rec.topic == TOPIC_REQUEST:
             requests[type(decode_request(rec.data).request).__name__] += 1
 
-    duration = (last_ns - first_ns) / 1e9 if first_ns is not None else 0.0
+    duration = (last_ns - first_ns) / 1e9 if first_ns is not None and last_ns is not None else 0.0
     out = [
         f"recording   {path}"
         + (

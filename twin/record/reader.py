@@ -7,7 +7,7 @@ its last complete chunk; `truncated` says whether that happened.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,7 +42,7 @@ class RecordingReader:
         self.truncated = False  # the file ended before its footer (writer killed)
         self.error = ""  # what stopped the reading early, if anything
 
-    def messages(self) -> Iterator[Recorded]:
+    def messages(self) -> Generator[Recorded, None, None]:
         """Every message in file order, as far as the file can be read."""
         schemas: dict[int, Schema] = {}
         channels: dict[int, Channel] = {}

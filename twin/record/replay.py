@@ -275,7 +275,7 @@ def publish(
         pub.setsockopt(zmq.SNDHWM, TELEMETRY_HWM)
         pub.bind(telemetry)
         print(
-            f"telemetry {pub.getsockopt(zmq.LAST_ENDPOINT).decode()} (PUB, topics: state, event)",
+            f"telemetry {pub.getsockopt_string(zmq.LAST_ENDPOINT)} (PUB, topics: state, event)",
             file=out,
             flush=True,
         )

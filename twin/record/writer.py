@@ -12,7 +12,7 @@ line's own clock); each message carries its own step and time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from mcap.writer import CompressionType, Writer
@@ -107,9 +107,10 @@ class Recorder:
     def request(self, client: bytes, request: Any, step: int, time: float) -> None:
         """An accepted request, applied at `step`; ignored unless it changes the line."""
         if isinstance(request, RECORDED_REQUESTS):
-            self._request(
-                RecordedRequest(step=step, time=time, client=client.hex(), request=request)
+            recorded = RecordedRequest(
+                step=step, time=time, client=client.hex(), request=cast(Any, request)
             )
+            self._request(recorded)
 
     def watchdog(
         self, client: bytes, timeout: float, silent_for: float, step: int, time: float

@@ -1,1 +1,4 @@
-"""Physics: the World that owns one pybullet client, and asset lookup."""
+"""Physics: the World that owns one pybullet client, and asset and model lookup.
+
+May import `twin.config` only.
+"""

@@ -5,7 +5,7 @@ A sweep file (TOML, see `twin.sweep.spec`) names a base line config, the config 
 replications, the simulated duration and the KPIs to collect. `run_sweep` validates every
 scenario first, then runs them on a local process pool or a Ray cluster and writes
 results.csv (one row per run, appended as runs finish), summary.csv (mean and 95% CI per
-scenario) and a plot.
+scenario) and a plot. Runs go through `twin.run` like `twin run`; never imports the server.
 """
 
 from __future__ import annotations

@@ -194,7 +194,7 @@ class ModbusGateway:
                 self._set(e, twin[e.field])
             elif e.kind == "command" or (e.kind == "twin" and e.table == COIL):
                 self.image[COIL][e.address] = 0
-            elif e.kind in ("signal", "packml_state", "choice", "setpoint"):
+            elif e.kind in ("signal", "packml_state", "choice", "setpoint", "present"):
                 value = state.signals.get(e.device, {}).get(e.field)
                 if e.index is not None:
                     value = (

@@ -7,7 +7,8 @@ n × 100 to n × 100 + 99, so adding a signal to one device never moves another'
 - discrete inputs: bool signals (photo-eyes, running, busy, starved, ...);
 - input registers: numbers as int32 (two registers, high word first) × a scale: 1000 for
   metres, seconds, radians and the like (so mm, ms, mrad), 1 for counts; PackML states as
-  their ISA-TR88 number; str signals with listed choices as index + 1 (0 = none);
+  their ISA-TR88 number; str signals with listed choices as index + 1 (0 = none); other
+  optional strings (a station's `fault`) as a discrete input, 1 while set;
 - coils: one per command without arguments (write 1 to run it; reads back 0), and bool set
   points (e.g. `reverse`, written through `set_direction`);
 - holding registers: numeric set points (e.g. `speed`: writing sends `set_speed`), and the
@@ -189,6 +190,15 @@ class RegisterMap:
                 self._add(INPUT, name=name, kind="packml_state", **common)
             elif s.choices:
                 self._add(INPUT, name=name, kind="choice", choices=s.choices, **common)
+            elif s.type.endswith("|null"):  # e.g. a fault: whether it is set
+                self._add(
+                    DISCRETE,
+                    name=name,
+                    kind="present",
+                    device=dev.id,
+                    field=s.name,
+                    doc=f"{s.doc} (1: set, 0: none)".strip(),
+                )
         elif base == "floats":
             for i in range(s.length or lengths.get(name, 0)):
                 self._add(

@@ -160,6 +160,13 @@ class Alarms:
         if ev.kind == "fault":
             fault = str(ev.data.get("fault", "fault"))
             await self.set(ev.device, fault, bool(ev.data.get("active", True)))
+        elif ev.kind == "alarm":  # the built-in sequencer's: pick_failed, place_failed, ...
+            detail = str(ev.data.get("message") or "")
+            await self.set(
+                ev.device, str(ev.data.get("alarm", "alarm")), bool(ev.data.get("active")), detail
+            )
+        elif ev.kind == "watchdog":  # the twin safe-stopped: its controller went silent
+            await self._trigger(await self._state_generator("line"), str(ev.data.get("reason", "")))
         elif ev.kind == "estop":
             await self.set("line", "estop", True, str(ev.data.get("reason", "")))
         elif ev.kind == "estop_reset":

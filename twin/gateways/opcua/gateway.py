@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,7 @@ class OpcUaGateway:
     # telemetry -> address space ------------------------------------------------------------
     async def _write(self, values: dict[str, Any]) -> None:
         assert self.server is not None and self.space is not None
-        now = ua.DateTime.utcnow() if hasattr(ua, "DateTime") else None
+        now = datetime.now(UTC)  # when the gateway learnt the value
         for key, value in values.items():
             last = self._last.get(key, _UNSET)
             if last == value or _within_deadband(last, value):
