@@ -372,3 +372,94 @@ def test_station_execute_time_is_its_processing_time(faulty_run):
     assert 8.0 * mill["processed"] - 0.05 <= execute <= 8.0 * (mill["processed"] + 1)
     assert mill["availability"] == pytest.approx(execute / 180.0)
     assert mill["performance"] == pytest.approx(8.0 * mill["processed"] / execute)
+
+
+# the sequencer's retry policy, scan by scan against a scripted plant -------------------
+class _Port:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict | None]] = []
+
+    def send(self, device: str, command: str, args: dict | None = None) -> None:
+        self.sent.append((device, command, args))
+
+
+def _plant() -> dict[str, dict]:
+    """Signals of the default line with the mill producing and empty, a part at the pick eye."""
+    return {
+        "line": {"state": "Execute", "estopped": False},
+        "infeed_pick_eye": {"blocked": True, "part": 5, "count": 1},
+        "outfeed_entry_eye": {"blocked": False, "part": None, "count": 0},
+        "mill": {
+            "state": "Suspended",
+            "part_present": False,
+            "part": None,
+            "seated": None,
+            "part_done": False,
+            "load_ok": True,
+            "unload_ok": False,
+            "fault": None,
+        },
+        "robot": {"busy": False, "jobs_done": 0, "result": "none", "holding": None},
+    }
+
+
+def _sequencer():
+    from twin.control.sequencer import Sequencer
+
+    cfg = load(ROOT / "configs" / "default_line.toml")
+    port, alarms = _Port(), []
+    seq = Sequencer(cfg, port, 0.01, on_alarm=lambda device, **d: alarms.append((device, d)))
+    return seq, port, alarms
+
+
+def _robot_jobs(port: _Port) -> list[str]:
+    return [c for d, c, _ in port.sent if d == "robot"]
+
+
+def test_a_pick_that_keeps_failing_raises_one_alarm_and_stops_trying():
+    seq, port, alarms = _sequencer()
+    s = _plant()
+    seq.tick(s)
+    assert _robot_jobs(port) == ["pick"]
+    for failed in range(1, 4):
+        s["robot"] = {"busy": False, "jobs_done": failed, "result": "pick_failed", "holding": None}
+        seq.tick(s)
+        assert len(_robot_jobs(port)) == failed, "not at once: after retry_delay"
+        for _ in range(round(1.2 / 0.01)):
+            seq.tick(s)
+        # 1 try + max_retries (2), then an alarm instead of a fourth pick
+        assert _robot_jobs(port) == ["pick"] * min(failed + 1, 3)
+    assert [(d, a["alarm"], a["active"], a["tries"]) for d, a in alarms] == [
+        ("infeed_pick_eye", "pick_failed", True, 3)
+    ]
+    for _ in range(1000):  # 10 s more: no endless loop
+        seq.tick(s)
+    assert _robot_jobs(port) == ["pick"] * 3
+    # an operator takes the part away and another arrives: the alarm clears, picking resumes
+    s["infeed_pick_eye"] = {"blocked": True, "part": 6, "count": 2}
+    seq.tick(s)
+    assert alarms[-1] == ("infeed_pick_eye", {"alarm": "pick_failed", "active": False})
+    assert _robot_jobs(port) == ["pick"] * 4
+
+
+def test_a_part_that_is_not_seated_is_placed_again_then_alarmed():
+    seq, port, alarms = _sequencer()
+    s = _plant()
+    s["infeed_pick_eye"] = {"blocked": False, "part": None, "count": 1}
+    s["mill"].update(
+        part_present=True, part=7, seated=False, load_ok=False, unload_ok=True, state="Suspended"
+    )
+    jobs = 0
+    for _ in range(round(10 / 0.01)):  # the station keeps reporting the part not seated
+        seq.tick(s)
+        last = port.sent[-1][:2] if port.sent else None
+        if last == ("robot", "pick") and s["robot"]["jobs_done"] == jobs:
+            assert port.sent[-1][2]["position"] == [0.55, 0.0, 0.75]  # at the fixture
+            jobs += 1
+            s["robot"] = {"busy": False, "jobs_done": jobs, "result": "ok", "holding": 7}
+        elif last == ("robot", "place") and s["robot"]["jobs_done"] == jobs:
+            jobs += 1
+            s["robot"] = {"busy": False, "jobs_done": jobs, "result": "ok", "holding": None}
+    # the place was the first try: max_retries (2) re-seats, then an alarm, and no more
+    assert _robot_jobs(port) == ["pick", "place"] * 2
+    assert [(d, a["alarm"], a["active"]) for d, a in alarms] == [("mill", "part_not_seated", True)]

@@ -32,6 +32,8 @@ class QueueRun:
     min_gap: float = math.inf  # m, smallest free space between two parts on a zoned belt
     max_tilt: float = 0.0  # degrees, the most a part on a zoned belt leant
     trouble: list[str] = field(default_factory=list)  # alarms, misloads, lost parts
+    # PackML states each station passed through once it first reached Execute
+    states: dict[str, set[str]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     kpis: dict = field(default_factory=dict)
 
@@ -50,7 +52,11 @@ def run_with_queue(text: str, duration: float) -> QueueRun:
             events = line.drain_events()
             monitor.consume(events)
             for e in events:
-                if e.kind == "process_started":
+                if e.kind == "station_state":
+                    seen = out.states.setdefault(e.device, set())
+                    if seen or e.data["new"] == "Execute":
+                        seen.add(e.data["new"])
+                elif e.kind == "process_started":
                     out.loads[e.device].append(e.time)
                 elif e.kind == "fault" and e.device in out.down:
                     if e.data["active"]:
@@ -120,6 +126,12 @@ def test_loads_never_stall_with_the_source_faster_than_the_mill(cycle_runs):
         assert_parts_conserved(run.counts)
 
 
+def test_the_mill_stays_in_execute_or_suspended_across_parts(cycle_runs):
+    for run in cycle_runs.values():
+        assert len(run.loads["mill"]) >= 10
+        assert run.states["mill"] == {"Execute", "Suspending", "Suspended", "Unsuspending"}
+
+
 def test_throughput_falls_as_the_cycle_time_rises(cycle_runs):
     per_hour = [len(cycle_runs[c].loads["mill"]) / DURATION * 3600 for c in CYCLES]
     assert per_hour == sorted(per_hour, reverse=True) and len(set(per_hour)) == len(per_hour)
@@ -176,3 +188,11 @@ def test_every_shipped_config_keeps_producing_with_a_queue(path):
     assert run.min_gap >= 0.05 and run.max_tilt < 5.0, (run.min_gap, run.max_tilt)
     assert [t for t in run.trouble if "part_lost" in t or "alarm" in t] == []
     assert_parts_conserved(run.counts)
+
+
+def test_zones_too_short_for_the_parts_are_a_config_error():
+    from twin.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        loads(DEFAULT.replace("zones = 4 ", "zones = 12"), "short.toml")
+    assert "short.toml: devices[0] (device 'infeed').zones: 12 zones of 0.133 m" in str(err.value)

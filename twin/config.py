@@ -431,6 +431,18 @@ def _check_references(cfg: LineConfig, source: str) -> None:
                     fail(f"{here}.faults[{j}].duration", "a dropout needs duration > 0 (s)")
         if isinstance(d, ConveyorConfig) and d.speed > d.max_speed:
             fail(f"{here}.speed", f"{d.speed} m/s exceeds max_speed {d.max_speed} m/s")
+        if isinstance(d, ConveyorConfig) and d.zones > 1:
+            # a zone holds its largest part between the previous zone's slab (which reaches
+            # into it) and its own eye (set back from its end by as much, plus 3 cm)
+            reach = 0.02 + d.max_speed * cfg.physics.timestep * 2 + 0.01
+            largest = max(max(t.size[:2]) for t in cfg.part_types)
+            need = largest + 2 * reach + 0.03
+            if d.length / d.zones < need:
+                fail(
+                    f"{here}.zones",
+                    f"{d.zones} zones of {d.length / d.zones:.3f} m are too short for parts of "
+                    f"{largest} m at max_speed {d.max_speed} m/s (a zone needs {need:.3f} m)",
+                )
         if isinstance(d, StationConfig) and (d.mtbf > 0) != (d.mttr > 0):
             fail(f"{here}.mttr", "give both mtbf and mttr (> 0) for random breakdowns, or neither")
 

@@ -115,19 +115,31 @@ function commandButton(device, command) {
 }
 
 // -- live state -----------------------------------------------------------------------------
+// Numbers people read change many times a second; drawing them 5 times a second is plenty
+// and keeps the page cheap. State changes (colours, badges) are drawn as they arrive.
+const TEXT_EVERY_MS = 200;
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
 function onState(state) {
   hmi.state = state;
-  $("#step").textContent = state.step;
-  $("#time").textContent = state.time.toFixed(1);
-  $("#parts-completed").textContent = state.counts.parts_completed ?? "-";
-  $("#wip").textContent = state.counts.wip ?? "-";
+  const now = performance.now(), full = now - (hmi.textAt || 0) >= TEXT_EVERY_MS;
+  if (full) {
+    hmi.textAt = now;
+    setText($("#step"), String(state.step));
+    setText($("#time"), state.time.toFixed(1));
+    setText($("#parts-completed"), String(state.counts.parts_completed ?? "-"));
+    setText($("#wip"), String(state.counts.wip ?? "-"));
+  }
   const line = state.signals.line || {};
   const lineState = $("#line-state");
-  lineState.textContent = state.estopped ? "E-STOP" : `line ${line.state || "-"}${state.paused ? " (paused)" : ""}`;
-  lineState.className = `badge ${state.estopped ? "bad" : line.state === "Execute" ? "ok" : ""}`;
+  setText(lineState, state.estopped ? "E-STOP" : `line ${line.state || "-"}${state.paused ? " (paused)" : ""}`);
+  const badge = `badge ${state.estopped ? "bad" : line.state === "Execute" ? "ok" : ""}`;
+  if (lineState.className !== badge) lineState.className = badge;
   const changed = [];
   for (const tile of document.querySelectorAll(".tile")) {
-    if (updateTile(tile, state)) changed.push(tile.dataset.device);
+    if (updateTile(tile, state, full)) changed.push(tile.dataset.device);
   }
   if (changed.length) {
     // stamp when the change is on screen: the frame after the DOM update
@@ -142,38 +154,39 @@ function onState(state) {
   hmi.scene?.update(state);
 }
 
-function updateTile(tile, state) {
+function updateTile(tile, state, full) {
   const id = tile.dataset.device, sig = state.signals[id];
   if (!sig) return false;
-  const detail = tile.querySelector(".detail");
+  const detail = tile.querySelector(".detail"), head = tile.querySelector(".state");
   let changed = false;
   if (tile.classList.contains("station-tile")) {
     const since = hmi.since[id];
     if (!since || since.state !== sig.state) {
       hmi.since[id] = { state: sig.state, time: state.time };
       tile.dataset.state = sig.state;
-      tile.querySelector(".state").textContent = sig.state;
+      head.textContent = sig.state;
       tile.style.backgroundColor = stateColor(sig.state) + "55";
       tile.style.borderLeftColor = stateColor(sig.state);
       updateStationButtons(tile, sig.state);
       changed = true;
     }
+    if (!full && !changed) return false;
     const held = (state.time - hmi.since[id].time).toFixed(1);
     const activity = sig.activity ? `${sig.activity}` : (sig.estopped ? "e-stopped" : "");
     const part = sig.part != null ? `, part ${sig.part}` : "";
-    detail.textContent = [activity + part, `${held} s in ${sig.state}`].filter(Boolean).join(" · ");
+    setText(detail, [activity + part, `${held} s in ${sig.state}`].filter(Boolean).join(" · "));
     if (sig.progress != null && sig.cycle_time && tile.querySelector(".progress")) {
-      tile.querySelector(".progress > div").style.width = `${Math.min(100, 100 * sig.progress / sig.cycle_time)}%`;
+      tile.querySelector(".progress > div").style.width = `${Math.min(100, 100 * sig.progress / sig.cycle_time).toFixed(0)}%`;
     }
   } else if (tile.dataset.kind === "conveyor") {
-    tile.querySelector(".state").textContent = sig.running ? "running" : "stopped";
-    detail.textContent = `${Math.abs(sig.surface_speed ?? 0).toFixed(2)} m/s`;
+    setText(head, sig.running ? "running" : "stopped");
+    if (full) setText(detail, `${Math.abs(sig.surface_speed ?? 0).toFixed(2)} m/s`);
   } else if (tile.dataset.kind === "arm") {
-    tile.querySelector(".state").textContent = sig.activity || sig.state;
-    detail.textContent = `${sig.result} · jobs ${sig.jobs_done}${sig.holding != null ? ` · holding ${sig.holding}` : ""}`;
+    setText(head, sig.activity || sig.state);
+    if (full) setText(detail, `${sig.result} · jobs ${sig.jobs_done}${sig.holding != null ? ` · holding ${sig.holding}` : ""}`);
   } else if (tile.dataset.kind === "source") {
-    tile.querySelector(".state").textContent = sig.enabled ? "enabled" : "disabled";
-    detail.textContent = `spawned ${sig.spawned}`;
+    setText(head, sig.enabled ? "enabled" : "disabled");
+    if (full) setText(detail, `spawned ${sig.spawned}`);
   }
   return changed;
 }
@@ -196,7 +209,22 @@ const KPI_VIEWS = [
 ];
 const TREND_LENGTH = 120;
 
+// KPIs arrive once a simulated second (many times a wall second in fast mode): the trends
+// take every value, the cards are drawn at most twice a second.
+const KPI_EVERY_MS = 500;
 function onKpis(k) {
+  for (const [key, , pick] of KPI_VIEWS) {
+    const value = pick(k), trend = (hmi.trends[key] ||= []);
+    if (value != null) trend.push(value);
+    if (trend.length > TREND_LENGTH) trend.shift();
+  }
+  hmi.kpis = k;
+  if (hmi.kpiTimer) return;
+  const wait = Math.max(0, KPI_EVERY_MS - (performance.now() - (hmi.kpiAt || -1e9)));
+  hmi.kpiTimer = setTimeout(() => { hmi.kpiTimer = null; hmi.kpiAt = performance.now(); drawKpis(hmi.kpis); }, wait);
+}
+
+function drawKpis(k) {
   const box = $("#kpis");
   for (const [key, label, pick, fmt] of KPI_VIEWS) {
     const value = pick(k);
@@ -206,9 +234,7 @@ function onKpis(k) {
       card.append(el("div", { class: "name" }, label), el("div", { class: "value" }, "-"), el("canvas", { width: 160, height: 26 }));
       box.append(card);
     }
-    const trend = (hmi.trends[key] ||= []);
-    if (value != null) trend.push(value);
-    if (trend.length > TREND_LENGTH) trend.shift();
+    const trend = hmi.trends[key] || [];
     card.querySelector(".value").textContent = value == null ? "-" : fmt === "%" ? `${(100 * value).toFixed(1)} %` : value.toFixed(fmt);
     sparkline(card.querySelector("canvas"), trend);
   }

@@ -15,11 +15,17 @@ function softwareRendering() {
   return /swiftshader|llvmpipe|software/i.test(name);
 }
 
+// Physically based shading on a GPU; per-vertex (Lambert) shading when the CPU draws.
+let software = false;
+function material({ metalness = 0, roughness = 1, ...params }) {
+  return software ? new THREE.MeshLambertMaterial(params) : new THREE.MeshStandardMaterial({ metalness, roughness, ...params });
+}
+
 export function createScene(container, welcome) {
-  const software = softwareRendering();
-  const minFrameS = software ? 1 / 15 : 1 / 31;  // 30 frames/s are smooth enough
+  software = softwareRendering();
+  const minFrameS = software ? 1 / 10 : 1 / 31;  // 30 frames/s are smooth enough
   const renderer = new THREE.WebGLRenderer({ antialias: !software });
-  renderer.setPixelRatio(window.devicePixelRatio);
+  renderer.setPixelRatio(software ? 0.5 : window.devicePixelRatio);  // a quarter of the pixels to fill by CPU
   container.append(renderer.domElement);
   const scene = new THREE.Scene();
   scene.background = new THREE.Color("#1b2128");
@@ -67,9 +73,9 @@ export function createScene(container, welcome) {
   resize();
 
   let last = performance.now();
-  renderer.setAnimationLoop(() => {
+  function frame() {
     const now = performance.now(), dt = (now - last) / 1000;
-    if (dt < minFrameS) return;
+    if (dt < 0.8 * minFrameS) return;  // (timers fire a little early or late)
     last = now;
     const a = Math.min(1, (now - received) / 1000 / FRAME_S);
     for (const p of view.parts.values()) {
@@ -79,7 +85,10 @@ export function createScene(container, welcome) {
     for (const belt of view.belts) belt.texture.offset.x -= (belt.speed * dt) / belt.stripe;
     controls.update();
     renderer.render(scene, camera);
-  });
+  }
+  // on the CPU a timer, not a frame loop: a frame loop keeps the whole page compositing
+  if (software) setInterval(frame, 1000 * minFrameS);
+  else renderer.setAnimationLoop(frame);
 
   function update(state) {
     received = performance.now();
@@ -103,7 +112,7 @@ export function createScene(container, welcome) {
       const to = new THREE.Vector3(...p.position), qTo = new THREE.Quaternion(...p.orientation);
       if (!entry) {
         const [sx, sy, sz] = view.partTypes[p.type] || [0.06, 0.06, 0.04];
-        const mesh = new THREE.Mesh(new THREE.BoxGeometry(sx, sy, sz), new THREE.MeshStandardMaterial({ color: p.type === "cover" ? "#d9c27a" : "#c8ccd2", metalness: 0.3, roughness: 0.5 }));
+        const mesh = new THREE.Mesh(new THREE.BoxGeometry(sx, sy, sz), material({ color: p.type === "cover" ? "#d9c27a" : "#c8ccd2", metalness: 0.3, roughness: 0.5 }));
         partGroup.add(mesh);
         entry = { mesh, from: to.clone(), to, qFrom: qTo.clone(), qTo };
         view.parts.set(p.id, entry);
@@ -122,7 +131,7 @@ export function createScene(container, welcome) {
 }
 
 function box(size, color, opts = {}) {
-  return new THREE.Mesh(new THREE.BoxGeometry(...size), new THREE.MeshStandardMaterial({ color, roughness: 0.8, ...opts }));
+  return new THREE.Mesh(new THREE.BoxGeometry(...size), material({ color, roughness: 0.8, ...opts }));
 }
 
 function build(dev, g, view) {
@@ -171,7 +180,7 @@ function conveyor(dev, g, view) {
   texture.wrapS = THREE.RepeatWrapping;
   const stripe = 0.1;  // m between two stripes on the belt
   texture.repeat.set(g.length / stripe, 1);
-  const belt = new THREE.Mesh(new THREE.BoxGeometry(g.length, g.width, 0.03), new THREE.MeshStandardMaterial({ map: texture }));
+  const belt = new THREE.Mesh(new THREE.BoxGeometry(g.length, g.width, 0.03), material({ map: texture }));
   belt.position.z = g.surface_height - 0.015;
   group.add(belt);
   const legHeight = g.surface_height - 0.03;
@@ -191,13 +200,13 @@ function conveyor(dev, g, view) {
 // needs to see where the robot is and what it holds.
 function arm(dev, g, view) {
   const group = new THREE.Group();
-  const pedestal = new THREE.Mesh(new THREE.CylinderGeometry(0.1, 0.12, g.pedestal_height, 24), new THREE.MeshStandardMaterial({ color: "#4a525c" }));
+  const pedestal = new THREE.Mesh(new THREE.CylinderGeometry(0.1, 0.12, g.pedestal_height, 24), material({ color: "#4a525c" }));
   pedestal.rotation.x = Math.PI / 2;
   pedestal.position.set(g.base[0], g.base[1], g.pedestal_height / 2);
-  const material = new THREE.MeshStandardMaterial({ color: "#e8e8ea", roughness: 0.4 });
-  const link = () => new THREE.Mesh(new THREE.CylinderGeometry(0.035, 0.035, 1, 16), material);
+  const linkMaterial = material({ color: "#e8e8ea", roughness: 0.4 });
+  const link = () => new THREE.Mesh(new THREE.CylinderGeometry(0.035, 0.035, 1, 16), linkMaterial);
   const upper = link(), fore = link();
-  const tool = new THREE.Mesh(new THREE.SphereGeometry(0.03, 16, 12), new THREE.MeshStandardMaterial({ color: "#999" }));
+  const tool = new THREE.Mesh(new THREE.SphereGeometry(0.03, 16, 12), material({ color: "#999" }));
   group.add(pedestal, upper, fore, tool);
   const shoulder = new THREE.Vector3(g.base[0], g.base[1], g.base[2] + 0.33);
   view.arms[dev.id] = { shoulder, upper, fore, tool, length: Math.max(0.2, g.reach / 2) };
