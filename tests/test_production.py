@@ -485,3 +485,24 @@ def test_a_place_that_does_not_arrive_is_retried_a_bounded_number_of_times():
     # the place, its halted repeat, two retries after not_reached and collision, then an alarm
     assert _robot_jobs(port) == ["pick"] + ["place"] * 4
     assert [(d, a["alarm"], a["tries"]) for d, a in alarms] == [("robot", "place_failed", 3)]
+
+
+def test_a_part_too_heavy_for_the_cup_ends_in_one_alarm_on_the_real_line():
+    from twin.automation import build_line
+
+    text = DEFAULT.replace("mass = 0.35", "mass = 5.0")  # beyond the arm's 3 kg payload
+    text = text.replace('weight = 0.7 }, { type = "cover", weight = 0.3 }', "weight = 1.0 }")
+    with build_line(loads(text, "heavy.toml")) as line:
+        monitor = ProductionMonitor(line.line)
+        jobs = []
+        for _ in range(round(45 / 0.5)):
+            line.step(round(0.5 / line.dt))
+            events = line.drain_events()
+            monitor.consume(events)
+            jobs += [e for e in events if e.kind == "arm_job_done"]
+        k = monitor.kpis.snapshot(line.sim_time)
+        # the arm's own attempts end in pick_failed; the sequencer retries twice, then alarms
+        assert [j.data["result"] for j in jobs] == ["pick_failed"] * 3
+        assert k["pick_failures"] == 3 and k["alarms"]["pick_failed"] == 1
+        assert jobs[-1].time < 35.0, "and then leaves the part alone"
+        assert_parts_conserved(line.counts())
