@@ -65,6 +65,8 @@ class TwinLink:
         self.on_state: Callable[[m.State], Awaitable[None] | None] | None = None
         self.on_event: Callable[[m.EventMsg], Awaitable[None] | None] | None = None
         self.on_kpis: Callable[[m.Kpis], Awaitable[None] | None] | None = None
+        self.on_connection: Callable[[bool], Awaitable[None] | None] | None = None
+        self.connected = True  # the twin answered at start (see watch)
 
     def _socket(self, kind: int, curve: tuple[str, str] | None) -> zmq.asyncio.Socket:
         sock = self._ctx.socket(kind)
@@ -82,6 +84,7 @@ class TwinLink:
             asyncio.create_task(self._read_replies()),
             asyncio.create_task(self._read_telemetry()),
             asyncio.create_task(self._states()),
+            asyncio.create_task(self.watch()),
         ]
 
     async def request(self, req: Any, timeout: float | None = None) -> Any:
@@ -89,6 +92,8 @@ class TwinLink:
         req.id = next(self._ids)
         if req.lease is None and self.lease is not None:
             req.lease = self.lease
+        elif req.lease == "":  # explicitly without the lease (see watch)
+            req.lease = None
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[req.id] = future
         try:
@@ -161,6 +166,24 @@ class TwinLink:
                 await result
         except Exception:  # a gateway bug must not stop the mirror
             traceback.print_exc()
+
+    async def watch(self, period: float = 1.0) -> None:
+        """Ask the twin every `period` s whether it is there; `connected` says the answer and
+        `on_connection(bool)` hears each change. The probe carries no lease on purpose: it
+        must not keep alive a control lease whose client has gone."""
+        while True:
+            try:
+                await self.request(m.Hello(client="gateway", lease=""), timeout=period)
+                up = True
+            except (LinkError, TimeoutError):
+                up = False
+            if up != self.connected:
+                self.connected = up
+                if self.on_connection is not None:
+                    result = self.on_connection(up)
+                    if inspect.isawaitable(result):
+                        await result
+            await asyncio.sleep(period)
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -147,6 +147,7 @@ class ModbusGateway:
         self._on_state(state)
         self.link.on_state = self._on_state
         self.link.on_kpis = self._on_kpis
+        self.link.on_connection = self._on_connection
         self.server = ModbusTcpServer(_Context(self), address=(self.host, self.port))
         self._task = asyncio.create_task(self.server.serve_forever())
         await asyncio.sleep(0)  # let it bind
@@ -182,7 +183,7 @@ class ModbusGateway:
     def _on_state(self, state: m.State) -> None:
         assert self.map is not None
         twin = {
-            "connected": True,
+            "connected": self.link.connected,
             "estopped": state.estopped,
             "controlled": state.controlled,
             "lease": self.lease.held,
@@ -201,6 +202,12 @@ class ModbusGateway:
                         value[e.index] if isinstance(value, list) and len(value) > e.index else 0
                     )
                 self._set(e, value)
+
+    def _on_connection(self, up: bool) -> None:
+        assert self.map is not None
+        for e in self.map.entries:
+            if e.kind == "twin" and e.field == "connected":
+                self._set(e, up)
 
     def _on_kpis(self, msg: m.Kpis) -> None:
         assert self.map is not None

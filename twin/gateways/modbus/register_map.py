@@ -101,7 +101,7 @@ class RegisterMap:
             name="twin.connected",
             kind="twin",
             field="connected",
-            doc="the gateway hears the twin's telemetry",
+            doc="the twin answers the gateway (asked every second)",
         )
         self._add(
             DISCRETE,

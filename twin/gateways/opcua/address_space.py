@@ -395,7 +395,7 @@ class Builder:
             ("Estopped", s.Boolean, False, "emergency stop active"),
             ("Controlled", s.Boolean, False, "some client holds the twin's control"),
             ("ControlHolder", s.String, "", "the gateway client holding control through it"),
-            ("Connected", s.Boolean, False, "the gateway hears the twin's telemetry"),
+            ("Connected", s.Boolean, False, "the twin answers the gateway (asked every second)"),
             ("LastRefusal", s.String, "", "the message of the last refused call of these methods"),
         ):
             await self._var(

@@ -99,6 +99,7 @@ class OpcUaGateway:
         self.link.on_state = self._on_state
         self.link.on_event = self._on_event
         self.link.on_kpis = self._on_kpis
+        self.link.on_connection = lambda up: self._write({"Twin.Connected": up})
         await self._on_state(state)
 
     async def _first_contact(self) -> tuple[m.DescribeReply, m.State]:
@@ -202,7 +203,7 @@ class OpcUaGateway:
         values["Twin.Estopped"] = bool(state.estopped)
         values["Twin.Controlled"] = bool(state.controlled)
         values["Twin.ControlHolder"] = self.lease.owner_label if self.lease.held else ""
-        values["Twin.Connected"] = True
+        values["Twin.Connected"] = self.link.connected
         await self._write(values)
         if self.alarms is not None:
             await self.alarms.on_state(state)

@@ -25,7 +25,7 @@ export function createScene(container, welcome) {
   software = softwareRendering();
   const minFrameS = software ? 1 / 10 : 1 / 31;  // 30 frames/s are smooth enough
   const renderer = new THREE.WebGLRenderer({ antialias: !software });
-  renderer.setPixelRatio(software ? 0.5 : window.devicePixelRatio);  // a quarter of the pixels to fill by CPU
+  renderer.setPixelRatio(window.devicePixelRatio);
   container.append(renderer.domElement);
   const scene = new THREE.Scene();
   scene.background = new THREE.Color("#1b2128");
