@@ -180,10 +180,60 @@ class SinkConfig(_Strict, tag="sink", tag_field="kind", kw_only=True):
     zone_length: Length = 0.2
 
 
+MAX_CAMERA_PIXELS = 2048 * 2048  # per image: more is refused (memory and render time)
+Modality = Literal["rgb", "depth", "segmentation"]
+
+
+class CameraMount(_Strict, kw_only=True):
+    """A camera carried by a robot: its pose is the link's pose times the camera's offset."""
+
+    arm: str  # the arm device
+    link: str  # a link of the arm's model, e.g. "panda_hand"
+
+
+class CameraNoise(_Strict, kw_only=True):
+    rgb: Annotated[float, msgspec.Meta(ge=0, le=255)] = 0.0  # std dev of RGB noise, 0-255 levels
+    depth: Annotated[float, msgspec.Meta(ge=0, le=10)] = 0.0  # m, std dev of depth noise
+    depth_quantum: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0  # m; depth rounded to it
+
+
+class CameraConfig(_Strict, tag="camera", tag_field="kind", kw_only=True):
+    """A pinhole camera looking along its optical z axis (x right, y down in the image).
+
+    Fixed: at `position`, looking at `look_at`. Mounted (`mount`): `position` and `rpy` are
+    the optical frame's offset in the link's frame (rpy = 0: looking along the link's +z).
+    """
+
+    id: DeviceId
+    mount: CameraMount | None = None
+    position: Vec3
+    look_at: Vec3 | None = None  # fixed cameras: the point in the image centre
+    rpy: Annotated[list[Yaw], msgspec.Meta(min_length=3, max_length=3)] = msgspec.field(
+        default_factory=lambda: [0.0, 0.0, 0.0]
+    )  # rad, mounted cameras: roll, pitch, yaw of the optical frame in the link's frame
+    width: Annotated[int, msgspec.Meta(ge=8, le=4096)] = 320  # pixels
+    height: Annotated[int, msgspec.Meta(ge=8, le=4096)] = 240
+    fov: Annotated[float, msgspec.Meta(gt=0, lt=180)] = 60.0  # degrees, vertical field of view
+    near: Annotated[float, msgspec.Meta(gt=0, le=MAX_CELL)] = 0.05  # m, clipping planes
+    far: Annotated[float, msgspec.Meta(gt=0, le=MAX_CELL)] = 10.0
+    rate: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 10.0  # frames per simulated second
+    modalities: Annotated[list[Modality], msgspec.Meta(min_length=1, max_length=3)] = msgspec.field(
+        default_factory=lambda: ["rgb"]
+    )
+    encoding: Literal["raw", "png"] = "raw"  # how RGB goes on the wire (depth, masks: raw)
+    noise: CameraNoise | None = None
+
+
 # Every device kind is one member of this union (its tag names the kind and the module in
 # twin/devices/ that builds it). The order is the build order: what others are mounted on first.
 DeviceConfig = (
-    ConveyorConfig | StationConfig | ArmConfig | PhotoEyeConfig | SourceConfig | SinkConfig
+    ConveyorConfig
+    | StationConfig
+    | ArmConfig
+    | PhotoEyeConfig
+    | SourceConfig
+    | SinkConfig
+    | CameraConfig
 )
 
 
@@ -443,6 +493,8 @@ def _check_references(cfg: LineConfig, source: str) -> None:
                     f"{d.zones} zones of {d.length / d.zones:.3f} m are too short for parts of "
                     f"{largest} m at max_speed {d.max_speed} m/s (a zone needs {need:.3f} m)",
                 )
+        if isinstance(d, CameraConfig):
+            _check_camera(d, here, fail, expect)
         if isinstance(d, StationConfig) and (d.mtbf > 0) != (d.mttr > 0):
             fail(f"{here}.mttr", "give both mtbf and mttr (> 0) for random breakdowns, or neither")
 
@@ -466,6 +518,30 @@ def _check_references(cfg: LineConfig, source: str) -> None:
         expect(f"{here}.place.clear_eye", t.place.clear_eye, PhotoEyeConfig, "photoeye")
 
 
+def _check_camera(cam: CameraConfig, here: str, fail: Any, expect: Any) -> None:
+    """What ranges alone cannot say: clipping planes in order, a sane pixel count, a pose."""
+    if cam.far <= cam.near:
+        fail(f"{here}.far", f"{cam.far} m is not beyond near {cam.near} m")
+    pixels = cam.width * cam.height
+    if pixels > MAX_CAMERA_PIXELS:
+        fail(
+            f"{here}.width",
+            f"{cam.width}x{cam.height} = {pixels} pixels is more than the limit "
+            f"{MAX_CAMERA_PIXELS}",
+        )
+    if len(set(cam.modalities)) != len(cam.modalities):
+        fail(f"{here}.modalities", f"{cam.modalities} names a modality twice")
+    if cam.mount is None:
+        if cam.look_at is None:
+            fail(f"{here}.look_at", "a fixed camera needs look_at (or a mount on an arm link)")
+        elif math.dist(cam.look_at, cam.position) < 1e-6:
+            fail(f"{here}.look_at", "is the camera's own position: it looks nowhere")
+    else:
+        if cam.look_at is not None:
+            fail(f"{here}.look_at", "a mounted camera is aimed by rpy in its link's frame")
+        expect(f"{here}.mount.arm", cam.mount.arm, ArmConfig, "arm")
+
+
 def _check_models(cfg: LineConfig, source: str) -> None:
     """Each arm's model is a robot file the twin may load, with the links and joints the
     config names; the model is loaded (once per process) in a headless client to see."""
@@ -479,3 +555,14 @@ def _check_models(cfg: LineConfig, source: str) -> None:
                 raise ConfigError(
                     f"{source}: devices[{i}] (device '{d.id}').{e.field}: {e}"
                 ) from None
+    arms = {d.id: d for d in cfg.devices if isinstance(d, ArmConfig)}
+    for i, d in enumerate(cfg.devices):
+        if isinstance(d, CameraConfig) and d.mount is not None:
+            arm = arms[d.mount.arm]
+            info = check_arm_model(arm.model, arm.tool_link, arm.held_joints, arm.home)
+            if d.mount.link not in info.links:
+                raise ConfigError(
+                    f"{source}: devices[{i}] (device '{d.id}').mount.link: model "
+                    f"'{arm.model}' of arm '{arm.id}' has no link '{d.mount.link}' "
+                    f"(links: {_listing(info.links)})"
+                )

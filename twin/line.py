@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from twin.command_rules import ALLOWED_IN_ESTOP
-from twin.config import LineConfig
+from twin.config import CameraConfig, LineConfig
 from twin.description import RECIPES, packml_description
 from twin.devices.arm import Arm
 from twin.devices.base import BuildContext, CommandError, Device, SignalSpec, validate_args
@@ -41,9 +41,12 @@ class Line:
         gui: bool = False,
         visuals: bool = False,
     ) -> None:
-        """`visuals`: keep the robots' visual meshes, to render pictures (see World)."""
+        """`visuals`: keep the robots' visual meshes, to render pictures (see World); a line
+        with a camera always has them."""
         self.cfg = cfg
         self.seed = cfg.physics.seed if seed is None else seed
+        # cameras render the robots' visual meshes
+        visuals = visuals or any(isinstance(d, CameraConfig) for d in cfg.devices)
         self.world = World(cfg.physics, gui=gui, visuals=visuals)
         self.events = EventLog(lambda: (self.world.step_index, self.world.sim_time))
         self.pool = PartPool(self.world, cfg.part_types, cfg.part_pool.capacity)

@@ -17,6 +17,7 @@ from twin.automation import AutomatedLine
 from twin.events import Event
 from twin.line import Line
 from twin.protocol.messages import TOPIC_EVENT, TOPIC_KPI, TOPIC_STATE, EventMsg, Kpis, State
+from twin.vision.feed import CameraFeed
 
 Sink = Callable[[bytes, Any], None]  # (wire topic, State | EventMsg | Kpis)
 
@@ -78,6 +79,7 @@ class TelemetryStepper:
         monitor: ProductionMonitor | None = None,
         sinks: list[Sink] | None = None,
         kpis: bool = False,
+        cameras: CameraFeed | None = None,
     ) -> None:
         self.automated = automated
         self.line = automated.line
@@ -88,12 +90,15 @@ class TelemetryStepper:
         self.make_state = state
         self.monitor = monitor
         self.sinks: list[Sink] = sinks if sinks is not None else []
+        self.cameras = cameras  # camera frames at their rates, rendered only when wanted
 
     def advance(self, n: int) -> None:
         """Step n times: events as they drain, the state at its rate, KPIs with every n-th."""
         line, every, step = self.line, self.state_every, self.automated.step
         while n > 0:
             k = min(n, every - line.step_index % every) if every else n
+            if self.cameras is not None:
+                k = min(k, self.cameras.steps_to_due())
             step(k)
             n -= k
             self.flush_events()
@@ -101,6 +106,9 @@ class TelemetryStepper:
                 self._send(TOPIC_STATE, self.make_state())
                 if self.kpi_every and (line.step_index // every) % self.kpi_every == 0:
                     self._send(TOPIC_KPI, self.kpis())
+            if self.cameras is not None:
+                for topic, frame in self.cameras.due():
+                    self._send(topic, frame)
 
     def kpis(self) -> Kpis:
         assert self.monitor is not None, "a stepper sending KPIs needs a monitor"

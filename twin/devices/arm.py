@@ -4,10 +4,13 @@ The arm accepts joint targets and Cartesian jobs (move_to, pick, place). This mo
 device: commands, signals, events, and the loop that runs a job's steps. The parts it
 composes each do one job and can be read alone:
 
+- `arm_interface`: its signals, commands, results and activities, declared once;
 - `arm_model`: the robot as its URDF describes it (joints, limits, tool, shoulder) and IK;
 - `arm_jobs`: a command becomes steps (motions and cup actions), with the robot's activity;
 - `arm_motion`: time-optimal jerk-limited profiles, blended at the corners of a path;
-- `arm_gripper`: the vacuum cup, and locating the part to pick.
+- `arm_tracking`: a profiled motion becomes joint targets, step by step;
+- `arm_gripper`: the vacuum cup, locating the part to pick, checking it is seated;
+- `arm_contacts`: what the arm touches, named as the line knows it.
 
 Cartesian motions are turned into joint targets as a robot controller does: IK at knots
 every few steps along the profiled path, joint targets interpolated between them each step.
@@ -28,6 +31,7 @@ from twin.config import ArmConfig
 from twin.devices import arm_jobs as jobs
 from twin.devices.arm_contacts import Contact, ContactWatch, name_of
 from twin.devices.arm_gripper import VacuumCup, locate_part, nearest_turn, seat_check
+from twin.devices.arm_interface import SIGNALS, command_specs
 from twin.devices.arm_model import RobotModel
 from twin.devices.arm_motion import (
     CartesianLimits,
@@ -37,7 +41,7 @@ from twin.devices.arm_motion import (
     Leg,
 )
 from twin.devices.arm_tracking import Follower
-from twin.devices.base import Arg, BuildContext, CommandError, CommandSpec, Device, SignalSpec
+from twin.devices.base import BuildContext, CommandError, Device
 from twin.sim.assets import resolve_asset
 
 _ARRIVE_TOL = 0.004  # m: a Cartesian move is done when the tool is this close to its end
@@ -56,69 +60,9 @@ _PLAN_ITERATIONS = 20  # IK iterations per sample (from the current pose: far po
 _REPLAN = 0.003  # m: a motion starting further than this from its planned start is replanned
 
 
-RESULTS = (
-    "none",
-    "running",
-    "ok",
-    "no_part",
-    "pick_failed",
-    "not_reached",
-    "collision",
-    "halted",
-)
-ACTIVITIES = (
-    "idle",
-    "moving",
-    "moving_to_pick",
-    "picking",
-    "moving_to_place",
-    "placing",
-    "waiting",
-    "halted",
-)
-
-
 class Arm(Device):
     kind = "arm"
-    signal_specs = (
-        SignalSpec(
-            name="state",
-            type="str",
-            choices=("idle", "moving", "picking", "placing", "halted"),
-            doc="what the arm's job is",
-        ),
-        SignalSpec(name="busy", type="bool", doc="a job is running"),
-        SignalSpec(
-            name="result",
-            type="str",
-            choices=RESULTS,
-            doc="outcome of the last job (running while one runs; none before the first)",
-        ),
-        SignalSpec(name="jobs_done", type="int", min=0, doc="jobs finished (any result)"),
-        SignalSpec(name="vacuum", type="bool"),
-        SignalSpec(name="holding", type="int|null", doc="id of the part on the cup"),
-        SignalSpec(
-            name="activity",
-            type="str",
-            choices=ACTIVITIES,
-            doc="what the robot is doing, for utilisation (waiting: idle holding a part)",
-        ),
-        SignalSpec(
-            name="planned_duration",
-            type="float",
-            unit="s",
-            min=0.0,
-            doc="the motion profile's duration of the current (or last) job",
-        ),
-        SignalSpec(
-            name="seated",
-            type="bool",
-            doc="the part of the last place sits flat on its point (false until a place)",
-        ),
-        SignalSpec(name="joint_positions", type="floats", unit="rad", scan=False),
-        SignalSpec(name="joint_velocities", type="floats", unit="rad/s", scan=False),
-        SignalSpec(name="tool_position", type="floats", unit="m", scan=False),
-    )
+    signal_specs = SIGNALS
 
     def __init__(self, cfg: ArmConfig, ctx: BuildContext) -> None:
         super().__init__(cfg, ctx)
@@ -147,7 +91,7 @@ class Arm(Device):
         self.lower, self.upper = m.lower, m.upper
         m.set_pose(self.home)
         self.shoulder = m.find_shoulder()
-        self.commands = self._command_specs()
+        self.commands = command_specs(self.lower, self.upper)
         self.cart_limits = CartesianLimits(cfg.max_tool_acceleration, cfg.max_tool_jerk)
         self.joint_limits = JointLimits(
             m.max_velocity, cfg.max_joint_acceleration, cfg.max_joint_jerk
@@ -190,59 +134,6 @@ class Arm(Device):
     @property
     def holding(self) -> int | None:
         return self.cup.holding
-
-    def _command_specs(self) -> tuple[CommandSpec, ...]:
-        n = len(self.joints)
-        pos = Arg(name="position", type="vec3", unit="m", doc="tool (cup) point in world frame")
-        limits = list(zip(self.lower.round(4).tolist(), self.upper.round(4).tolist()))
-        return (
-            CommandSpec(
-                name="move_joints",
-                args=(
-                    Arg(
-                        name="positions",
-                        type="floats",
-                        length=n,
-                        unit="rad",
-                        doc=f"limits per joint: {limits}",
-                    ),
-                ),
-                doc="synchronised joint move, time-optimal within the model's joint speed "
-                "limits and the configured joint acceleration and jerk",
-            ),
-            CommandSpec(
-                name="move_to",
-                args=(pos,),
-                doc="straight-line tool move, cup pointing down, S-curve profile; result ok, "
-                "not_reached (with distance) or collision (with hit)",
-            ),
-            CommandSpec(
-                name="pick",
-                args=(pos,),
-                doc="locate the part at position, travel above it (blended), turn the cup to "
-                "its yaw, search down until the cup seals, lift to travel height; result ok, "
-                "no_part, or pick_failed after pick_attempts tries or for a tilted part",
-            ),
-            CommandSpec(
-                name="place",
-                args=(
-                    pos,
-                    Arg(
-                        name="yaw",
-                        type="float",
-                        unit="rad",
-                        optional=True,
-                        doc="the part's yaw on the point (default: square to the arm's base)",
-                    ),
-                ),
-                doc="carry the held part above position, lower it until its bottom is at "
-                "position's z, release, lift, check it is seated; position is the surface "
-                "point",
-            ),
-            CommandSpec(name="vacuum", args=(Arg(name="on", type="bool"),), doc="switch the cup"),
-            CommandSpec(name="home", doc="joint move to the home pose"),
-            CommandSpec(name="halt", doc="abort the job and hold the current pose"),
-        )
 
     # commands ------------------------------------------------------------------------
     def check(self, command: str, args: dict[str, Any]) -> None:

@@ -126,6 +126,14 @@ class GetGenealogy(_Request, tag="get_genealogy"):
     part: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
+class GetImage(_Request, tag="get_image"):
+    """One frame of a camera now, in one of its modalities; the reply is a `camera` message.
+    For lockstep controllers: the image shows the line as the last step left it."""
+
+    camera: Name
+    modality: Name = "rgb"
+
+
 class Estop(_Request, tag="estop"):
     reason: Name = ""
 
@@ -151,6 +159,7 @@ Request = (
     | GetKpis
     | GetGenealogy
     | DeclareImage
+    | GetImage
 )
 REQUEST_TYPES: tuple[type[_Request], ...] = Request.__args__  # type: ignore[attr-defined]
 REQUEST_TAGS: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in REQUEST_TYPES)
@@ -165,6 +174,7 @@ OPEN_REQUESTS: tuple[type[_Request], ...] = (
     Estop,
     GetKpis,
     GetGenealogy,
+    GetImage,
 )
 
 # requests that only read: all an observer-role client may send (see docs/protocol.md, Roles)
@@ -175,6 +185,7 @@ READ_ONLY_REQUESTS: tuple[type[_Request], ...] = (
     Heartbeat,
     GetKpis,
     GetGenealogy,
+    GetImage,
 )
 
 
@@ -289,8 +300,32 @@ class ImageLayout(_Reply, tag="image_layout"):
     outputs: list[dict[str, Any]] = []
 
 
+class CameraFrame(_Reply, tag="camera"):
+    """One camera image in one modality: the reply to get_image and the `camera/<id>/<modality>`
+    telemetry (see docs/protocol.md, Cameras). `pose` is the optical frame (x right, y down,
+    z forward) in the world: position [m] and orientation [x, y, z, w]."""
+
+    camera: str
+    modality: str  # "rgb", "depth" (m) or "segmentation" (part ids, 0: no part)
+    encoding: str  # "rgb8", "png", "32FC1" or "32SC1"
+    width: int
+    height: int
+    pose: dict[str, list[float]]
+    intrinsics: dict[str, Any]  # fx, fy, cx, cy (pixels), k (3x3 row-major), fov, near, far
+    data: bytes
+
+
 Reply = (
-    HelloReply | DescribeReply | State | Ok | Error | Kpis | Genealogy | ControlReply | ImageLayout
+    HelloReply
+    | DescribeReply
+    | State
+    | Ok
+    | Error
+    | Kpis
+    | Genealogy
+    | ControlReply
+    | ImageLayout
+    | CameraFrame
 )
 
 
@@ -329,10 +364,11 @@ class EventMsg(msgspec.Struct, tag="event", tag_field="type", kw_only=True):
     data: dict[str, Any] = {}
 
 
-Telemetry = State | EventMsg | Kpis
+Telemetry = State | EventMsg | Kpis | CameraFrame
 TOPIC_STATE = b"state"
 TOPIC_EVENT = b"event"
 TOPIC_KPI = b"kpi"
+TOPIC_CAMERA = b"camera"  # frames go out as camera/<camera id>/<modality>
 
 
 # error codes the server itself gives (device commands add their own, e.g. out_of_range)
@@ -351,6 +387,8 @@ ERROR_CODES: dict[str, str] = {
     "control_held": "another client holds control",
     "wrong_mode": "the request does not apply in the server's mode",
     "estopped": "the line is emergency-stopped: estop_reset first",
+    "unknown_camera": "get_image for a device that is not a camera of this line",
+    "unknown_modality": "get_image for a modality the camera is not configured to render",
     "unknown_part": "get_genealogy for a part id the server has no record of",
     "forbidden": "this client's role (observer) may not send this request",
     "rate_limited": "the client sent more requests per second than the server allows",

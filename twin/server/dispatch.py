@@ -17,6 +17,7 @@ import msgspec
 import twin
 from twin.command_rules import apply_commands
 from twin.devices.base import CommandError
+from twin.devices.camera import Camera
 from twin.protocol import messages as m
 from twin.protocol.codec import (
     MAX_MESSAGE_BYTES,
@@ -29,6 +30,7 @@ from twin.server.control_lock import ControlLock, LeaseRefused
 from twin.server.curve import CONTROLLER
 from twin.server.host import LineHost
 from twin.server.image import ImageError, ProcessImage
+from twin.vision.frames import frame_messages
 
 # request types by what they may do (sets: a lookup per request instead of isinstance chains)
 _OPEN = frozenset(m.OPEN_REQUESTS)
@@ -76,6 +78,7 @@ class Dispatcher:
             m.GetGenealogy: self._get_genealogy,
             m.DeclareImage: self._declare_image,
             m.ImageCycle: self._image_cycle,
+            m.GetImage: self._get_image,
         }
 
     # entry point -----------------------------------------------------------------------
@@ -221,6 +224,18 @@ class Dispatcher:
                 raise Refused("unknown_part", f"no record of part {req.part}")
             parts = [msgspec.to_builtins(record)]
         return self._stamp(m.Genealogy(parts=parts), req.id)
+
+    def _get_image(
+        self, client: bytes, req: m.GetImage, now: float, user: str | None
+    ) -> m.CameraFrame:
+        line = self.host.line
+        camera = line.devices.get(req.camera)
+        if not isinstance(camera, Camera):
+            cameras = [d for d, dev in line.devices.items() if isinstance(dev, Camera)]
+            raise Refused("unknown_camera", f"no camera '{req.camera}' (cameras: {cameras})")
+        camera.check_modality(req.modality)
+        (frame,) = frame_messages(camera, line.step_index, line.sim_time, (req.modality,), req.id)
+        return frame
 
     def _take_control(
         self, client: bytes, req: m.TakeControl, now: float, user: str | None

@@ -74,7 +74,7 @@ def remote_warning(addr: str, socket_kind: str) -> str | None:
 class Endpoints:
     context: zmq.Context
     control: zmq.Socket  # ROUTER
-    telemetry: zmq.Socket  # PUB
+    telemetry: zmq.Socket  # XPUB: a PUB that also hears which topics are subscribed
     control_addr: str  # as bound, with the real port when a wildcard was asked for
     telemetry_addr: str
     auth: ThreadAuthenticator | None = None  # the ZAP handler when Curve is on
@@ -104,7 +104,9 @@ def open_endpoints(
     ctx = zmq.Context()
     auth = start_authenticator(ctx, curve) if curve is not None else None
     router = ctx.socket(zmq.ROUTER)
-    pub = ctx.socket(zmq.PUB)
+    # XPUB: the server learns which topics have subscribers (a camera renders only for one);
+    # it reports the first subscription of a topic and the last one leaving
+    pub = ctx.socket(zmq.XPUB)
     try:
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, HARD_MAX_MESSAGE_BYTES)

@@ -17,6 +17,7 @@ from twin.line import Line
 from twin.protocol.codec import encode
 from twin.protocol.messages import Kpis, State
 from twin.telemetry import Sink, TelemetryStepper, kpi_message, state_message, steps_per_state
+from twin.vision.feed import CameraDemand, CameraFeed
 
 Publish = Callable[[bytes, bytes], None]  # (topic, payload)
 
@@ -44,6 +45,8 @@ class LineHost:
         self._publish = publish
         # every telemetry message as published: the PUB socket first, then e.g. a recorder
         self.sinks: list[Sink] = [self._publish_message]
+        # the camera topics subscribed to (the server keeps it up to date) and recorded
+        self.camera_demand = CameraDemand()
         self.line = self._build(seed)
 
     def _build(self, seed: int | None) -> Line:
@@ -57,6 +60,7 @@ class LineHost:
             monitor=monitor,
             sinks=self.sinks,
             kpis=True,
+            cameras=CameraFeed(line, self.camera_demand),
         )
         # only once the build succeeded: a failed reset leaves the old line running
         self.automation: AutomatedLine = built  # the line with its built-in controller

@@ -105,8 +105,22 @@ class Server:
         except zmq.Again:  # PUB drops rather than blocks, but never risk a stall
             pass
 
+    def read_subscriptions(self) -> None:
+        """Note the telemetry topics subscribed to and left (XPUB: b"\\x01topic", b"\\x00topic")."""
+        pub, demand = self.endpoints.telemetry, self.host.camera_demand
+        while pub.get(_EVENTS) & _POLLIN:
+            try:
+                msg = pub.recv(_NOBLOCK)
+            except zmq.Again:
+                return
+            if msg[:1] == b"\x01":
+                demand.subscribe(msg[1:])
+            elif msg[:1] == b"\x00":
+                demand.unsubscribe(msg[1:])
+
     def serve_requests(self, timeout_ms: int) -> None:
         """Answer the requests waiting now (waiting up to timeout_ms for the first one)."""
+        self.read_subscriptions()
         router = self.endpoints.control
         if not self._poller.poll(timeout_ms):  # a kept poller: building one costs more
             return
@@ -261,7 +275,10 @@ def serve(
     try:
         ep = server.endpoints
         print(f"control   {ep.control_addr} (ROUTER, MessagePack requests)", flush=True)
-        print(f"telemetry {ep.telemetry_addr} (PUB, topics: state, event, kpi)", flush=True)
+        print(
+            f"telemetry {ep.telemetry_addr} (PUB, topics: state, event, kpi, camera/<id>/<modality>)",
+            flush=True,
+        )
         print(
             f"mode      {opts.mode}" + (f" x{opts.rtf}" if opts.mode == "realtime" else ""),
             flush=True,

@@ -1,0 +1,294 @@
+"""Cameras: config checks, intrinsics and pose, rendering only on demand, the `camera`
+telemetry topic and `get_image` over real sockets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from twin.automation import build_line
+from twin.client import Client, TwinError
+from twin.config import ConfigError, loads
+from twin.devices.camera import Camera
+from twin.protocol import messages as m
+from twin.protocol.codec import decode_telemetry
+from twin.serve_process import ROOT
+from twin.telemetry import TelemetryStepper, state_message
+from twin.vision.feed import CameraDemand, CameraFeed
+from twin.vision.frames import decode_image
+
+pytestmark = pytest.mark.timeout(120)
+
+CAMERA_LINE = (ROOT / "configs" / "camera_line.toml").read_text()
+# the shipped camera line with small images, so tests render fast
+SMALL = CAMERA_LINE.replace("width = 320\nheight = 240", "width = 64\nheight = 48").replace(
+    "width = 160\nheight = 120", "width = 48\nheight = 36"
+)
+OVERHEAD = "devices[9] (device 'overhead')"
+WRIST = "devices[10] (device 'wrist')"
+
+
+def small_line_file(tmp_path: Path) -> Path:
+    path = tmp_path / "camera_line.toml"
+    path.write_text(SMALL)
+    return path
+
+
+def edit(old: str, new: str) -> str:
+    assert old in SMALL, old
+    return SMALL.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "problem"),
+    [
+        (edit("fov = 45.0", "fov = 180.0"), f"{OVERHEAD}.fov", "Expected `float` < 180"),
+        (edit("fov = 45.0", "fov = 0.0"), f"{OVERHEAD}.fov", "Expected `float` > 0"),
+        (edit("far = 3.0", "far = 0.05"), f"{OVERHEAD}.far", "is not beyond near 0.1 m"),
+        (
+            edit("width = 64\nheight = 48", "width = 4096\nheight = 4096"),
+            f"{OVERHEAD}.width",
+            "16777216 pixels is more than the limit 4194304",
+        ),
+        (
+            edit('link = "panda_hand"', 'link = "panda_nose"'),
+            f"{WRIST}.mount.link",
+            "has no link 'panda_nose'",
+        ),
+        (
+            edit('arm = "robot", link', 'arm = "mill", link'),
+            f"{WRIST}.mount.arm",
+            "'mill' is a station, expected a arm",
+        ),
+        (
+            edit("look_at = [0.05, -0.45, 0.75]", ""),
+            f"{OVERHEAD}.look_at",
+            "a fixed camera needs look_at",
+        ),
+        (
+            edit('modalities = ["rgb", "depth", "segmentation"]', 'modalities = ["thermal"]'),
+            f"{OVERHEAD}.modalities[0]",
+            "Invalid enum value 'thermal'",
+        ),
+        (
+            edit("rate = 5.0", "rate = -1.0"),
+            f"{OVERHEAD}.rate",
+            "Expected `float` > 0",
+        ),
+    ],
+    ids=["fov-180", "fov-0", "far-before-near", "too-many-pixels", "unknown-link",
+         "mount-on-station", "no-look-at", "unknown-modality", "negative-rate"],
+)  # fmt: skip
+def test_impossible_cameras_are_refused_naming_the_field(text, field, problem):
+    with pytest.raises(ConfigError) as err:
+        loads(text, "cams.toml")
+    message = str(err.value)
+    assert message.startswith(f"cams.toml: {field}: "), message
+    assert problem in message, message
+    assert "\n" not in message
+
+
+def test_twin_check_refuses_a_camera_on_a_missing_link_in_one_line(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(edit('link = "panda_hand"', 'link = "panda_nose"'))
+    proc = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "mount.link" in lines[0] and "panda_nose" in lines[0], proc.stderr
+
+
+def project(cam: Camera, point: list[float]) -> tuple[float, float, float]:
+    """(u, v, depth) of a world point in the camera's image, from its described pose."""
+    import pybullet
+
+    pose = cam.describe()["camera"]
+    k = pose["intrinsics"]
+    pos = np.array(pose["pose"]["position"])
+    r = np.array(pybullet.getMatrixFromQuaternion(pose["pose"]["orientation"])).reshape(3, 3)
+    x, y, z = r.T @ (np.array(point) - pos)
+    return k["fx"] * x / z + k["cx"], k["fy"] * y / z + k["cy"], z
+
+
+@pytest.fixture(scope="module")
+def running_line():
+    """The small camera line after 5 s: a part on the infeed in the overhead camera's view."""
+    built = build_line(loads(SMALL, "small.toml"))
+    built.step(500)
+    yield built
+    built.line.close()
+
+
+def test_describe_gives_intrinsics_and_a_pose_that_projects_the_world(running_line):
+    line = running_line.line
+    cam = line.devices["overhead"]
+    desc = cam.describe()["camera"]
+    k = desc["intrinsics"]
+    assert (k["width"], k["height"], k["fov"], k["near"], k["far"]) == (64, 48, 45.0, 0.1, 3.0)
+    assert k["fy"] == pytest.approx(24 / np.tan(np.radians(22.5)))
+    assert k["k"] == [k["fx"], 0.0, 32.0, 0.0, k["fy"], 24.0, 0.0, 0.0, 1.0]
+    assert desc["pose"]["position"] == [0.05, -0.45, 1.45]
+    # the point it looks at is the image centre, 0.7 m ahead
+    u, v, z = project(cam, [0.05, -0.45, 0.75])
+    assert (u, v, z) == pytest.approx((32, 24, 0.7))
+    # the centre sees the end stop, 6.2 cm above the belt; the belt surface is 0.7 m below
+    # (with 1 mm noise and quantum); 0 where nothing is within `far`
+    images = cam.render(("depth", "segmentation"))
+    depth = images["depth"]
+    assert depth[24, 32] == pytest.approx(0.7 - 0.062, abs=0.005)
+    u, v, _ = project(cam, [-0.25, -0.42, 0.75])
+    assert images["segmentation"][int(v), int(u)] == 0  # no part there
+    assert depth[int(v), int(u)] == pytest.approx(0.7, abs=0.005)
+    assert depth.dtype == np.float32 and depth.min() > 0
+
+
+def test_a_wrist_camera_moves_with_its_link(running_line):
+    line = running_line.line
+    wrist = line.devices["wrist"]
+    before = wrist.pose()[0]
+    line.apply("robot", "move_to", {"position": [0.3, 0.2, 1.0]})
+    running_line.step(150)
+    after = wrist.pose()[0]
+    assert np.linalg.norm(np.subtract(after, before)) > 0.1
+    hand = line.world.client.getLinkState(wrist._mount[0], wrist._mount[1])[4]
+    # the offset is 6 cm along the hand's y and 2 cm along its z
+    assert np.linalg.norm(np.subtract(after, hand)) == pytest.approx(np.hypot(0.06, 0.02))
+
+
+def test_segmentation_shows_each_part_where_its_pose_is(running_line):
+    line = running_line.line
+    cam = line.devices["overhead"]
+    mask = cam.render(("segmentation",))["segmentation"]
+    seen = set(np.unique(mask)) - {0}
+    assert seen, "a part should be in the overhead camera's view after 5 s"
+    poses = {p["id"]: p["position"] for p in line.part_poses()}
+    for part in seen:
+        u, v, _ = project(cam, poses[part])
+        rows, cols = np.nonzero(mask == part)
+        assert mask[int(v), int(u)] == part
+        assert (cols.mean() + 0.5, rows.mean() + 0.5) == pytest.approx((u, v), abs=1.0)
+
+
+def test_a_camera_nobody_wants_never_renders():
+    line_built = build_line(loads(SMALL, "small.toml"))
+    line = line_built.line
+    try:
+        demand = CameraDemand()
+        sent: list[tuple[bytes, object]] = []
+        stepper = TelemetryStepper(
+            line_built,
+            state_rate=10.0,
+            state=lambda: state_message(line, "fast"),
+            sinks=[lambda topic, msg: sent.append((topic, msg))],
+            cameras=CameraFeed(line, demand),
+        )
+        stepper.advance(200)
+        cams = [line.devices["overhead"], line.devices["wrist"]]
+        assert [c.frames for c in cams] == [0, 0]
+        assert not [t for t, _ in sent if t.startswith(b"camera")]
+        demand.subscribe(b"state")  # another topic changes nothing
+        stepper.advance(100)
+        assert [c.frames for c in cams] == [0, 0]
+        demand.subscribe(b"camera/overhead/depth")
+        stepper.advance(100)  # 5 Hz: a frame every 20 steps
+        assert [c.frames for c in cams] == [5, 0]
+        frames = [msg for t, msg in sent if t.startswith(b"camera")]
+        assert [f.step for f in frames] == [320, 340, 360, 380, 400]
+        assert {(f.camera, f.modality, f.encoding) for f in frames} == {
+            ("overhead", "depth", "32FC1")
+        }
+        demand.unsubscribe(b"camera/overhead/depth")
+        stepper.advance(100)
+        assert [c.frames for c in cams] == [5, 0]
+    finally:
+        line.close()
+
+
+def _next_frame(sub: zmq.Socket, timeout_s: float = 20.0) -> tuple[bytes, object]:
+    assert sub.poll(int(timeout_s * 1000)), "no telemetry in time"
+    topic, payload = sub.recv_multipart()
+    return topic, decode_telemetry(payload)
+
+
+def test_subscriber_masks_match_the_parts_of_the_same_steps_state(tmp_path, serve):
+    path = small_line_file(tmp_path)
+    with serve(str(path), "--mode", "lockstep") as server:
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        try:
+            sub.connect(server.telemetry)
+            sub.setsockopt(zmq.SUBSCRIBE, b"camera/overhead/segmentation")
+            sub.setsockopt(zmq.SUBSCRIBE, b"state")
+            with Client(server.control, timeout=30.0) as c:
+                desc = c.describe()
+                cam = next(d for d in desc.devices if d["id"] == "overhead")["camera"]
+                c.take_control()
+                time.sleep(0.3)  # the subscription reaches the server
+                c.step(500)
+                states, masks = {}, {}
+                while 500 not in states or 500 not in masks:
+                    topic, msg = _next_frame(sub)
+                    if topic == b"state":
+                        states[msg.step] = msg
+                    else:
+                        assert topic == b"camera/overhead/segmentation"
+                        masks[msg.step] = msg
+                # a frame every 20 steps (5 Hz at 10 ms), each at its own step
+                assert sorted(masks)[-5:] == [420, 440, 460, 480, 500]
+                frame = masks[500]
+                assert (frame.width, frame.height, frame.encoding) == (64, 48, "32SC1")
+                assert frame.intrinsics == cam["intrinsics"] and frame.pose == cam["pose"]
+                mask = decode_image(frame)
+                seen = set(np.unique(mask)) - {0}
+                poses = {p["id"]: p["position"] for p in states[500].parts}
+                assert seen and seen <= set(poses)
+                import pybullet
+
+                k = frame.intrinsics
+                r = np.array(pybullet.getMatrixFromQuaternion(frame.pose["orientation"]))
+                for part in seen:
+                    x, y, z = r.reshape(3, 3).T @ (
+                        np.array(poses[part]) - np.array(frame.pose["position"])
+                    )
+                    u, v = k["fx"] * x / z + k["cx"], k["fy"] * y / z + k["cy"]
+                    assert mask[int(v), int(u)] == part
+
+                # get_image: the same instant on request, any configured modality
+                rgb = c.request(m.GetImage(camera="overhead", modality="rgb"))
+                assert (rgb.step, rgb.encoding) == (500, "rgb8")
+                assert decode_image(rgb).shape == (48, 64, 3)
+                wrist = c.request(m.GetImage(camera="wrist", modality="rgb"))
+                assert wrist.encoding == "png" and decode_image(wrist).shape == (36, 48, 3)
+                with pytest.raises(TwinError) as err:
+                    c.request(m.GetImage(camera="mill", modality="rgb"))
+                assert err.value.code == "unknown_camera"
+                assert "'overhead', 'wrist'" in err.value.message
+                with pytest.raises(TwinError) as err:
+                    c.request(m.GetImage(camera="wrist", modality="segmentation"))
+                assert err.value.code == "unknown_modality"
+                # after unsubscribing, no more camera frames
+                sub.setsockopt(zmq.UNSUBSCRIBE, b"camera/overhead/segmentation")
+                time.sleep(0.3)
+                c.step(1)  # lets the server hear it
+                while sub.poll(200):
+                    sub.recv_multipart()
+                c.step(100)
+                topics = []
+                while sub.poll(500):
+                    topics.append(sub.recv_multipart()[0])
+                assert topics == [b"state"] * 10
+        finally:
+            sub.close(linger=0)
+            ctx.term()
