@@ -54,7 +54,7 @@ class CameraFeed:
         self._sub.setsockopt(zmq.LINGER, 0)
         self._sub.setsockopt(zmq.RCVHWM, 4 * max(1, len(cameras)))  # old frames are of no use
         if curve is not None:
-            from twin.server.curve import make_client_socket
+            from twin.curve_keys import make_client_socket
 
             make_client_socket(self._sub, *curve)
         self._sub.connect(telemetry)
