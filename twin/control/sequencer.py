@@ -20,7 +20,7 @@ physics state; everything it decides on is a signal any external controller can 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twin.config import ArmConfig, LineConfig, SequencerConfig, StationConfig, Transfer
@@ -122,7 +122,7 @@ class Sequencer:
         for arm in self._jobs:
             self._scan_arm(arm, s)
 
-    def _scan_station(self, dev_id: str, st: dict[str, Any]) -> None:
+    def _scan_station(self, dev_id: str, st: Mapping[str, Any]) -> None:
         state = st["state"]
         if st["seated"]:
             self._succeeded(f"{dev_id}/seat")
@@ -173,7 +173,7 @@ class Sequencer:
             return False
         if t.pick.eye is not None:
             return s[t.pick.eye]["blocked"]
-        st = s[t.pick.station]
+        st = s[_named(t.pick.station)]
         return st["unload_ok"] and st["part_done"]
 
     def _dest_ready(self, t: Transfer, s: Signals) -> bool:
@@ -189,11 +189,11 @@ class Sequencer:
         if self._send(arm, command, {"position": point}):
             self._jobs[arm] = _ArmJob(t, phase, a["jobs_done"])
 
-    def _job_done(self, arm: str, job: _ArmJob, a: dict[str, Any], s: Signals) -> None:
+    def _job_done(self, arm: str, job: _ArmJob, a: Mapping[str, Any], s: Signals) -> None:
         """The arm finished `job` with `a["result"]`: go on, retry or raise an alarm."""
         t, result, holding = job.transfer, a["result"], a["holding"]
         self._jobs[arm] = None
-        if job.phase == "positioning":
+        if job.phase == "positioning" or t is None:
             return
         if job.phase in ("picking", "reseat_pick"):
             key = self._source_key(t) if job.phase == "picking" else f"{t.place.station}/seat"
@@ -205,7 +205,7 @@ class Sequencer:
                 return
             self._reserved.pop(self._dest_key(t), None)
             device = t.pick.eye or t.pick.station or t.place.station
-            self._failed(key, "pick_failed", device, f"{arm}: pick ended {result}", s)
+            self._failed(key, "pick_failed", device or arm, f"{arm}: pick ended {result}", s)
             return
         # placing or reseat_place
         dest = self._dest_key(t)
@@ -232,7 +232,7 @@ class Sequencer:
         transfers = [t for t in self.cfg.transfers if t.arm == arm]
         for t in transfers:
             if self._reseat_needed(t, s):
-                self._reserved[t.place.station] = arm
+                self._reserved[_named(t.place.station)] = arm
                 self._start(arm, t, "reseat_pick", "pick", self._place_points[id(t)], a)
                 return
             if self._source_ready(t, s) and self._dest_ready(t, s):
@@ -259,7 +259,7 @@ class Sequencer:
         return key not in self._alarms
 
     def _wait_above_busy_station(
-        self, arm: str, transfers: list[Transfer], a: dict[str, Any], s: Signals
+        self, arm: str, transfers: list[Transfer], a: Mapping[str, Any], s: Signals
     ) -> None:
         """Wait above the station this arm will unload next, while it works on its part."""
         for t in transfers:
@@ -275,3 +275,9 @@ class Sequencer:
                 if self._send(arm, "move_to", {"position": self._above_points[id(t)]}):
                     self._jobs[arm] = _ArmJob(t, "positioning", a["jobs_done"])
                 return
+
+
+def _named(device: str | None) -> str:
+    """A device the config names (validation made sure it is there)."""
+    assert device is not None
+    return device
