@@ -34,7 +34,7 @@ raises or clears an alarm; the composing code turns it into an `alarm` event."""
 
 
 class _ArmJob:
-    def __init__(self, transfer: Transfer | None, phase: str, jobs_done: int) -> None:
+    def __init__(self, transfer: Transfer, phase: str, jobs_done: int) -> None:
         self.transfer = transfer
         # "picking", "placing", "positioning", "reseat_pick", "reseat_place"
         self.phase = phase
@@ -173,8 +173,8 @@ class Sequencer:
             return False
         if t.pick.eye is not None:
             return s[t.pick.eye]["blocked"]
-        st = s[_named(t.pick.station)]
-        return st["unload_ok"] and st["part_done"]
+        st = s[t.pick.station or ""]
+        return bool(st["unload_ok"] and st["part_done"])
 
     def _dest_ready(self, t: Transfer, s: Signals) -> bool:
         key = self._dest_key(t)
@@ -184,7 +184,15 @@ class Sequencer:
             return s[t.place.station]["load_ok"]
         return t.place.clear_eye is None or not s[t.place.clear_eye]["blocked"]
 
-    def _start(self, arm: str, t: Transfer | None, phase: str, command: str, point, a) -> None:
+    def _start(
+        self,
+        arm: str,
+        t: Transfer,
+        phase: str,
+        command: str,
+        point: list[float],
+        a: Mapping[str, Any],
+    ) -> None:
         self._waiting_at[arm] = None
         if self._send(arm, command, {"position": point}):
             self._jobs[arm] = _ArmJob(t, phase, a["jobs_done"])
@@ -204,13 +212,16 @@ class Sequencer:
                 self._start(arm, t, phase, "place", self._place_points[id(t)], a)
                 return
             self._reserved.pop(self._dest_key(t), None)
-            device = t.pick.eye or t.pick.station or t.place.station
-            self._failed(key, "pick_failed", device or arm, f"{arm}: pick ended {result}", s)
+            if result == "halted":
+                return  # a safe stop is no failure: the next scan picks again
+            device = t.pick.eye or t.pick.station or self._dest_key(t)
+            self._failed(key, "pick_failed", device, f"{arm}: pick ended {result}", s)
             return
         # placing or reseat_place
         dest = self._dest_key(t)
         if holding is not None:  # not let go: the place did not happen (e.g. not_reached)
-            self._failed(dest, "place_failed", arm, f"{arm}: place ended {result}", s)
+            if result != "halted":  # a safe stop is no failure: just place again
+                self._failed(dest, "place_failed", arm, f"{arm}: place ended {result}", s)
             if dest not in self._alarms:
                 self._start(arm, t, job.phase, "place", self._place_points[id(t)], a)
             return
@@ -232,7 +243,7 @@ class Sequencer:
         transfers = [t for t in self.cfg.transfers if t.arm == arm]
         for t in transfers:
             if self._reseat_needed(t, s):
-                self._reserved[_named(t.place.station)] = arm
+                self._reserved[self._dest_key(t)] = arm
                 self._start(arm, t, "reseat_pick", "pick", self._place_points[id(t)], a)
                 return
             if self._source_ready(t, s) and self._dest_ready(t, s):
@@ -275,9 +286,3 @@ class Sequencer:
                 if self._send(arm, "move_to", {"position": self._above_points[id(t)]}):
                     self._jobs[arm] = _ArmJob(t, "positioning", a["jobs_done"])
                 return
-
-
-def _named(device: str | None) -> str:
-    """A device the config names (validation made sure it is there)."""
-    assert device is not None
-    return device

@@ -132,6 +132,7 @@ class HmiGateway:
             lifespan="off",
             ws="websockets-sansio",  # a send waits for a full socket buffer: see session.py
             ws_max_size=ops.MAX_MESSAGE_BYTES,
+            limit_concurrency=2 * MAX_SESSIONS,  # beyond: HTTP 503, not unbounded work
             ws_ping_interval=5.0,
             ws_ping_timeout=10.0,
             ssl_certfile=self.opts.tls[0] if self.opts.tls else None,

@@ -124,6 +124,7 @@ function setText(node, text) {
 
 function onState(state) {
   hmi.state = state;
+  hmi.stateAt = performance.now();
   const now = performance.now(), full = now - (hmi.textAt || 0) >= TEXT_EVERY_MS;
   if (full) {
     hmi.textAt = now;
@@ -331,6 +332,13 @@ function wireHeader() {
   setControlsEnabled();
   // a sign of life, so the control lease the HMI holds for this page stays alive
   setInterval(() => { if (hmi.role === "controller") hmi.send({ op: "ping" }); }, 1000);
+  // the twin publishes no state while paused, in lockstep between steps, or when it is gone
+  setInterval(() => {
+    if (hmi.socket?.readyState !== WebSocket.OPEN) return;
+    const quiet = hmi.stateAt ? (performance.now() - hmi.stateAt) / 1000 : 0;
+    if (quiet > 3) setConnection(`no state for ${quiet.toFixed(0)} s`, "");
+    else setConnection("live", "ok");
+  }, 1000);
 }
 
 wireHeader();
