@@ -61,6 +61,7 @@ class PartType(_Strict, kw_only=True):
     mass: Annotated[float, msgspec.Meta(gt=0, le=1000)]  # kg
     color: Color = msgspec.field(default_factory=lambda: [0.8, 0.5, 0.2, 1.0])
     friction: NonNegative = 0.8
+    defect_color: Color | None = None  # how a defective part looks (None: like a good one)
 
 
 Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
@@ -224,6 +225,22 @@ class CameraConfig(_Strict, tag="camera", tag_field="kind", kw_only=True):
     noise: CameraNoise | None = None
 
 
+class InspectionConfig(_Strict, tag="inspection", tag_field="kind", kw_only=True):
+    """Takes a picture of each part that blocks `eye` with `camera` and asks the inspector to
+    pass or reject it. `inspector`: "color" (built in: a part whose mean colour is nearer its
+    type's defect_color than its color, or further than `tolerance` from its color when the
+    type has no defect_color, is rejected) or "module:function", a Python callable
+    f(rgb, mask, part) -> bool | "pass" | "reject". An inspector that fails, or a part the
+    camera does not see, gets the `on_error` verdict and an event saying why."""
+
+    id: DeviceId
+    camera: str
+    eye: str
+    inspector: Annotated[str, msgspec.Meta(max_length=200)] = "color"
+    tolerance: Annotated[float, msgspec.Meta(gt=0, le=2)] = 0.25  # RGB distance (0-1 scale)
+    on_error: Literal["pass", "reject"] = "reject"
+
+
 # Every device kind is one member of this union (its tag names the kind and the module in
 # twin/devices/ that builds it). The order is the build order: what others are mounted on first.
 DeviceConfig = (
@@ -234,6 +251,7 @@ DeviceConfig = (
     | SourceConfig
     | SinkConfig
     | CameraConfig
+    | InspectionConfig
 )
 
 
@@ -495,6 +513,19 @@ def _check_references(cfg: LineConfig, source: str) -> None:
                 )
         if isinstance(d, CameraConfig):
             _check_camera(d, here, fail, expect)
+        if isinstance(d, InspectionConfig):
+            expect(f"{here}.camera", d.camera, CameraConfig, "camera")
+            expect(f"{here}.eye", d.eye, PhotoEyeConfig, "photoeye")
+            cam = by_id[d.camera]
+            assert isinstance(cam, CameraConfig)
+            if not {"rgb", "segmentation"} <= set(cam.modalities):
+                fail(
+                    f"{here}.camera", f"camera '{cam.id}' needs the rgb and segmentation modalities"
+                )
+            if d.inspector != "color":
+                problem = _inspector_problem(d.inspector)
+                if problem:
+                    fail(f"{here}.inspector", problem)
         if isinstance(d, StationConfig) and (d.mtbf > 0) != (d.mttr > 0):
             fail(f"{here}.mttr", "give both mtbf and mttr (> 0) for random breakdowns, or neither")
 
@@ -516,6 +547,20 @@ def _check_references(cfg: LineConfig, source: str) -> None:
         expect(f"{here}.place.station", t.place.station, StationConfig, "station")
         expect(f"{here}.place.conveyor", t.place.conveyor, ConveyorConfig, "conveyor")
         expect(f"{here}.place.clear_eye", t.place.clear_eye, PhotoEyeConfig, "photoeye")
+
+
+def _inspector_problem(spec: str) -> str:
+    """Why "module:function" does not name a callable (empty if it does)."""
+    import importlib
+
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        return f"'{spec}' is neither 'color' nor 'module:function'"
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except Exception as e:  # any failure to import user code is a config error
+        return f"cannot load '{spec}': {type(e).__name__}: {e}"
+    return "" if callable(fn) else f"'{spec}' is not callable"
 
 
 def _check_camera(cam: CameraConfig, here: str, fail: Any, expect: Any) -> None:

@@ -67,6 +67,16 @@ RECIPES: dict[str, list[str]] = {
         "parts appear at the drop_point at interval (with jitter) while enabled, when the "
         "drop zone is clear (blocked otherwise); spawn puts one part down now.",
     ],
+    "camera": [
+        "no commands: subscribe to camera/<id>/<modality> for frames at the camera's rate, or "
+        "send get_image (camera, modality) for one frame now; describe gives its intrinsics "
+        "and pose (see docs/protocol.md, Cameras).",
+    ],
+    "inspection": [
+        "nothing to command: each part that blocks the inspection's eye is photographed and "
+        "judged (event part_inspected, signals passed/rejected); a rejected part's quality "
+        "is reject, so the sink counts it as a reject.",
+    ],
     "sink": [
         "a part whose centre enters the zone is completed: count and good count up, "
         "last_part and last_lead_time say which and how long it took.",

@@ -111,6 +111,25 @@ class SourceWaiting(Event, tag="source_waiting", frozen=True, kw_only=True):
 
 
 # sensors and robots -----------------------------------------------------------------------
+class PartInspected(Event, tag="part_inspected", frozen=True, kw_only=True):
+    """An inspection station judged a part from its picture: `verdict` pass or reject (a
+    rejected part's quality becomes reject)."""
+
+    part: int
+    verdict: str  # "pass" or "reject"
+    inspector: str  # "color" or the callable's "module:function"
+    reason: str  # what the inspector saw, or why it could not judge
+
+
+class InspectionFailed(Event, tag="inspection_failed", frozen=True, kw_only=True):
+    """An inspector could not judge a part (it raised, returned something else, or the
+    camera did not see the part): the part gets the station's `on_error` verdict."""
+
+    part: int
+    reason: str
+    verdict: str  # the on_error verdict given instead
+
+
 class EyeBlocked(Event, tag="eye_blocked", frozen=True, kw_only=True):
     """A photo-eye's beam was interrupted (rising edge)."""
 

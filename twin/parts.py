@@ -106,6 +106,8 @@ class PartPool:
         self.next_id += 1
         self.spawned += 1
         self.active[part.id] = part
+        if t.defect_color is not None:  # bodies are reused: set the look either way
+            self.show_quality(part)
         self.by_body[body] = part.id
         return part
 
@@ -127,6 +129,14 @@ class PartPool:
         c.resetBaseVelocity(part.body, [0, 0, 0], [0, 0, 0])
         self._free[part.type].append(part.body)
         return part
+
+    def show_quality(self, part: Part) -> None:
+        """A defective part of a type with a defect_color looks it; others look good."""
+        t = self.types[part.type]
+        if t.defect_color is None:
+            return
+        color = t.defect_color if part.defect else t.color
+        self.world.client.changeVisualShape(part.body, -1, rgbaColor=color)
 
     def part_at_body(self, body: int) -> int | None:
         return self.by_body.get(body)

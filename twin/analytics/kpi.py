@@ -34,7 +34,9 @@ from twin.events import (
     Alarm,
     ArmActivity,
     Event,
+    InspectionFailed,
     PartCompleted,
+    PartInspected,
     PartLost,
     PartSpawned,
     PickFailed,
@@ -121,6 +123,8 @@ class KpiTracker:
         self._wip_since = start
         self._wip_area = 0.0
         self._spawn_time: dict[int, float] = {}
+        # inspection station -> parts passed, rejected, and judged by on_error (failed)
+        self.inspections: dict[str, dict[str, int]] = {}
 
     def _wip_change(self, delta: int, now: float) -> None:
         self._wip_area += self._wip * (now - self._wip_since)
@@ -157,6 +161,14 @@ class KpiTracker:
                 self.alarms[e.alarm] += 1
             elif isinstance(e, PickFailed):
                 self.pick_failures += 1
+            elif isinstance(e, (PartInspected, InspectionFailed)):
+                counts = self.inspections.setdefault(
+                    e.device, {"passed": 0, "rejected": 0, "failed": 0}
+                )
+                if isinstance(e, InspectionFailed):
+                    counts["failed"] += 1
+                else:
+                    counts["passed" if e.verdict == "pass" else "rejected"] += 1
             elif isinstance(e, ProcessFinished) and e.device in self.stations:
                 clock = self.stations[e.device]
                 clock.processed += 1
@@ -273,6 +285,7 @@ class KpiTracker:
             "robots": robots,
             "alarms": dict(self.alarms),
             "pick_failures": self.pick_failures,
+            "inspections": {k: dict(v) for k, v in self.inspections.items()},
             "bottleneck": self.bottleneck(stations, robots),
         }
 

@@ -335,6 +335,7 @@ class Station(Device):
         if self.cfg.defect_rate > 0 and self.rng.random() < self.cfg.defect_rate:
             defect = f"process defect at {self.id}"
             part.quality, part.defect = "reject", part.defect or defect
+            self.ctx.pool.show_quality(part)
         self.emit(
             "process_finished",
             part=self.part,

@@ -1,0 +1,116 @@
+"""Inspection station: a camera picture of each part at a photo-eye, judged pass or reject.
+
+The part that newly blocks the eye is photographed (RGB and segmentation, rendered at that
+step) and handed to the inspector with its pixel mask: the built-in colour test or a Python
+callable named in the config. A reject makes the part's quality reject, which the sink, the
+genealogy and OEE's quality count. An inspector that raises or answers nonsense, or a part
+the camera does not see, gets the config's `on_error` verdict and an `inspection_failed`
+event saying why; the line keeps running.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from twin.config import InspectionConfig
+from twin.devices.base import BuildContext, Device, SignalSpec
+from twin.devices.camera import Camera
+
+Inspector = Callable[[np.ndarray, np.ndarray, dict[str, Any]], Any]
+
+
+def color_test(
+    rgb: np.ndarray, mask: np.ndarray, color: list[float], defect: list[float] | None, tol: float
+) -> tuple[str, str]:
+    """(verdict, reason) from the mean colour of the part's pixels."""
+    mean = rgb[mask].mean(axis=0) / 255.0
+    good = float(np.linalg.norm(mean - np.array(color[:3])))
+    seen = f"mean colour {np.round(mean, 2).tolist()}"
+    if defect is not None:
+        bad = float(np.linalg.norm(mean - np.array(defect[:3])))
+        if bad < good:
+            return "reject", f"{seen} nearer the defect colour ({bad:.2f} < {good:.2f})"
+        return "pass", f"{seen} nearer the good colour ({good:.2f} <= {bad:.2f})"
+    if good > tol:
+        return "reject", f"{seen} is {good:.2f} from the good colour (tolerance {tol})"
+    return "pass", f"{seen} within {tol} of the good colour"
+
+
+class Inspection(Device):
+    kind = "inspection"
+    signal_specs = (
+        SignalSpec(name="inspected", type="int", min=0, doc="parts inspected"),
+        SignalSpec(name="passed", type="int", min=0, doc="parts passed"),
+        SignalSpec(name="rejected", type="int", min=0, doc="parts rejected"),
+        SignalSpec(name="last_part", type="int|null", doc="the part inspected last"),
+        SignalSpec(
+            name="last_verdict", type="str|null", choices=("pass", "reject"), doc="its verdict"
+        ),
+    )
+
+    def __init__(self, cfg: InspectionConfig, ctx: BuildContext) -> None:
+        super().__init__(cfg, ctx)
+        self.camera: Camera = ctx.devices[cfg.camera]  # type: ignore[assignment]
+        self.eye = ctx.devices[cfg.eye]
+        self.inspected = self.passed = self.rejected = 0
+        self.last_part: int | None = None
+        self.last_verdict: str | None = None
+        self._callable: Inspector | None = None
+        if cfg.inspector != "color":
+            module, _, name = cfg.inspector.partition(":")
+            self._callable = getattr(importlib.import_module(module), name)
+
+    def after_step(self) -> None:
+        part = self.eye.part  # type: ignore[attr-defined]
+        if part is not None and part != self.last_part and part in self.ctx.pool.active:
+            self.inspect(part)
+
+    def inspect(self, part_id: int) -> str:
+        """Photograph and judge one part now; returns the verdict."""
+        cfg = self.cfg
+        part = self.ctx.pool.active[part_id]
+        images = self.camera.render(("rgb", "segmentation"))
+        mask = images["segmentation"] == part_id
+        verdict, reason, failed = self._judge(images["rgb"], mask, part)
+        if failed:
+            self.emit("inspection_failed", part=part_id, reason=reason, verdict=verdict)
+        self.emit(
+            "part_inspected",
+            part=part_id,
+            verdict=verdict,
+            inspector=cfg.inspector,
+            reason=reason,
+        )
+        self.inspected += 1
+        self.last_part, self.last_verdict = part_id, verdict
+        if verdict == "reject":
+            self.rejected += 1
+            part.quality = "reject"
+            part.defect = part.defect or f"rejected at inspection {self.id}"
+        else:
+            self.passed += 1
+        return verdict
+
+    def _judge(self, rgb: np.ndarray, mask: np.ndarray, part: Any) -> tuple[str, str, bool]:
+        """(verdict, reason, failed)."""
+        cfg = self.cfg
+        if not mask.any():
+            return cfg.on_error, f"camera '{self.camera.id}' does not see the part", True
+        if self._callable is None:
+            t = self.ctx.pool.types[part.type]
+            verdict, reason = color_test(rgb, mask, t.color, t.defect_color, cfg.tolerance)
+            return verdict, reason, False
+        info = {"id": part.id, "type": part.type}
+        try:
+            answer = self._callable(rgb, mask, info)
+        except Exception as e:  # user code: any failure is the part's on_error verdict
+            return cfg.on_error, f"inspector raised {type(e).__name__}: {e}", True
+        if answer is True or answer == "pass":
+            return "pass", "the inspector passed it", False
+        if answer is False or answer == "reject":
+            return "reject", "the inspector rejected it", False
+        return cfg.on_error, f"inspector answered {answer!r}, not pass/reject or a bool", True
