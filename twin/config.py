@@ -90,7 +90,8 @@ class SourceConfig(_Strict, tag="source", tag_field="kind", kw_only=True):
     conveyor: str  # the belt the parts are put on
     offset: Offset = 0.0  # m along the belt from its centre, downstream positive
     interval: Positive = 10.0  # s between parts
-    jitter: NonNegative = 0.0  # s, uniform +/- around the interval (seeded)
+    # s, uniform +/- around the interval (seeded); bounded so the draw's range stays finite
+    jitter: Annotated[float, msgspec.Meta(ge=0, le=1e9)] = 0.0
     first_at: NonNegative = 0.5  # s after start of the first part
     parts: Annotated[list[PartMix], msgspec.Meta(min_length=1)]
     max_parts: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0 = no limit
