@@ -54,6 +54,7 @@ function handle(msg) {
     case "acked": return markAcked(msg.id);
     case "control": return onControl(msg);
     case "reply": return onReply(msg);
+    case "camera": return onCamera(msg);
   }
 }
 
@@ -68,6 +69,7 @@ function onWelcome(msg) {
   role.title = msg.why;
   role.className = `badge ${msg.role === "controller" ? "ok" : ""}`;
   buildTiles(msg);
+  buildCameras(msg);
   $("#alarms").replaceChildren();
   for (const entry of [...msg.alarms].reverse()) addAlarm(entry, true);
   setControlsEnabled();
@@ -112,6 +114,24 @@ function commandButton(device, command) {
   button.addEventListener("click", () => hmi.send({ op: "command", device, command, args: {} }));
   button.disabled = hmi.role !== "controller";
   return button;
+}
+
+// The line's cameras (rgb), newest image each, a few times a second.
+function buildCameras(msg) {
+  const cameras = msg.devices.filter((d) => d.kind === "camera");
+  $("#cameras-panel").hidden = cameras.length === 0;
+  $("#cameras").replaceChildren(...cameras.map((cam) => {
+    const figure = el("figure", { "data-camera": cam.id });
+    figure.append(el("img", { alt: `camera ${cam.id}` }), el("figcaption", {}, cam.id));
+    return figure;
+  }));
+}
+
+function onCamera(msg) {
+  const figure = document.querySelector(`#cameras figure[data-camera="${msg.camera}"]`);
+  if (!figure) return;
+  figure.querySelector("img").src = msg.url;
+  figure.querySelector("figcaption").textContent = `${msg.camera} · ${msg.width}×${msg.height} · t ${msg.time.toFixed(1)} s`;
 }
 
 // -- live state -----------------------------------------------------------------------------
