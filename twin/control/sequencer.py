@@ -201,7 +201,7 @@ class Sequencer:
         """The arm finished `job` with `a["result"]`: go on, retry or raise an alarm."""
         t, result, holding = job.transfer, a["result"], a["holding"]
         self._jobs[arm] = None
-        if job.phase == "positioning":
+        if job.phase == "positioning" or t is None:
             return
         if job.phase in ("picking", "reseat_pick"):
             key = self._source_key(t) if job.phase == "picking" else f"{t.place.station}/seat"
