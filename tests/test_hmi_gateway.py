@@ -274,3 +274,29 @@ def test_an_hmi_with_an_observer_key_serves_only_observers(tmp_path, serve) -> N
             assert until(ws, "state")["step"] > 0  # it sees the line through the encrypted link
             ws.send(json.dumps({"op": "estop", "ref": 1}))
             assert until(ws, "reply", ref=1)["code"] == "forbidden"
+
+
+def test_pages_get_the_lines_camera_images_while_they_look(serve) -> None:  # noqa: ANN001
+    import base64
+    import io
+
+    from PIL import Image
+
+    config = str(ROOT / "configs" / "camera_line.toml")
+    with serve(config, "--mode", "realtime", "--rtf", "2") as server, HmiProcess(server) as hmi:
+        with open_ws(hmi.url) as ws:
+            welcome = until(ws, "welcome")
+            cameras = {d["id"]: d for d in welcome["devices"] if d["kind"] == "camera"}
+            assert set(cameras) == {"overhead", "wrist"}
+            seen = {}
+            deadline = time.monotonic() + 20
+            while set(seen) != set(cameras) and time.monotonic() < deadline:
+                msg = until(ws, "camera", timeout=10)
+                seen[msg["camera"]] = msg
+            for camera, msg in seen.items():
+                head, _, data = msg["url"].partition(",")
+                assert head == "data:image/jpeg;base64"
+                image = Image.open(io.BytesIO(base64.b64decode(data)))
+                assert image.size == (msg["width"], msg["height"])
+                assert image.size == (cameras[camera]["camera"]["intrinsics"]["width"],
+                                      cameras[camera]["camera"]["intrinsics"]["height"])  # fmt: skip

@@ -463,3 +463,46 @@ def test_a_part_that_is_not_seated_is_placed_again_then_alarmed():
     # the place was the first try: max_retries (2) re-seats, then an alarm, and no more
     assert _robot_jobs(port) == ["pick", "place"] * 2
     assert [(d, a["alarm"], a["active"]) for d, a in alarms] == [("mill", "part_not_seated", True)]
+
+
+def test_a_place_that_does_not_arrive_is_retried_a_bounded_number_of_times():
+    seq, port, alarms = _sequencer()
+    s = _plant()
+    seq.tick(s)  # pick from the infeed for the mill
+    s["robot"] = {"busy": False, "jobs_done": 1, "result": "ok", "holding": 5}
+    seq.tick(s)
+    assert _robot_jobs(port) == ["pick", "place"]
+    # a safe stop halts the place: placed again, not counted as a failure
+    s["robot"] = {"busy": False, "jobs_done": 2, "result": "halted", "holding": 5}
+    seq.tick(s)
+    assert _robot_jobs(port) == ["pick", "place", "place"] and alarms == []
+    done = 2
+    for result in ("not_reached", "collision", "not_reached"):
+        done += 1
+        s["robot"] = {"busy": False, "jobs_done": done, "result": result, "holding": 5}
+        for _ in range(50):
+            seq.tick(s)
+    # the place, its halted repeat, two retries after not_reached and collision, then an alarm
+    assert _robot_jobs(port) == ["pick"] + ["place"] * 4
+    assert [(d, a["alarm"], a["tries"]) for d, a in alarms] == [("robot", "place_failed", 3)]
+
+
+def test_a_part_too_heavy_for_the_cup_ends_in_one_alarm_on_the_real_line():
+    from twin.automation import build_line
+
+    text = DEFAULT.replace("mass = 0.35", "mass = 5.0")  # beyond the arm's 3 kg payload
+    text = text.replace('weight = 0.7 }, { type = "cover", weight = 0.3 }', "weight = 1.0 }")
+    with build_line(loads(text, "heavy.toml")) as line:
+        monitor = ProductionMonitor(line.line)
+        jobs = []
+        for _ in range(round(45 / 0.5)):
+            line.step(round(0.5 / line.dt))
+            events = line.drain_events()
+            monitor.consume(events)
+            jobs += [e for e in events if e.kind == "arm_job_done"]
+        k = monitor.kpis.snapshot(line.sim_time)
+        # the arm's own attempts end in pick_failed; the sequencer retries twice, then alarms
+        assert [j.data["result"] for j in jobs] == ["pick_failed"] * 3
+        assert k["pick_failures"] == 3 and k["alarms"]["pick_failed"] == 1
+        assert jobs[-1].time < 35.0, "and then leaves the part alone"
+        assert_parts_conserved(line.counts())

@@ -23,18 +23,15 @@ def test_readings_describe_and_schema_agree_with_the_declarations(config: str) -
         line.step(200)
         desc = line.describe()
         signals = line.signals()
-        hand_written = set()
         for dev_id, dev in line.devices.items():
             declared = [s.name for s in dev.signal_specs]
             assert list(signals[dev_id]) == declared, dev_id
             cls = type(dev)
-            if cls.status not in (cls._read_status, Device.status):  # written by hand
-                hand_written.add(dev.kind)
-            else:
-                assert list(dev.status()) == [s.name for s in dev.signal_specs if s.scan]
+            assert cls.signals in (cls._read_signals, Device.signals), f"{dev.kind}: by hand"
+            assert cls.status in (cls._read_status, Device.status), f"{dev.kind}: by hand"
+            assert list(dev.status()) == [s.name for s in dev.signal_specs if s.scan]
             listed = next(d for d in desc["devices"] if d["id"] == dev_id)["signals"]
             assert [s["name"] for s in listed] == declared
-        assert hand_written <= {"arm"}, "new devices derive their readers from signal_specs"
         jsonschema.validate(signals, desc["signals_schema"])
         # a value outside its declaration is caught by the schema
         signals["mill" if "mill" in signals else "drill"]["state"] = "Dancing"
@@ -79,3 +76,14 @@ def test_a_declared_rate_holds_samples_and_noise_is_seeded() -> None:
     assert "raw" not in gauge.status()
     again = _Gauge(_ctx(SimpleNamespace(sim_time=0.0)))
     assert again.signals()["noisy"] == readings[0]["noisy"], "seeded: same noise again"
+
+
+def test_each_device_kind_is_registered_once_in_the_config_union() -> None:
+    """A kind is a member of DeviceConfig whose tag names the module and class building it."""
+    from twin.devices.kinds import BUILD_ORDER, device_class, kind_of
+
+    kinds = [kind_of(cfg_type) for cfg_type in BUILD_ORDER]
+    assert len(set(kinds)) == len(kinds)
+    for cfg_type in BUILD_ORDER:
+        cls = device_class(cfg_type)
+        assert cls.kind == kind_of(cfg_type) and cls.__module__ == f"twin.devices.{cls.kind}"

@@ -19,6 +19,7 @@ from twin.record.command import add_parser as add_record_parser
 from twin.server.command import add_parser as add_serve_parser
 from twin.server.keys import add_parser as add_keys_parser
 from twin.sweep.command import add_parser as add_sweep_parser
+from twin.vision.command import add_parser as add_dataset_parser
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "default_line.toml")
 
@@ -156,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_record_parser(sub)
     add_bench_parser(sub)
     add_sweep_parser(sub)
+    add_dataset_parser(sub)
     add_opcua_parser(sub)
     add_modbus_parser(sub)
     add_hmi_parser(sub)

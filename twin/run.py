@@ -15,6 +15,7 @@ from twin.devices.sink import Sink
 from twin.line import Line
 from twin.record.writer import Recorder, recording_info
 from twin.telemetry import TelemetryStepper, state_message
+from twin.vision.feed import recording_feed
 
 RUN_MODE = "fast"
 RUN_STATE_RATE = 10.0  # simulated Hz of the recorded state, as `twin serve` by default
@@ -208,6 +209,7 @@ def _recorder(
     )
     recorder = Recorder(path, info)
     stepper.sinks.append(recorder.telemetry)
+    stepper.cameras = recording_feed(automated.line)  # cameras render for the recording only
     return recorder
 
 

@@ -239,7 +239,7 @@ class KpiTracker:
         if stations:
             # the line is paced by its constraint: the station with the longest cycle time
             pacer = max(stations, key=lambda k: self.stations[k].ideal_cycle_time)
-            oee = oee_factors(
+            oee: dict[str, Any] = oee_factors(
                 elapsed,
                 stations[pacer]["time_s"]["execute"],
                 self.stations[pacer].ideal_cycle_time,

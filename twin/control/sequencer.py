@@ -20,7 +20,7 @@ physics state; everything it decides on is a signal any external controller can 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twin.config import ArmConfig, LineConfig, SequencerConfig, StationConfig, Transfer
@@ -34,7 +34,7 @@ raises or clears an alarm; the composing code turns it into an `alarm` event."""
 
 
 class _ArmJob:
-    def __init__(self, transfer: Transfer | None, phase: str, jobs_done: int) -> None:
+    def __init__(self, transfer: Transfer, phase: str, jobs_done: int) -> None:
         self.transfer = transfer
         # "picking", "placing", "positioning", "reseat_pick", "reseat_place"
         self.phase = phase
@@ -76,7 +76,8 @@ class Sequencer:
         self._now = 0.0
         self._failures: dict[str, int] = {}  # source/destination key -> failed tries in a row
         self._retry_at: dict[str, float] = {}  # key -> no new try before this time
-        self._alarms: dict[str, tuple[str, Any]] = {}  # key -> (alarm, what it was raised on)
+        # key -> (alarm, device it was raised on, what its source or destination looked like)
+        self._alarms: dict[str, tuple[str, str, Any]] = {}
         self.errors: list[str] = []
 
     @staticmethod
@@ -122,7 +123,7 @@ class Sequencer:
         for arm in self._jobs:
             self._scan_arm(arm, s)
 
-    def _scan_station(self, dev_id: str, st: dict[str, Any]) -> None:
+    def _scan_station(self, dev_id: str, st: Mapping[str, Any]) -> None:
         state = st["state"]
         if st["seated"]:
             self._succeeded(f"{dev_id}/seat")
@@ -146,7 +147,7 @@ class Sequencer:
         tries = self._failures[key] = self._failures.get(key, 0) + 1
         if tries > self.cfg.max_retries:
             self._failures.pop(key, None)
-            self._alarms[key] = (alarm, self._signature(key, s))
+            self._alarms[key] = (alarm, device, self._signature(key, s))
             if self._on_alarm is not None:
                 self._on_alarm(device, alarm=alarm, active=True, tries=tries, message=message)
         else:
@@ -160,10 +161,9 @@ class Sequencer:
         return key not in self._alarms and self._now >= self._retry_at.get(key, 0.0)
 
     def _clear_alarms(self, s: Signals) -> None:
-        for key, (alarm, sig) in list(self._alarms.items()):
+        for key, (alarm, device, sig) in list(self._alarms.items()):
             if self._signature(key, s) != sig:
                 del self._alarms[key]
-                device = key.split("/")[0].split("@")[0]
                 if self._on_alarm is not None:
                     self._on_alarm(device, alarm=alarm, active=False)
 
@@ -173,8 +173,8 @@ class Sequencer:
             return False
         if t.pick.eye is not None:
             return s[t.pick.eye]["blocked"]
-        st = s[t.pick.station]
-        return st["unload_ok"] and st["part_done"]
+        st = s[t.pick.station or ""]
+        return bool(st["unload_ok"] and st["part_done"])
 
     def _dest_ready(self, t: Transfer, s: Signals) -> bool:
         key = self._dest_key(t)
@@ -184,16 +184,24 @@ class Sequencer:
             return s[t.place.station]["load_ok"]
         return t.place.clear_eye is None or not s[t.place.clear_eye]["blocked"]
 
-    def _start(self, arm: str, t: Transfer | None, phase: str, command: str, point, a) -> None:
+    def _start(
+        self,
+        arm: str,
+        t: Transfer,
+        phase: str,
+        command: str,
+        point: list[float],
+        a: Mapping[str, Any],
+    ) -> None:
         self._waiting_at[arm] = None
         if self._send(arm, command, {"position": point}):
             self._jobs[arm] = _ArmJob(t, phase, a["jobs_done"])
 
-    def _job_done(self, arm: str, job: _ArmJob, a: dict[str, Any], s: Signals) -> None:
+    def _job_done(self, arm: str, job: _ArmJob, a: Mapping[str, Any], s: Signals) -> None:
         """The arm finished `job` with `a["result"]`: go on, retry or raise an alarm."""
         t, result, holding = job.transfer, a["result"], a["holding"]
         self._jobs[arm] = None
-        if job.phase == "positioning":
+        if job.phase == "positioning" or t is None:
             return
         if job.phase in ("picking", "reseat_pick"):
             key = self._source_key(t) if job.phase == "picking" else f"{t.place.station}/seat"
@@ -204,13 +212,16 @@ class Sequencer:
                 self._start(arm, t, phase, "place", self._place_points[id(t)], a)
                 return
             self._reserved.pop(self._dest_key(t), None)
-            device = t.pick.eye or t.pick.station or t.place.station
+            if result == "halted":
+                return  # a safe stop is no failure: the next scan picks again
+            device = t.pick.eye or t.pick.station or self._dest_key(t)
             self._failed(key, "pick_failed", device, f"{arm}: pick ended {result}", s)
             return
         # placing or reseat_place
         dest = self._dest_key(t)
         if holding is not None:  # not let go: the place did not happen (e.g. not_reached)
-            self._failed(dest, "place_failed", arm, f"{arm}: place ended {result}", s)
+            if result != "halted":  # a safe stop is no failure: just place again
+                self._failed(dest, "place_failed", arm, f"{arm}: place ended {result}", s)
             if dest not in self._alarms:
                 self._start(arm, t, job.phase, "place", self._place_points[id(t)], a)
             return
@@ -232,7 +243,7 @@ class Sequencer:
         transfers = [t for t in self.cfg.transfers if t.arm == arm]
         for t in transfers:
             if self._reseat_needed(t, s):
-                self._reserved[t.place.station] = arm
+                self._reserved[self._dest_key(t)] = arm
                 self._start(arm, t, "reseat_pick", "pick", self._place_points[id(t)], a)
                 return
             if self._source_ready(t, s) and self._dest_ready(t, s):
@@ -259,7 +270,7 @@ class Sequencer:
         return key not in self._alarms
 
     def _wait_above_busy_station(
-        self, arm: str, transfers: list[Transfer], a: dict[str, Any], s: Signals
+        self, arm: str, transfers: list[Transfer], a: Mapping[str, Any], s: Signals
     ) -> None:
         """Wait above the station this arm will unload next, while it works on its part."""
         for t in transfers:

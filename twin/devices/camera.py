@@ -134,13 +134,25 @@ class Camera(Device):
                 f"camera '{self.id}' renders {list(self.modalities)}, not {modality!r}",
             )
 
-    def render(self, modalities: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    def render(
+        self,
+        modalities: tuple[str, ...] | None = None,
+        *,
+        pose: tuple[list[float], list[float]] | None = None,
+        light: dict[str, Any] | None = None,
+        bodies: list[np.ndarray] | None = None,
+        noise_rng: np.random.Generator | None = None,
+    ) -> dict[str, np.ndarray]:
         """One frame now: {modality: image}. rgb (H, W, 3) uint8; depth (H, W) float32 in m
         along the optical axis (0: nothing within `far`); segmentation (H, W) int32, the id
-        of the part seen at each pixel, 0 where no part is."""
+        of the part seen at each pixel, 0 where no part is.
+
+        For datasets: `pose` replaces the camera's own, `light` adds getCameraImage's light
+        arguments, `bodies` (a list) receives the raw body-uid buffer, and `noise_rng` draws
+        the noise instead of the camera's own generator (a frame seeded on its own)."""
         wanted = self.modalities if modalities is None else modalities
         cfg, c = self.cfg, self._client
-        pos, orn = self.pose()
+        pos, orn = self.pose() if pose is None else pose
         r = np.array(pybullet.getMatrixFromQuaternion(orn)).reshape(3, 3)
         eye = np.array(pos)
         view = c.computeViewMatrix(
@@ -148,7 +160,8 @@ class Camera(Device):
             cameraTargetPosition=(eye + r[:, 2]).tolist(),
             cameraUpVector=(-r[:, 1]).tolist(),
         )
-        flags = 0 if "segmentation" in wanted else pybullet.ER_NO_SEGMENTATION_MASK
+        segment = "segmentation" in wanted or bodies is not None
+        flags = 0 if segment else pybullet.ER_NO_SEGMENTATION_MASK
         w, h = cfg.width, cfg.height
         _, _, rgba, zbuf, seg = c.getCameraImage(
             w,
@@ -156,16 +169,17 @@ class Camera(Device):
             viewMatrix=view,
             projectionMatrix=self._projection,
             renderer=pybullet.ER_TINY_RENDERER,
-            lightDirection=_LIGHT,
             flags=flags,
+            **(light or {"lightDirection": _LIGHT}),
         )
         self.frames += 1
         out: dict[str, np.ndarray] = {}
         noise = cfg.noise
+        rng = self._rng if noise_rng is None else noise_rng
         if "rgb" in wanted:
             rgb = np.reshape(np.asarray(rgba, dtype=np.uint8), (h, w, 4))[:, :, :3]
             if noise is not None and noise.rgb > 0:
-                noisy = rgb + self._rng.normal(0.0, noise.rgb, rgb.shape)
+                noisy = rgb + rng.normal(0.0, noise.rgb, rgb.shape)
                 rgb = np.clip(np.rint(noisy), 0, 255)
             out["rgb"] = np.ascontiguousarray(rgb, dtype=np.uint8)
         if "depth" in wanted:
@@ -174,14 +188,17 @@ class Camera(Device):
             depth = far * near / (far - (far - near) * z)
             empty = z >= 1.0 - 1e-7
             if noise is not None and noise.depth > 0:
-                depth = depth + self._rng.normal(0.0, noise.depth, depth.shape)
+                depth = depth + rng.normal(0.0, noise.depth, depth.shape)
             if noise is not None and noise.depth_quantum > 0:
                 depth = np.rint(depth / noise.depth_quantum) * noise.depth_quantum
             depth[empty] = 0.0
             out["depth"] = np.clip(depth, 0.0, far).astype(np.float32)
-        if "segmentation" in wanted:
-            bodies = np.reshape(np.asarray(seg, dtype=np.int64), (h, w))
-            out["segmentation"] = self._part_ids(bodies)
+        if segment:
+            uids = np.reshape(np.asarray(seg, dtype=np.int64), (h, w))
+            if bodies is not None:
+                bodies.append(uids)
+            if "segmentation" in wanted:
+                out["segmentation"] = self._part_ids(uids)
         return out
 
     def _part_ids(self, bodies: np.ndarray) -> np.ndarray:

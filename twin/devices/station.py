@@ -154,6 +154,7 @@ class Station(Device):
     def _judge_part(self, dt: float) -> None:
         """Decide once whether the part at rest on the fixture is seated."""
         c = self.ctx.world.client
+        assert self.part is not None
         part = self.ctx.pool.active[self.part]
         lin, ang = c.getBaseVelocity(part.body)
         if math.hypot(*lin) > _REST_SPEED or math.hypot(*ang) > 10 * _REST_SPEED:
@@ -328,6 +329,7 @@ class Station(Device):
         self.processed += 1
         self._batch_count += 1
         self._done_part = self.part
+        assert self.part is not None
         part = self.ctx.pool.active[self.part]
         defect = None
         if self.cfg.defect_rate > 0 and self.rng.random() < self.cfg.defect_rate:

@@ -18,12 +18,6 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-# values of string signals that describe() does not list as `choices`, by (device kind, signal)
-STR_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("arm", "state"): ("idle", "moving", "picking", "placing", "halted"),
-    ("arm", "result"): ("none", "running", "ok", "no_part", "not_reached", "halted"),
-}
-
 
 @dataclass(frozen=True)
 class _Field:
@@ -95,9 +89,8 @@ class SignalEncoder:
         if typ == "floats":
             # lengths are not declared: take them from a first reading
             return _Field(dev_id, name, "vec", len(sample.get(name) or ()))
-        choices = sig.get("choices") or STR_CHOICES.get((kind, name))
-        if typ == "str" and choices:
-            choices = tuple(choices)
+        if typ == "str" and sig.get("choices"):  # one-hot over the declared values
+            choices = tuple(sig["choices"])
             return _Field(dev_id, name, "onehot", len(choices), 0.0, 1.0, choices)
         return None  # counters (int) and free-text strings
 

@@ -24,6 +24,7 @@ import zmq
 from twin.config import loads
 from twin.protocol import messages as m
 from twin.protocol.codec import decode_reply, encode
+from twin.record import images
 from twin.record.format import TOPIC_EVENT, TOPIC_REQUEST, TOPIC_STATE, RecordingInfo, WatchdogTrip
 from twin.record.reader import RecordingReader, decode_request, decode_state
 from twin.record.writer import json_encoder
@@ -41,6 +42,7 @@ class VerifyResult:
     last_step: int
     truncated: bool
     problem: str = ""
+    frames: int = 0  # recorded camera images compared
 
     def line(self) -> str:
         tail = (
@@ -49,8 +51,9 @@ class VerifyResult:
             else ""
         )
         if self.ok:
+            frames = f", {self.frames} camera images identical" if self.frames else ""
             return (
-                f"ok: {self.states} states identical up to step {self.last_step}, "
+                f"ok: {self.states} states identical up to step {self.last_step}{frames}, "
                 f"{self.requests} requests re-applied{tail}"
             )
         return f"DIFFERS: {self.problem}{tail}"
@@ -88,11 +91,43 @@ class _Checker:
 
     def __init__(self) -> None:
         self.expected: deque[bytes] = deque()
+        # camera images: recorded (channel, log time, bytes) and replayed frames, matched in
+        # order as both arrive (a frame is replayed before the file is read up to it)
+        self.expected_frames: deque[tuple[str, int, bytes]] = deque()
+        self.replayed_frames: deque[m.CameraFrame] = deque()
+        self.frames = 0
         self.compared = 0
         self.last_step = 0
         self.problem = ""
 
+    def expect_frame(self, channel: str, log_ns: int, data: bytes) -> None:
+        self.expected_frames.append((channel, log_ns, data))
+        self._match_frames()
+
+    def _match_frames(self) -> None:
+        while self.expected_frames and self.replayed_frames and not self.problem:
+            channel, log_ns, recorded = self.expected_frames.popleft()
+            frame = self.replayed_frames.popleft()
+            where = f"step {frame.step}: camera '{frame.camera}' {frame.modality}"
+            if images.image_channel(frame) != channel:
+                self.problem = f"{where}: replayed where the recording has {channel}"
+            elif images.image_message(frame, log_ns) != recorded:
+                self.problem = f"{where}: the image differs from the recorded one"
+            else:
+                self.frames += 1
+
+    def unmatched_frames(self) -> str:
+        """What is left unmatched once the replay has reached the recording's end."""
+        if self.replayed_frames:
+            frame = self.replayed_frames[0]
+            return f"step {frame.step}: the replay rendered a camera image the recording lacks"
+        return ""
+
     def tap(self, topic: bytes, msg: Any) -> None:
+        if isinstance(msg, m.CameraFrame):
+            self.replayed_frames.append(msg)
+            self._match_frames()
+            return
         if topic != m.TOPIC_STATE or self.problem:
             return
         if not self.expected:
@@ -128,6 +163,7 @@ class _ServeReplay:
             publish=lambda topic, payload: None,
         )
         self.host.sinks.append(tap)
+        self.host.camera_demand.record()  # a recording holds every camera's every frame
         self.lock = ControlLock()
         self.dispatcher = Dispatcher(self.host, self.lock)
 
@@ -165,6 +201,7 @@ class _RunReplay:
     def __init__(self, info: RecordingInfo, tap: Callable[[bytes, Any], None]) -> None:
         from twin.automation import build_line
         from twin.telemetry import TelemetryStepper, state_message
+        from twin.vision.feed import recording_feed
 
         cfg = loads(info.config_toml, info.config_path)
         automated = build_line(cfg, seed=info.seed, builtin_controller=info.builtin_controller)
@@ -175,6 +212,7 @@ class _RunReplay:
             state_rate=info.state_rate,
             state=lambda: state_message(line, mode),
             sinks=[tap],
+            cameras=recording_feed(line),
         )
         if self.stepper.state_every != info.state_every:
             raise Diverged(
@@ -218,6 +256,9 @@ def verify(path: str | Path) -> VerifyResult:
                 if eager:
                     advance_to(decode_state(rec.data).step)
                     checker.check()
+            elif rec.topic.startswith("camera/") and not rec.topic.endswith("/calibration"):
+                checker.expect_frame(rec.topic, rec.log_time, rec.data)
+                checker.check()
             elif rec.topic == TOPIC_REQUEST:
                 req = decode_request(rec.data)
                 advance_to(req.step)
@@ -230,7 +271,8 @@ def verify(path: str | Path) -> VerifyResult:
         while checker.expected:  # states after the last request: the line ran on by itself
             advance_to(decode_state(checker.expected[0]).step)
             checker.check()
-        problem = ""
+        # recorded images after the last state are left unchecked (the replay stops there)
+        problem = "" if reader.truncated else checker.unmatched_frames()
     except Diverged as e:
         problem = str(e)
     finally:
@@ -242,6 +284,7 @@ def verify(path: str | Path) -> VerifyResult:
         last_step=checker.last_step,
         truncated=reader.truncated,
         problem=problem,
+        frames=checker.frames,
     )
 
 

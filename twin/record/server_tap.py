@@ -23,6 +23,7 @@ class _Host(Protocol):
     state_rate: float
     state_every: int
     sinks: list[Callable[[bytes, Any], None]]
+    camera_demand: Any
 
     @property
     def line(self) -> Any: ...
@@ -55,6 +56,7 @@ def record_server(path: str | Path, cfg: LineConfig, server: Served) -> Recorder
     )
     recorder = Recorder(path, info)
     host.sinks.append(recorder.telemetry)
+    host.camera_demand.record()  # every camera's every frame goes into the recording
     dispatcher.on_accepted = recorder.request
     server.watchdog_listeners.append(recorder.watchdog)
     server.closers.append(recorder.close)

@@ -21,6 +21,7 @@ import twin
 from twin.config import LineConfig
 from twin.protocol import messages as m
 from twin.protocol.codec import plain_values
+from twin.record import images
 from twin.record.format import (
     MESSAGE_ENCODING,
     RECORDED_REQUESTS,
@@ -82,6 +83,8 @@ class Recorder:
             self._channels[topic] = self._writer.register_channel(
                 topic, MESSAGE_ENCODING, schema_id
             )
+        self._schemas: dict[str, int] = {}  # protobuf schemas of camera channels, by name
+        self._calibrated: dict[str, int] = {}  # camera -> log time of its last calibration
         self._base_ns = 0  # log time of the current line's t = 0 (moves on at each reset)
         self._last_step = 0
         self._last_ns = 0  # last telemetry time on the current line (its own clock)
@@ -92,17 +95,41 @@ class Recorder:
         self._file.flush()
 
     # feeding -----------------------------------------------------------------------------
-    def telemetry(self, topic: bytes, msg: m.State | m.EventMsg | m.Kpis) -> None:
-        """A telemetry message as published (topic as on the wire). States and events are
-        recorded; KPIs are not (a replay computes them again from the events)."""
+    def telemetry(self, topic: bytes, msg: m.State | m.EventMsg | m.Kpis | m.CameraFrame) -> None:
+        """A telemetry message as published (topic as on the wire). States, events and camera
+        frames (Foxglove images, see twin.record.images) are recorded; KPIs are not (a replay
+        computes them again from the events)."""
         channel = _WIRE_TOPICS.get(topic)
-        if channel is None:
+        if channel is None and not isinstance(msg, m.CameraFrame):
             return
         t_ns = round(msg.time * 1e9)
         if msg.step < self._last_step:  # the line was reset: its clock restarted
             self._base_ns += self._last_ns
         self._last_step, self._last_ns = msg.step, t_ns
-        self._add(channel, self._base_ns + t_ns, json_encoder.encode(msg))
+        if isinstance(msg, m.CameraFrame):
+            self._camera_frame(msg, self._base_ns + t_ns)
+        elif channel is not None:
+            self._add(channel, self._base_ns + t_ns, json_encoder.encode(msg))
+
+    def _camera_frame(self, frame: m.CameraFrame, log_ns: int) -> None:
+        """A frame on its Foxglove image channel, with the camera's calibration once per
+        instant (channels are added as their first frame comes)."""
+        calibration = images.calibration_channel(frame.camera)
+        if self._calibrated.get(frame.camera) != log_ns:
+            self._calibrated[frame.camera] = log_ns
+            self._protobuf_channel(calibration, images.calibration_schema())
+            self._add(calibration, log_ns, images.calibration_message(frame, log_ns))
+        channel = images.image_channel(frame)
+        self._protobuf_channel(channel, images.image_schema(frame))
+        self._add(channel, log_ns, images.image_message(frame, log_ns))
+
+    def _protobuf_channel(self, topic: str, schema: tuple[str, bytes]) -> None:
+        if topic not in self._channels:
+            schema_id = self._schemas.get(schema[0])
+            if schema_id is None:
+                schema_id = self._writer.register_schema(schema[0], "protobuf", schema[1])
+                self._schemas[schema[0]] = schema_id
+            self._channels[topic] = self._writer.register_channel(topic, "protobuf", schema_id)
 
     def request(self, client: bytes, request: Any, step: int, time: float) -> None:
         """An accepted request, applied at `step`; ignored unless it changes the line."""

@@ -82,3 +82,10 @@ class CameraFeed:
                 for msg in frame_messages(cam, step, time, mods):
                     out.append((camera_topic(cam.id, msg.modality), msg))
         return out
+
+
+def recording_feed(line: Line) -> CameraFeed:
+    """A feed of every camera's every frame, as a recording takes them."""
+    demand = CameraDemand()
+    demand.record()
+    return CameraFeed(line, demand)

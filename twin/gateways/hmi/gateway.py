@@ -29,6 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from twin.gateways.hmi import messages as ops
 from twin.gateways.hmi.alarms import AlarmList, Entry
+from twin.gateways.hmi.cameras import CameraFeed
 from twin.gateways.hmi.security import (
     check_bind,
     controller_token,
@@ -88,6 +89,8 @@ class HmiGateway:
         self._step, self._time = 0, 0.0
         self._control_seen: tuple[bool, int] = (False, 0)
         self._server: _QuietServer | None = None
+        self.cameras: CameraFeed | None = None
+        self._camera_json: dict[str, str] = {}
         self._serving: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -113,6 +116,9 @@ class HmiGateway:
         self._on_state(await link.request(m.GetState()))
         self._on_kpis(await link.request(m.GetKpis()))
         link.on_state, link.on_event, link.on_kpis = self._on_state, self._on_event, self._on_kpis
+        cameras = [d["id"] for d in describe.devices if d.get("kind") == "camera"]
+        self.cameras = CameraFeed(self.opts.telemetry, cameras, self._on_camera, self.opts.curve)
+        self.cameras.start()
         await self._serve()
 
     async def _serve(self) -> None:
@@ -132,6 +138,7 @@ class HmiGateway:
             lifespan="off",
             ws="websockets-sansio",  # a send waits for a full socket buffer: see session.py
             ws_max_size=ops.MAX_MESSAGE_BYTES,
+            limit_concurrency=2 * MAX_SESSIONS,  # beyond: HTTP 503, not unbounded work
             ws_ping_interval=5.0,
             ws_ping_timeout=10.0,
             ssl_certfile=self.opts.tls[0] if self.opts.tls else None,
@@ -167,6 +174,8 @@ class HmiGateway:
                 await asyncio.wait_for(self._serving, 5.0)
         if self.lease is not None:
             await self.lease.release()
+        if self.cameras is not None:
+            await self.cameras.close()
         if self.link is not None:
             await self.link.close()
 
@@ -183,6 +192,17 @@ class HmiGateway:
         if self._state_json is None and self._state is not None:
             self._state_json = _json.encode(self._state).decode()
         return self._state_json
+
+    def _on_camera(self, frame: m.CameraFrame, url: str) -> None:
+        self._camera_json[frame.camera] = _json.encode(
+            {"type": "camera", "camera": frame.camera, "step": frame.step, "time": frame.time,
+             "width": frame.width, "height": frame.height, "url": url}
+        ).decode()  # fmt: skip
+        for session in self.sessions:
+            session.camera_ready(frame.camera)
+
+    def latest_camera_json(self, camera: str) -> str | None:
+        return self._camera_json.get(camera)
 
     def _on_kpis(self, kpis: m.Kpis) -> None:
         self._kpis_json = _json.encode(kpis).decode()
@@ -244,7 +264,9 @@ class HmiGateway:
         if self.twin_role != "controller":
             role, why = "observer", "read-only: the twin gives this HMI the observer role"
         await websocket.accept()
-        session = Session(websocket, role, why, peer or "?", self.latest_state_json)
+        session = Session(
+            websocket, role, why, peer or "?", self.latest_state_json, self.latest_camera_json
+        )
         welcome = {
             **self.welcome,
             "role": role,
@@ -258,6 +280,8 @@ class HmiGateway:
             session.push(self._kpis_json)
         session.state_ready()
         self.sessions.add(session)
+        if self.cameras is not None:
+            self.cameras.watch(True)
         tasks = [
             asyncio.create_task(session.send_forever()),
             asyncio.create_task(self._receive(session)),
@@ -272,6 +296,8 @@ class HmiGateway:
                 with contextlib.suppress(BaseException):
                     await task
             self.sessions.discard(session)
+            if self.cameras is not None and not self.sessions:
+                self.cameras.watch(False)  # nobody looks: the twin stops rendering
             with contextlib.suppress(Exception):
                 await websocket.close()
             await self._forget(session)

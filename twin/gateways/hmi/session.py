@@ -43,7 +43,13 @@ class TokenBucket:
 
 class Session:
     def __init__(
-        self, websocket: Any, role: str, why: str, peer: str, latest_state: Callable[[], str | None]
+        self,
+        websocket: Any,
+        role: str,
+        why: str,
+        peer: str,
+        latest_state: Callable[[], str | None],
+        latest_camera: Callable[[str], str | None] = lambda camera: None,
     ) -> None:
         self.id = next(_ids)
         self.websocket = websocket
@@ -55,6 +61,8 @@ class Session:
         self._queue: deque[str] = deque(maxlen=MAX_QUEUED)
         self._latest_state = latest_state  # the newest state as JSON (encoded once, shared)
         self._state_pending = False
+        self._latest_camera = latest_camera  # a camera's newest image message
+        self._cameras_pending: set[str] = set()
         self._wake = asyncio.Event()
         self._closing: tuple[int, str] | None = None
         self._last_state = 0.0
@@ -72,6 +80,10 @@ class Session:
     def state_ready(self) -> None:
         """A new state: the page gets the newest one when its turn comes (older are skipped)."""
         self._state_pending = True
+        self._wake.set()
+
+    def camera_ready(self, camera: str) -> None:
+        self._cameras_pending.add(camera)
         self._wake.set()
 
     async def send_forever(self) -> None:
@@ -92,6 +104,10 @@ class Session:
                 text = self._latest_state()
                 if text is not None:
                     await self._send(text)
+            while self._cameras_pending:
+                image = self._latest_camera(self._cameras_pending.pop())
+                if image is not None:
+                    await self._send(image)
             if self._closing is not None:
                 await self.websocket.close(*self._closing)
                 self._closed.set()

@@ -54,6 +54,7 @@ function handle(msg) {
     case "acked": return markAcked(msg.id);
     case "control": return onControl(msg);
     case "reply": return onReply(msg);
+    case "camera": return onCamera(msg);
   }
 }
 
@@ -68,6 +69,7 @@ function onWelcome(msg) {
   role.title = msg.why;
   role.className = `badge ${msg.role === "controller" ? "ok" : ""}`;
   buildTiles(msg);
+  buildCameras(msg);
   $("#alarms").replaceChildren();
   for (const entry of [...msg.alarms].reverse()) addAlarm(entry, true);
   setControlsEnabled();
@@ -114,6 +116,24 @@ function commandButton(device, command) {
   return button;
 }
 
+// The line's cameras (rgb), newest image each, a few times a second.
+function buildCameras(msg) {
+  const cameras = msg.devices.filter((d) => d.kind === "camera");
+  $("#cameras-panel").hidden = cameras.length === 0;
+  $("#cameras").replaceChildren(...cameras.map((cam) => {
+    const figure = el("figure", { "data-camera": cam.id });
+    figure.append(el("img", { alt: `camera ${cam.id}` }), el("figcaption", {}, cam.id));
+    return figure;
+  }));
+}
+
+function onCamera(msg) {
+  const figure = document.querySelector(`#cameras figure[data-camera="${msg.camera}"]`);
+  if (!figure) return;
+  figure.querySelector("img").src = msg.url;
+  figure.querySelector("figcaption").textContent = `${msg.camera} · ${msg.width}×${msg.height} · t ${msg.time.toFixed(1)} s`;
+}
+
 // -- live state -----------------------------------------------------------------------------
 // Numbers people read change many times a second; drawing them 5 times a second is plenty
 // and keeps the page cheap. State changes (colours, badges) are drawn as they arrive.
@@ -124,6 +144,7 @@ function setText(node, text) {
 
 function onState(state) {
   hmi.state = state;
+  hmi.stateAt = performance.now();
   const now = performance.now(), full = now - (hmi.textAt || 0) >= TEXT_EVERY_MS;
   if (full) {
     hmi.textAt = now;
@@ -331,6 +352,13 @@ function wireHeader() {
   setControlsEnabled();
   // a sign of life, so the control lease the HMI holds for this page stays alive
   setInterval(() => { if (hmi.role === "controller") hmi.send({ op: "ping" }); }, 1000);
+  // the twin publishes no state while paused, in lockstep between steps, or when it is gone
+  setInterval(() => {
+    if (hmi.socket?.readyState !== WebSocket.OPEN) return;
+    const quiet = hmi.stateAt ? (performance.now() - hmi.stateAt) / 1000 : 0;
+    if (quiet > 3) setConnection(`no state for ${quiet.toFixed(0)} s`, "");
+    else setConnection("live", "ok");
+  }, 1000);
 }
 
 wireHeader();
