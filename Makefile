@@ -26,6 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check twin tests examples
 	$(BIN)/ruff format --check twin tests examples
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format twin tests examples

@@ -299,15 +299,23 @@ mass = 5.0
         )
 
 
-def test_place_on_an_occupied_spot_is_not_seated(cell):
+@pytest.mark.parametrize("there", ["cover", "housing"])
+def test_place_on_an_occupied_spot_is_not_ok_and_seated(cell, there):
+    """A flat cover (3 cm) on the spot: the part is lowered onto it and released there, not
+    seated. A housing (5 cm) on the spot: the carried part runs into it on the way down."""
     _place_a_part(cell)
     out = cell.devices["outfeed"].point(-0.5, 0, 0)
-    cell.pool.spawn("housing", [out[0], out[1], out[2] + 0.026], 0.0, cell.sim_time)
+    height = cell.pool.types[there].size[2]
+    obstacle = cell.pool.spawn(there, [out[0], out[1], out[2] + height / 2 + 0.001], 0.0, 0.0)
     cell.step(30)
     run_job(cell, "pick", {"position": cell.devices["mill"].point(0, 0, 0)})
     s, done, _ = run_job(cell, "place", {"position": out})
-    assert done["result"] == "ok"
-    assert done["seated"] is False and s["seated"] is False
+    if there == "cover":
+        assert done["result"] == "ok"
+        assert done["seated"] is False and s["seated"] is False
+    else:
+        assert done["result"] == "collision" and done["hit"] == f"part {obstacle.id}"
+        assert s["seated"] is False
 
 
 def test_travel_past_the_base_axis_is_routed_around_it():
@@ -344,3 +352,14 @@ def test_every_arm_job_on_the_two_robot_line_arrives():
     assert {e.data["result"] for e in done} <= {"ok", "halted"}, [
         (e.device, e.time, e.data) for e in done if e.data["result"] not in ("ok", "halted")
     ]
+
+
+def test_a_carried_part_that_hits_a_belt_stops_the_move_as_a_collision(cell):
+    part = _place_a_part(cell)
+    run_job(cell, "pick", {"position": cell.devices["mill"].point(0, 0, 0)})
+    out = cell.devices["outfeed"].point(-0.5, 0, 0)
+    # the cup 3 cm above the belt: the 5 cm part under it would go 2 cm into the belt
+    s, done, _ = run_job(cell, "move_to", {"position": [out[0], out[1], out[2] + 0.03]})
+    assert done["result"] == "collision" and done["hit"] == "outfeed"
+    assert s["holding"] == part.id  # the vacuum holds on: dropping a part is never safe
+    assert cell.pool.pose(part.id)[0][2] - 0.025 > out[2] - 0.005  # stopped on, not in, it

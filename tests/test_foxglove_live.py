@@ -152,3 +152,32 @@ def test_foxglove_live_refuses_a_remote_address_unless_asked() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert run.returncode == 2 and "not a loopback address" in run.stderr
+
+
+def test_camera_channels_decode_as_in_a_recording(serve) -> None:  # noqa: ANN001
+    config = str(ROOT / "configs" / "camera_line.toml")
+    with serve(config, "--mode", "realtime", "--rtf", "2", "--foxglove=127.0.0.1:0") as server:
+        url = wait_for_line(server._lines, "foxglove ", "twin serve --foxglove").split()[1]
+        with open_client(url) as (ws, channels):
+            by_topic = {c["topic"]: c for c in channels.values()}
+            rgb, calibration = (
+                by_topic["camera/overhead/rgb"],
+                by_topic["camera/overhead/calibration"],
+            )
+            assert (rgb["encoding"], rgb["schemaName"]) == ("protobuf", "foxglove.RawImage")
+            assert calibration["schemaName"] == "foxglove.CameraCalibration"
+            assert "camera/overhead/depth" in by_topic and "camera/wrist/rgb" in by_topic
+            ws.send(json.dumps({"op": "subscribe", "subscriptions": [
+                {"id": 0, "channelId": rgb["id"]}, {"id": 1, "channelId": calibration["id"]}]}))  # fmt: skip
+            image_class, calibration_class = protobuf_class(rgb), protobuf_class(calibration)
+            got: dict[int, object] = {}
+            deadline = time.monotonic() + 20
+            while len(got) < 2 and time.monotonic() < deadline:
+                msg = ws.recv(timeout=10)
+                if isinstance(msg, bytes):
+                    sub = struct.unpack_from("<BIQ", msg)[1]
+                    got[sub] = (image_class if sub == 0 else calibration_class).FromString(msg[13:])
+            image, calib = got[0], got[1]
+            assert (image.width, image.height, image.encoding) == (320, 240, "rgb8")
+            assert len(image.data) == 320 * 240 * 3 and image.frame_id == "overhead"
+            assert calib.width == 320 and calib.K[0] > 0

@@ -216,8 +216,15 @@ async def _watch_alarms(endpoint: str, twin: TwinClient) -> list[dict]:
                 await asyncio.sleep(0.3)
         twin.command("mill", "reset")
         twin.step(50)
-        await asyncio.sleep(0.5)
-        assert root is not None
+
+        def complete() -> bool:
+            alarms = [e for e in events if e.get("condition") == "breakdown"]
+            moved = any(e.get("message", "").startswith("mill: Stopped ->") for e in events)
+            return len(alarms) >= 3 and moved
+
+        deadline = time.monotonic() + 10  # notifications follow at the publishing interval
+        while not complete() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         await sub.delete()
     return events
 
@@ -370,9 +377,13 @@ def test_bad_opcua_input_is_refused_and_changes_nothing(serve) -> None:
             try:
                 out = await _bad_input(f"opc.tcp://127.0.0.1:{port}/twin")
                 out["controlled_while_clients_talk"] = twin.get_state().controlled
+                silent_since = time.monotonic()
                 # the clients are gone: the gateway stops vouching, the twin's watchdog trips
-                await asyncio.sleep(opts.idle_timeout + opts.watchdog + 1.5)
+                deadline = time.monotonic() + opts.idle_timeout + opts.watchdog + 8
+                while twin.get_state().controlled and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
                 out["controlled_after_silence"] = twin.get_state().controlled
+                out["silent_for_at_least"] = time.monotonic() - silent_since
                 return out
             finally:
                 await gateway.stop()
@@ -396,6 +407,7 @@ def test_bad_opcua_input_is_refused_and_changes_nothing(serve) -> None:
     assert outcome["monitored_items_refused"] == "BadTooManyMonitoredItems"
     assert outcome["controlled_while_clients_talk"] is True
     assert outcome["controlled_after_silence"] is False
+    assert outcome["silent_for_at_least"] >= 2.0  # not before the gateway's idle timeout
     assert state.signals["infeed"]["speed"] == 0.25  # the config's: no write went through
     assert state.signals["mill"]["state"] == "Stopped"
 

@@ -5,6 +5,9 @@ time. Every shipped config runs with its source sped up so that its belts queue.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,9 +114,17 @@ def default_with(cycle: float) -> str:
     return text.replace("cycle_time = 8.0", f"cycle_time = {cycle}")
 
 
+def _cycle_run(cycle: float) -> QueueRun:
+    return run_with_queue(default_with(cycle), DURATION)
+
+
 @pytest.fixture(scope="module")
 def cycle_runs() -> dict[float, QueueRun]:
-    return {c: run_with_queue(default_with(c), DURATION) for c in CYCLES}
+    # independent runs: one process each, as many at once as there are cores
+    workers = min(len(CYCLES), os.cpu_count() or 1)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        return dict(zip(CYCLES, pool.map(_cycle_run, CYCLES, timeout=1200)))
 
 
 def test_loads_never_stall_with_the_source_faster_than_the_mill(cycle_runs):
@@ -174,10 +185,25 @@ SHIPPED = [
 ]
 
 
+SHIPPED_DURATION = 120.0  # s
+
+
+def _shipped_run(path: Path) -> QueueRun:
+    return run_with_queue(_sped_up(path), SHIPPED_DURATION)
+
+
+@pytest.fixture(scope="module")
+def shipped_runs() -> dict[Path, QueueRun]:
+    workers = min(len(SHIPPED), os.cpu_count() or 1)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        return dict(zip(SHIPPED, pool.map(_shipped_run, SHIPPED, timeout=1200)))
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
-def test_every_shipped_config_keeps_producing_with_a_queue(path):
-    duration = 120.0
-    run = run_with_queue(_sped_up(path), duration)
+def test_every_shipped_config_keeps_producing_with_a_queue(path, shipped_runs):
+    duration = SHIPPED_DURATION
+    run = shipped_runs[path]
     cfg = loads(path.read_text(), path.name)
     cycles = {d.id: d.cycle_time for d in cfg.devices if isinstance(d, StationConfig)}
     for station, loads_ in run.loads.items():

@@ -76,3 +76,14 @@ def test_a_declared_rate_holds_samples_and_noise_is_seeded() -> None:
     assert "raw" not in gauge.status()
     again = _Gauge(_ctx(SimpleNamespace(sim_time=0.0)))
     assert again.signals()["noisy"] == readings[0]["noisy"], "seeded: same noise again"
+
+
+def test_each_device_kind_is_registered_once_in_the_config_union() -> None:
+    """A kind is a member of DeviceConfig whose tag names the module and class building it."""
+    from twin.devices.kinds import BUILD_ORDER, device_class, kind_of
+
+    kinds = [kind_of(cfg_type) for cfg_type in BUILD_ORDER]
+    assert len(set(kinds)) == len(kinds)
+    for cfg_type in BUILD_ORDER:
+        cls = device_class(cfg_type)
+        assert cls.kind == kind_of(cfg_type) and cls.__module__ == f"twin.devices.{cls.kind}"

@@ -223,7 +223,7 @@ class Client:
 
     def recv_telemetry(
         self, timeout: float | None = None
-    ) -> tuple[str, m.State | m.EventMsg | m.Kpis]:
+    ) -> tuple[str, m.State | m.EventMsg | m.Kpis | m.CameraFrame]:
         """The next (topic, message) from the subscribed topics."""
         if self._sub is None:
             raise ValueError("subscribe() first")

@@ -219,6 +219,7 @@ def device_geometry(cfg: LineConfig, d: DeviceConfig) -> dict[str, Any]:
             "upstream_end": frame.point(-half),
             "downstream_end": frame.point(half),
             "end_stop": d.end_stop,
+            "zones": d.zones,  # accumulation zones of equal length (1: a plain belt)
         }
         if d.end_stop:
             # the stop face: a part of length L resting against it is centred L/2 upstream

@@ -76,7 +76,8 @@ class Sequencer:
         self._now = 0.0
         self._failures: dict[str, int] = {}  # source/destination key -> failed tries in a row
         self._retry_at: dict[str, float] = {}  # key -> no new try before this time
-        self._alarms: dict[str, tuple[str, Any]] = {}  # key -> (alarm, what it was raised on)
+        # key -> (alarm, device it was raised on, what its source or destination looked like)
+        self._alarms: dict[str, tuple[str, str, Any]] = {}
         self.errors: list[str] = []
 
     @staticmethod
@@ -146,7 +147,7 @@ class Sequencer:
         tries = self._failures[key] = self._failures.get(key, 0) + 1
         if tries > self.cfg.max_retries:
             self._failures.pop(key, None)
-            self._alarms[key] = (alarm, self._signature(key, s))
+            self._alarms[key] = (alarm, device, self._signature(key, s))
             if self._on_alarm is not None:
                 self._on_alarm(device, alarm=alarm, active=True, tries=tries, message=message)
         else:
@@ -160,10 +161,9 @@ class Sequencer:
         return key not in self._alarms and self._now >= self._retry_at.get(key, 0.0)
 
     def _clear_alarms(self, s: Signals) -> None:
-        for key, (alarm, sig) in list(self._alarms.items()):
+        for key, (alarm, device, sig) in list(self._alarms.items()):
             if self._signature(key, s) != sig:
                 del self._alarms[key]
-                device = key.split("/")[0].split("@")[0]
                 if self._on_alarm is not None:
                     self._on_alarm(device, alarm=alarm, active=False)
 

@@ -44,6 +44,7 @@ from twin.devices.arm_tracking import Follower
 from twin.devices.base import BuildContext, CommandError, Device
 from twin.sim.assets import resolve_asset
 
+_CARRYING = ("moving", "moving_to_place")  # activities in which a held part may collide
 _ARRIVE_TOL = 0.004  # m: a Cartesian move is done when the tool is this close to its end
 _JOINT_TOL = 0.01  # rad: a joint move is done when every joint is this close
 _SETTLE_LIMIT = 1.0  # s: a move not arrived this long after its profile ended is not_reached
@@ -432,7 +433,8 @@ class Arm(Device):
             if traj is None:
                 traj = self._trajectory(step, self.q_target)
             self.running = Follower(step, traj, self.ctx.world.dt, self._knot_steps)
-            self.touch.motion_started()
+            held = self.holding
+            self.touch.motion_started(self.ctx.pool.active[held].body if held is not None else None)
         if self.running is not None:
             q, yaw = self.running.advance(self.q_target, self.model.ik)
             self.q_target = q
@@ -464,7 +466,12 @@ class Arm(Device):
 
     def _contacts(self) -> list[Contact]:
         held = self.holding
-        return self.touch.contacts(self.ctx.pool.active[held].body if held is not None else None)
+        if held is None:
+            return self.touch.contacts(None)
+        # the part is watched on its way, not while it is lifted off (it may rub what it
+        # lay on) nor lowered onto its place (that ends on touch)
+        carrying = self.running is not None and self.running.step.activity in _CARRYING
+        return self.touch.contacts(self.ctx.pool.active[held].body, carrying)
 
     def after_step(self) -> None:
         still = self._still

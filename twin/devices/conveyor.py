@@ -12,7 +12,9 @@ it releases into the next zone only when that zone is neither holding nor receiv
 (singulation). Queued parts therefore wait one zone apart and are never pressed together,
 so lifting one never drags its neighbour. The last zone carries its part on to the end stop
 and stops (`_END_SETTLE` after its eye sees it); without an end stop it always runs.
-Reversed, every zone runs: accumulation works in the forward direction only.
+Reversed, every zone runs: accumulation works in the forward direction only. A source on a
+zoned belt drops a part only into an empty zone (`twin.geometry.source_zone`), so each zone
+carries one part at a time.
 """
 
 from __future__ import annotations

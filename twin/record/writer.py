@@ -108,7 +108,7 @@ class Recorder:
         self._last_step, self._last_ns = msg.step, t_ns
         if isinstance(msg, m.CameraFrame):
             self._camera_frame(msg, self._base_ns + t_ns)
-        else:
+        elif channel is not None:
             self._add(channel, self._base_ns + t_ns, json_encoder.encode(msg))
 
     def _camera_frame(self, frame: m.CameraFrame, log_ns: int) -> None:

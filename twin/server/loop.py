@@ -108,7 +108,7 @@ class Server:
     def read_subscriptions(self) -> None:
         """Note the telemetry topics subscribed to and left (XPUB: b"\\x01topic", b"\\x00topic")."""
         pub, demand = self.endpoints.telemetry, self.host.camera_demand
-        while pub.get(_EVENTS) & _POLLIN:
+        while int(pub.get(_EVENTS)) & _POLLIN:
             try:
                 msg = pub.recv(_NOBLOCK)
             except zmq.Again:

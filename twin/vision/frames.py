@@ -43,7 +43,11 @@ def decode_image(frame: CameraFrame) -> np.ndarray:
 
 
 def frame_messages(
-    camera: Camera, step: int, time: float, modalities: tuple[str, ...], request_id: object = None
+    camera: Camera,
+    step: int,
+    time: float,
+    modalities: tuple[str, ...],
+    request_id: int | str | None = None,
 ) -> list[CameraFrame]:
     """Render `camera` once and make one message per modality, all of the same instant."""
     images = camera.render(modalities)

@@ -8,6 +8,7 @@ Channels, each advertised with its schema (clients decode with what is advertise
 | `event` | json | `twin.EventMsg` (jsonschema), as in a recording |
 | `kpi` | json | `twin.Kpis` (jsonschema), generated the same way |
 | `scene` | protobuf | `foxglove.SceneUpdate`: the line in 3D, with every state |
+| `camera/<id>/<modality>`, `camera/<id>/calibration` | protobuf | as in a recording (twin.record.images), where the line has cameras |
 
 Log times are simulated nanoseconds that keep increasing across a twin `reset`, as in a
 recording. The SDK's server runs in its own thread and drops what a slow client cannot take
@@ -24,6 +25,7 @@ import msgspec
 from foxglove import Channel, Context, Schema
 from foxglove.channels import SceneUpdateChannel
 
+from twin.gateways.foxglove.cameras import CameraChannels
 from twin.gateways.foxglove.scene import SceneBuilder
 from twin.gateways.hmi.security import check_bind, parse_address
 from twin.gateways.link import TwinLink
@@ -85,6 +87,7 @@ class FoxgloveBridge:
         self.channels["kpi"] = self._channel("kpi", *struct_schema(m.Kpis))
         self.scene_channel = SceneUpdateChannel("scene", context=self.context)
         self.scene: SceneBuilder | None = None
+        self.cameras: CameraChannels | None = None
 
     def _channel(self, topic: str, name: str, schema: bytes) -> Channel:
         return Channel(
@@ -101,6 +104,9 @@ class FoxgloveBridge:
         describe = await link.request(m.Describe())
         self.line = describe.line
         self.scene = SceneBuilder(describe.devices, describe.part_types)
+        self.cameras = CameraChannels(
+            describe.devices, self.opts.telemetry, self.context, self.clock.log_ns, self.opts.curve
+        )
         cert, key = (Path(f).read_bytes() for f in self.opts.tls) if self.opts.tls else (None, None)
         self.server = foxglove.start_server(
             name=f"twin {describe.line}",
@@ -113,6 +119,7 @@ class FoxgloveBridge:
         )
         self.port = self.server.port
         link.on_state, link.on_event, link.on_kpis = self._state, self._event, self._kpis
+        self.cameras.start()
 
     @property
     def url(self) -> str:
@@ -137,5 +144,7 @@ class FoxgloveBridge:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+        if self.cameras is not None:
+            await self.cameras.close()
         if self.link is not None:
             await self.link.close()

@@ -271,6 +271,7 @@ class OpcUaGateway:
                 await self.lease.command(user, _label(user), dev_id, cmd.name, args)
             except Exception as e:
                 return await self._refusal(dev_id, e, len(inputs))
+            await self._show_holder()
             return []
 
         return call
@@ -312,7 +313,15 @@ class OpcUaGateway:
             await self._write({f"{dev_id}.LastRefusal": message})
             return ua.StatusCode(status)
         await self._write({f"{dev_id}.{arg.name}": converted})
+        await self._show_holder()
         return ua.StatusCode()
+
+    async def _show_holder(self) -> None:
+        """Who holds control through the gateway, at once (not only with the next state)."""
+        held = self.lease.held
+        await self._write(
+            {"Twin.ControlHolder": self.lease.owner_label if held else "", "Twin.Controlled": held}
+        )
 
     def _twin_methods(self) -> dict[str, tuple[Any, list[ua.Argument]]]:
         async def take_control(parent: ua.NodeId) -> Any:
@@ -322,12 +331,14 @@ class OpcUaGateway:
                 await self.lease.acquire(user, _label(user))
             except Exception as e:
                 return await self._refusal(None, e, 0)
+            await self._show_holder()
             return []
 
         async def release_control(parent: ua.NodeId) -> Any:
             user = CURRENT_USER.get()
             if self.lease.owner is user:
                 await self.lease.release()
+                await self._show_holder()
             return []
 
         async def estop(parent: ua.NodeId, reason: ua.Variant) -> Any:
