@@ -124,7 +124,7 @@ def test_a_failing_inspector_gets_the_configured_verdict_and_an_event(inspector,
 @pytest.mark.parametrize(
     ("text", "field", "problem"),
     [
-        (with_inspector("magic"), "inspector", "neither 'color' nor 'module:function'"),
+        (with_inspector("magic"), "inspector", "neither 'color', 'external' nor 'module:function'"),
         (with_inspector("inspectors:missing"), "inspector", "AttributeError"),
         (with_inspector("inspectors:NOT_CALLABLE"), "inspector", "is not callable"),
         (with_inspector("no_such_module:f"), "inspector", "ModuleNotFoundError"),
@@ -145,3 +145,67 @@ def test_bad_inspections_are_config_errors(text, field, problem):
         loads(text, "inspect.toml")
     assert str(err.value).startswith(f"inspect.toml: {INSPECTION}.{field}: "), str(err.value)
     assert problem in str(err.value)
+
+
+def test_a_silent_external_inspector_gets_the_on_error_verdict_after_its_timeout():
+    line, events, _ = run_parts(with_inspector("external", on_error="pass"), [True])
+    try:
+        # run_parts waits 32 steps: not yet the 5 s timeout
+        assert [e.kind for e in events if "inspect" in e.kind] == ["inspection_requested"]
+        line.step(500)
+        events = line.drain_events()
+        failed = [e for e in events if e.kind == "inspection_failed"]
+        assert "no verdict from the external inspector within 5.0 s" in failed[0].data["reason"]
+        assert verdicts(events) == ["pass"]
+        with pytest.raises(Exception, match="not waiting for a verdict on part 1"):
+            line.apply("vision_check", "verdict", {"part": 1, "verdict": "reject"})
+    finally:
+        line.close()
+
+
+def test_an_external_inspector_over_the_socket_rejects_defects_and_passes_good_parts(
+    tmp_path, serve
+):
+    """A client judges parts from get_image pictures while the built-in controller runs
+    the line in lockstep; its verdicts become part quality, counted by the KPIs."""
+    from twin.client import Client
+    from twin.protocol import messages as m
+    from twin.vision.frames import decode_image
+
+    path = tmp_path / "line.toml"
+    path.write_text(
+        with_inspector("external").replace("first_at = 0.5", "first_at = 0.5\ndefect_rate = 0.5")
+    )
+    with serve(str(path), "--mode", "lockstep") as server:
+        with Client(server.control, server.telemetry, timeout=30.0) as c:
+            c.subscribe(["event"])
+            c.take_control()
+            judged: dict[int, str] = {}
+            truth: dict[int, str] = {}
+            for _ in range(60):
+                if len(set(truth.values())) == 2 and set(truth) <= set(judged):
+                    break
+                c.step(100)
+                while True:
+                    try:
+                        _, ev = c.recv_telemetry(timeout=0.3)
+                    except Exception:
+                        break
+                    if ev.kind == "part_spawned":
+                        truth[ev.data["part"]] = ev.data["quality"]
+                    if ev.kind != "inspection_requested":
+                        continue
+                    part = ev.data["part"]
+                    get = m.GetImage(camera=ev.data["camera"], modality="segmentation")
+                    mask = decode_image(c.request(get)) == part
+                    rgb = decode_image(c.request(m.GetImage(camera="overhead", modality="rgb")))
+                    verdict = "reject" if rgb[mask].mean() < 80 else "pass"
+                    c.command("vision_check", "verdict", part=part, verdict=verdict)
+                    judged[part] = verdict
+            assert set(truth.values()) == {"good", "reject"}, truth
+            for part, verdict in judged.items():
+                assert verdict == ("reject" if truth[part] == "reject" else "pass")
+            kpis = c.get_kpis()["inspections"]["vision_check"]
+            assert kpis["rejected"] == list(judged.values()).count("reject") > 0
+            assert kpis["passed"] == list(judged.values()).count("pass") > 0
+            assert kpis["failed"] == 0

@@ -231,8 +231,10 @@ class InspectionConfig(_Strict, tag="inspection", tag_field="kind", kw_only=True
     pass or reject it. `inspector`: "color" (built in: a part whose mean colour is nearer its
     type's defect_color than its color, or further than `tolerance` from its color when the
     type has no defect_color, is rejected) or "module:function", a Python callable
-    f(rgb, mask, part) -> bool | "pass" | "reject". An inspector that fails, or a part the
-    camera does not see, gets the `on_error` verdict and an event saying why."""
+    f(rgb, mask, part) -> bool | "pass" | "reject"; or "external": a client over the protocol
+    hears `inspection_requested`, looks with get_image and sends the device's `verdict`
+    command within `timeout`. An inspector that fails or is silent, or a part the camera does
+    not see, gets the `on_error` verdict and an event saying why."""
 
     id: DeviceId
     camera: str
@@ -240,6 +242,7 @@ class InspectionConfig(_Strict, tag="inspection", tag_field="kind", kw_only=True
     inspector: Annotated[str, msgspec.Meta(max_length=200)] = "color"
     tolerance: Annotated[float, msgspec.Meta(gt=0, le=2)] = 0.25  # RGB distance (0-1 scale)
     on_error: Literal["pass", "reject"] = "reject"
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0  # s (simulated): external
 
 
 # Every device kind is one member of this union (its tag names the kind and the module in
@@ -523,7 +526,7 @@ def _check_references(cfg: LineConfig, source: str) -> None:
                 fail(
                     f"{here}.camera", f"camera '{cam.id}' needs the rgb and segmentation modalities"
                 )
-            if d.inspector != "color":
+            if d.inspector not in ("color", "external"):
                 problem = _inspector_problem(d.inspector)
                 if problem:
                     fail(f"{here}.inspector", problem)
@@ -556,7 +559,7 @@ def _inspector_problem(spec: str) -> str:
 
     module, _, name = spec.partition(":")
     if not module or not name:
-        return f"'{spec}' is neither 'color' nor 'module:function'"
+        return f"'{spec}' is neither 'color', 'external' nor 'module:function'"
     try:
         fn = getattr(importlib.import_module(module), name)
     except Exception as e:  # any failure to import user code is a config error

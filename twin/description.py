@@ -76,6 +76,10 @@ RECIPES: dict[str, list[str]] = {
         "nothing to command: each part that blocks the inspection's eye is photographed and "
         "judged (event part_inspected, signals passed/rejected); a rejected part's quality "
         "is reject, so the sink counts it as a reject.",
+        "with inspector = 'external': on inspection_requested (part, camera, timeout) look "
+        "with get_image (rgb and segmentation: the part's pixels) and send the station's "
+        "verdict command (part, verdict pass/reject) within timeout s of simulated time; "
+        "silence gets the on_error verdict and an inspection_failed event.",
     ],
     "sink": [
         "a part whose centre enters the zone is completed: count and good count up, "

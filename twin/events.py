@@ -121,6 +121,16 @@ class PartInspected(Event, tag="part_inspected", frozen=True, kw_only=True):
     reason: str  # what the inspector saw, or why it could not judge
 
 
+class InspectionRequested(Event, tag="inspection_requested", frozen=True, kw_only=True):
+    """An inspection station with an external inspector has a part to judge: look with
+    get_image (`camera`, rgb and segmentation) and send the station's `verdict` command
+    within `timeout` s of simulated time."""
+
+    part: int
+    camera: str
+    timeout: float
+
+
 class InspectionFailed(Event, tag="inspection_failed", frozen=True, kw_only=True):
     """An inspector could not judge a part (it raised, returned something else, or the
     camera did not see the part): the part gets the station's `on_error` verdict."""

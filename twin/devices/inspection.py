@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from twin.config import InspectionConfig
-from twin.devices.base import BuildContext, Device, SignalSpec
+from twin.devices.base import Arg, BuildContext, CommandError, CommandSpec, Device, SignalSpec
 from twin.devices.camera import Camera
 
 Inspector = Callable[[np.ndarray, np.ndarray, dict[str, Any]], Any]
@@ -52,6 +52,18 @@ class Inspection(Device):
         ),
     )
 
+    commands = (
+        CommandSpec(
+            name="verdict",
+            args=(
+                Arg(name="part", type="int", min=1, doc="a part the station asked about"),
+                Arg(name="verdict", type="str", choices=("pass", "reject")),
+                Arg(name="reason", type="str", optional=True, doc="for the event"),
+            ),
+            doc="an external inspector's verdict on a part (inspector = 'external')",
+        ),
+    )
+
     def __init__(self, cfg: InspectionConfig, ctx: BuildContext) -> None:
         super().__init__(cfg, ctx)
         self.camera: Camera = ctx.devices[cfg.camera]  # type: ignore[assignment]
@@ -60,22 +72,53 @@ class Inspection(Device):
         self.last_part: int | None = None
         self.last_verdict: str | None = None
         self._callable: Inspector | None = None
-        if cfg.inspector != "color":
+        self.pending: dict[int, float] = {}  # part -> sim time its external verdict is due
+        if cfg.inspector not in ("color", "external"):
             module, _, name = cfg.inspector.partition(":")
             self._callable = getattr(importlib.import_module(module), name)
 
     def after_step(self) -> None:
         part = self.eye.part  # type: ignore[attr-defined]
-        if part is not None and part != self.last_part and part in self.ctx.pool.active:
+        if part is not None and part != self._seen and part in self.ctx.pool.active:
+            self._seen = part
             self.inspect(part)
+        if self.pending:
+            now = self.ctx.world.sim_time
+            for part_id, due in list(self.pending.items()):
+                if now >= due:
+                    del self.pending[part_id]
+                    reason = f"no verdict from the external inspector within {self.cfg.timeout} s"
+                    self._decide(part_id, self.cfg.on_error, reason, failed=True)
 
-    def inspect(self, part_id: int) -> str:
-        """Photograph and judge one part now; returns the verdict."""
+    _seen: int | None = None  # the part last seen at the eye
+
+    def inspect(self, part_id: int) -> str | None:
+        """Photograph and judge one part now; returns the verdict (None: asked outside)."""
         cfg = self.cfg
+        if cfg.inspector == "external":
+            self.pending[part_id] = self.ctx.world.sim_time + cfg.timeout
+            self.emit(
+                "inspection_requested", part=part_id, camera=self.camera.id, timeout=cfg.timeout
+            )
+            return None
         part = self.ctx.pool.active[part_id]
         images = self.camera.render(("rgb", "segmentation"))
         mask = images["segmentation"] == part_id
         verdict, reason, failed = self._judge(images["rgb"], mask, part)
+        return self._decide(part_id, verdict, reason, failed)
+
+    def cmd_verdict(self, part: int, verdict: str, reason: str = "") -> None:
+        if part not in self.pending:
+            raise CommandError(
+                "not_pending",
+                f"inspection '{self.id}' is not waiting for a verdict on part {part} "
+                f"(waiting: {sorted(self.pending)})",
+            )
+        del self.pending[part]
+        self._decide(part, verdict, reason or "the external inspector decided", failed=False)
+
+    def _decide(self, part_id: int, verdict: str, reason: str, failed: bool) -> str:
+        cfg = self.cfg
         if failed:
             self.emit("inspection_failed", part=part_id, reason=reason, verdict=verdict)
         self.emit(
@@ -89,8 +132,10 @@ class Inspection(Device):
         self.last_part, self.last_verdict = part_id, verdict
         if verdict == "reject":
             self.rejected += 1
-            part.quality = "reject"
-            part.defect = part.defect or f"rejected at inspection {self.id}"
+            part = self.ctx.pool.active.get(part_id)
+            if part is not None:  # a part that left the line meanwhile keeps its quality
+                part.quality = "reject"
+                part.defect = part.defect or f"rejected at inspection {self.id}"
         else:
             self.passed += 1
         return verdict
