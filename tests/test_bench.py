@@ -35,6 +35,9 @@ NAMES = [
     "modbus_latency",
     "opcua_change_rate",
     "gateway_step_rate",
+    "camera",
+    "camera_free_run",
+    "dataset",
 ]
 REQUIRED = {"name", "ours", "baseline", "unit", "ratio"}
 TIMEOUT_S = 300  # --quick takes ~60 s on 2 cores; generous for a loaded CI machine

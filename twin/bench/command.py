@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from twin.bench.breakdown import breakdown, print_breakdown
+from twin.bench.camera import camera
 from twin.bench.extras import gym_envs, sweep_throughput
 from twin.bench.free_run import free_run
 from twin.bench.gateways import gateway_latency, gateway_step_rate, opcua_change_rate
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "gateway_latency": gateway_latency,  # two lines: opcua_latency, modbus_latency
     "opcua_change_rate": opcua_change_rate,
     "gateway_step_rate": gateway_step_rate,
+    "camera": camera,  # three lines: camera, camera_free_run, dataset
 }
 
 
