@@ -33,6 +33,7 @@ class Backend(Protocol):
     def command(self, device: str, command: str, args: dict[str, Any]) -> None: ...
     def step(self, n: int) -> Snapshot: ...
     def render(self, width: int, height: int) -> np.ndarray: ...
+    def image(self, camera: str, modality: str) -> np.ndarray: ...
     def close(self) -> None: ...
 
 
@@ -92,6 +93,12 @@ class InProcessBackend:
 
     def render(self, width: int, height: int) -> np.ndarray:
         return self.line.world.render(self.cfg.view, width, height)
+
+    def image(self, camera: str, modality: str) -> np.ndarray:
+        """One modality of a configured camera now, rendered as `get_image` renders it (one
+        render per modality, so its noise draws match a remote twin's)."""
+        self._pristine = False  # the camera's noise generator moved on
+        return self.line.line.devices[camera].render((modality,))[modality]  # type: ignore[attr-defined]
 
     def close(self) -> None:
         self.line.close()
@@ -195,6 +202,15 @@ class RemoteBackend:
     @staticmethod
     def _snapshot(state: Any) -> Snapshot:
         return InProcessBackend.snapshot_of(state)
+
+    def image(self, camera: str, modality: str) -> np.ndarray:
+        from twin.protocol import messages as m
+        from twin.vision.frames import decode_image
+
+        frame = self._held(
+            lambda: self.client.request(m.GetImage(camera=camera, modality=modality))
+        )
+        return decode_image(frame)
 
     def render(self, width: int, height: int) -> np.ndarray:
         raise NotImplementedError(

@@ -13,8 +13,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 
-from twin.config import LineConfig, load
+from twin.config import CameraConfig, LineConfig, load
 from twin.gym.backends import Backend, InProcessBackend, RemoteBackend, Snapshot
 from twin.gym.line_control import LineControlTask
 from twin.gym.pick_place import PickPlaceTask
@@ -40,7 +41,12 @@ class TwinEnv(gym.Env):
         render_size: tuple[int, int] = (320, 200),
         timeout: float = 10.0,
         task_options: dict[str, Any] | None = None,
+        camera: str | None = None,
+        image_modalities: tuple[str, ...] | list[str] = ("rgb",),
     ) -> None:
+        """`camera`: observe images from this configured camera too; the observation is then
+        a dict of "signals" (the task's vector) and one array per modality in
+        `image_modalities`: "rgb" (H, W, 3) uint8, "depth" (H, W, 1) float32 in m."""
         if task not in TASKS:
             raise ValueError(f"unknown task '{task}' (known: {sorted(TASKS)})")
         if render_mode not in (None, "rgb_array"):
@@ -57,7 +63,9 @@ class TwinEnv(gym.Env):
         self.episode_seconds = episode_seconds
         first = self.backend.reset(self.cfg.physics.seed)
         self.task.bind(self.backend.describe(), first, self.env_dt)
-        self.observation_space = self.task.observation_space
+        self.camera = camera
+        self.image_modalities = tuple(image_modalities)
+        self.observation_space = self._observation_space()
         self.action_space = self.task.action_space
         self.port = Port(self.backend)
         self._snap: Snapshot | None = None
@@ -78,6 +86,35 @@ class TwinEnv(gym.Env):
             return RemoteBackend(self.cfg, control, builtin_controller=need, timeout=timeout)
         raise ValueError(f"backend must be 'inprocess' or 'remote', got {kind!r}")
 
+    def _observation_space(self) -> spaces.Space:
+        if self.camera is None:
+            return self.task.observation_space
+        cam = next((d for d in self.cfg.devices if d.id == self.camera), None)
+        if not isinstance(cam, CameraConfig):
+            raise ValueError(f"camera '{self.camera}' is not a camera of the line's config")
+        images: dict[str, spaces.Space] = {}
+        for modality in self.image_modalities:
+            if modality not in ("rgb", "depth") or modality not in cam.modalities:
+                raise ValueError(
+                    f"image modality {modality!r}: the camera renders {cam.modalities}; "
+                    "observations take rgb and depth"
+                )
+            if modality == "rgb":
+                images["rgb"] = spaces.Box(0, 255, (cam.height, cam.width, 3), np.uint8)
+            else:
+                images["depth"] = spaces.Box(0.0, cam.far, (cam.height, cam.width, 1), np.float32)
+        return spaces.Dict({"signals": self.task.observation_space, **images})
+
+    def _observe(self, snap: Snapshot, time_left: float) -> Any:
+        signals = self.task.observe(snap, time_left)
+        if self.camera is None:
+            return signals
+        out: dict[str, np.ndarray] = {"signals": signals}
+        for modality in self.image_modalities:
+            image = self.backend.image(self.camera, modality)
+            out[modality] = image if modality == "rgb" else image[:, :, None]
+        return out
+
     @property
     def obs_names(self) -> list[str]:
         return self.task.obs_names
@@ -91,16 +128,16 @@ class TwinEnv(gym.Env):
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    ) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         line_seed = int(self.np_random.integers(0, 2**31 - 1))
         snap = self.backend.reset(line_seed)
         self._t0 = snap.time
         self.task.start(snap, self.port)
         self._snap = snap
-        return self.task.observe(snap, self._time_left(snap)), {"seed": line_seed}
+        return self._observe(snap, self._time_left(snap)), {"seed": line_seed}
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         if self._snap is None:
             raise RuntimeError("call reset() before step()")
         self.task.act(action, self._snap, self.port)
@@ -110,7 +147,7 @@ class TwinEnv(gym.Env):
         left = self._time_left(snap)
         info["time"] = snap.time
         info["refused"] = self.port.refused
-        obs = self.task.observe(snap, left)
+        obs = self._observe(snap, left)
         return obs, float(reward), False, left <= 1e-9, info
 
     def render(self) -> np.ndarray | None:
