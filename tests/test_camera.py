@@ -412,3 +412,23 @@ def test_replay_verifies_the_recorded_images(camera_recording, tmp_path):
     done = _twin("replay", str(tampered), "--verify")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "step 80: camera 'overhead' depth: the image differs" in done.stdout
+
+
+def test_jpeg_frames_decode_close_to_the_raw_image_and_record_as_compressed_images():
+    from twin.record import images
+    from twin.vision.frames import frame_messages
+
+    text = SMALL.replace('encoding = "png"', 'encoding = "jpeg"\njpeg_quality = 95')
+    built = build_line(loads(text, "jpeg.toml"))
+    try:
+        built.step(100)
+        wrist = built.line.devices["wrist"]
+        raw = wrist.render(("rgb",))["rgb"]
+        (frame,) = frame_messages(wrist, 100, 1.0, ("rgb",))
+        assert frame.encoding == "jpeg" and frame.data[:2] == b"\xff\xd8"
+        decoded = decode_image(frame).astype(int)
+        assert decoded.shape == raw.shape and np.abs(decoded - raw).mean() < 6
+        assert images.image_schema(frame)[0] == "foxglove.CompressedImage"
+        assert b"jpeg" in images.image_message(frame, 10**9)
+    finally:
+        built.line.close()

@@ -222,7 +222,8 @@ class CameraConfig(_Strict, tag="camera", tag_field="kind", kw_only=True):
     modalities: Annotated[list[Modality], msgspec.Meta(min_length=1, max_length=3)] = msgspec.field(
         default_factory=lambda: ["rgb"]
     )
-    encoding: Literal["raw", "png"] = "raw"  # how RGB goes on the wire (depth, masks: raw)
+    encoding: Literal["raw", "png", "jpeg"] = "raw"  # how RGB goes on the wire (depth, masks: raw)
+    jpeg_quality: Annotated[int, msgspec.Meta(ge=1, le=100)] = 90
     noise: CameraNoise | None = None
 
 

@@ -307,7 +307,7 @@ class CameraFrame(_Reply, tag="camera"):
 
     camera: str
     modality: str  # "rgb", "depth" (m) or "segmentation" (part ids, 0: no part)
-    encoding: str  # "rgb8", "png", "32FC1" or "32SC1"
+    encoding: str  # "rgb8", "png", "jpeg", "32FC1" or "32SC1"
     width: int
     height: int
     pose: dict[str, list[float]]

@@ -1,7 +1,7 @@
 """Camera frames in a recording, as Foxglove's image panel reads them.
 
 Each camera modality is a channel `camera/<id>/<modality>` of `foxglove.RawImage` (or
-`foxglove.CompressedImage` for PNG frames), and each camera has `camera/<id>/calibration`
+`foxglove.CompressedImage` for PNG and JPEG frames), and each camera has `camera/<id>/calibration`
 (`foxglove.CameraCalibration`, once per frame instant): protobuf messages with the schemas the
 Foxglove SDK ships. `frame_id` is the camera's id. Segmentation masks (int32 part ids on the
 wire) are recorded as `mono16` (part id modulo 65536): Foxglove has no signed 32-bit image.
@@ -27,7 +27,8 @@ def calibration_channel(camera: str) -> str:
 
 def image_schema(frame: CameraFrame) -> tuple[str, bytes]:
     """(schema name, protobuf FileDescriptorSet) of the frame's image channel."""
-    schema = (CompressedImage if frame.encoding == "png" else RawImage).get_schema()
+    compressed = frame.encoding in ("png", "jpeg")
+    schema = (CompressedImage if compressed else RawImage).get_schema()
     return schema.name, schema.data
 
 
@@ -43,9 +44,9 @@ def _stamp(log_ns: int) -> Timestamp:
 def image_message(frame: CameraFrame, log_ns: int) -> bytes:
     """The frame as a Foxglove image message (protobuf bytes)."""
     stamp = _stamp(log_ns)
-    if frame.encoding == "png":
+    if frame.encoding in ("png", "jpeg"):
         return CompressedImage(
-            timestamp=stamp, frame_id=frame.camera, data=frame.data, format="png"
+            timestamp=stamp, frame_id=frame.camera, data=frame.data, format=frame.encoding
         ).encode()
     encoding, data = frame.encoding, frame.data
     if encoding == "32SC1":

@@ -2,7 +2,7 @@
 
 Encodings name the bytes as Foxglove and ROS do: rgb8 (H x W x 3 bytes), 32FC1 (float32 depth
 in m, little-endian), 32SC1 (int32 part ids, little-endian), all row-major without padding;
-png (an RGB PNG file) when a camera's `encoding` asks for it.
+png or jpeg (an RGB PNG or JPEG file) when a camera's `encoding` asks for it.
 """
 
 from __future__ import annotations
@@ -23,19 +23,24 @@ def camera_topic(camera: str, modality: str) -> bytes:
     return f"camera/{camera}/{modality}".encode()
 
 
-def encode_image(modality: str, image: np.ndarray, encoding: str) -> tuple[str, bytes]:
-    """(encoding name, bytes) of one image; PNG applies to RGB only."""
-    if modality == "rgb" and encoding == "png":
+def encode_image(
+    modality: str, image: np.ndarray, encoding: str, quality: int = 90
+) -> tuple[str, bytes]:
+    """(encoding name, bytes) of one image; PNG and JPEG apply to RGB only."""
+    if modality == "rgb" and encoding in ("png", "jpeg"):
         out = io.BytesIO()
-        Image.fromarray(image, "RGB").save(out, format="PNG", compress_level=1)
-        return "png", out.getvalue()
+        if encoding == "png":
+            Image.fromarray(image, "RGB").save(out, format="PNG", compress_level=1)
+        else:
+            Image.fromarray(image, "RGB").save(out, format="JPEG", quality=quality)
+        return encoding, out.getvalue()
     dtype = {"rgb": "u1", "depth": "<f4", "segmentation": "<i4"}[modality]
     return RAW_ENCODINGS[modality], np.ascontiguousarray(image, dtype=dtype).tobytes()
 
 
 def decode_image(frame: CameraFrame) -> np.ndarray:
     """The image a `camera` message carries, as an array (what a client does with it)."""
-    if frame.encoding == "png":
+    if frame.encoding in ("png", "jpeg"):
         return np.asarray(Image.open(io.BytesIO(frame.data)).convert("RGB"))
     dtype, channels = {"rgb8": ("u1", 3), "32FC1": ("<f4", 1), "32SC1": ("<i4", 1)}[frame.encoding]
     shape = (frame.height, frame.width, channels) if channels > 1 else (frame.height, frame.width)
@@ -55,7 +60,9 @@ def frame_messages(
     intrinsics = camera.intrinsics.as_dict()
     out = []
     for modality in modalities:
-        encoding, data = encode_image(modality, images[modality], camera.cfg.encoding)
+        encoding, data = encode_image(
+            modality, images[modality], camera.cfg.encoding, camera.cfg.jpeg_quality
+        )
         out.append(
             CameraFrame(
                 id=request_id,
