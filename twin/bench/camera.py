@@ -19,6 +19,7 @@ import zmq
 from twin.bench.hosted import open_server, served_rate
 from twin.bench.result import BenchResult, interleave, median
 from twin.config import load
+from twin.devices.camera import Camera
 from twin.line import Line
 from twin.protocol.codec import encode
 from twin.serve_process import ROOT
@@ -32,9 +33,10 @@ TARGET = 0.9
 
 def _ours_fps(line: Line, pub: zmq.Socket, frames: int) -> float:
     cam = line.devices[CAMERA]
+    assert isinstance(cam, Camera)
     t0 = time.perf_counter()
     for _ in range(frames):
-        for msg in frame_messages(cam, line.step_index, line.sim_time, cam.modalities):  # type: ignore[arg-type]
+        for msg in frame_messages(cam, line.step_index, line.sim_time, cam.modalities):
             pub.send_multipart([camera_topic(CAMERA, msg.modality), encode(msg)])
     return frames / (time.perf_counter() - t0)
 
