@@ -432,3 +432,15 @@ def test_jpeg_frames_decode_close_to_the_raw_image_and_record_as_compressed_imag
         assert b"jpeg" in images.image_message(frame, 10**9)
     finally:
         built.line.close()
+
+
+def test_noise_has_the_configured_spread_and_depth_its_quantum(running_line):
+    cam = running_line.line.devices["overhead"]  # rgb 2 levels, depth 1 mm, quantum 1 mm
+    a, b = cam.render(("rgb", "depth")), cam.render(("rgb", "depth"))
+    inside = (a["rgb"] > 10) & (a["rgb"] < 245)  # away from clipping
+    diff = a["rgb"].astype(float) - b["rgb"].astype(float)
+    assert diff[inside].std() == pytest.approx(2.0 * np.sqrt(2), rel=0.1)
+    assert abs(diff[inside].mean()) < 0.1
+    mm = a["depth"].astype(np.float64) * 1000
+    assert np.allclose(mm, np.rint(mm), atol=1e-3)
+    assert not np.array_equal(a["depth"], b["depth"])
