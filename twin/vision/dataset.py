@@ -108,16 +108,17 @@ class _Scene:
     def _textures(self) -> list[int]:
         """A plain white texture (index 0) and seeded noise textures."""
         rng = np.random.default_rng([self.spec.seed, 7_000_001])
-        folder = tempfile.mkdtemp(prefix="twin-textures-")
         out = []
-        for i in range(TEXTURES + 1):
-            if i == 0:
-                pixels = np.full((8, 8, 3), 255, dtype=np.uint8)
-            else:
-                pixels = rng.integers(90, 256, size=(32, 32, 3), dtype=np.uint8)
-            path = os.path.join(folder, f"texture{i}.png")
-            Image.fromarray(pixels).save(path)
-            out.append(self.c.loadTexture(path))
+        # pybullet reads a texture file once, when it is loaded: the files can go at once
+        with tempfile.TemporaryDirectory(prefix="twin-textures-") as folder:
+            for i in range(TEXTURES + 1):
+                if i == 0:
+                    pixels = np.full((8, 8, 3), 255, dtype=np.uint8)
+                else:
+                    pixels = rng.integers(90, 256, size=(32, 32, 3), dtype=np.uint8)
+                path = os.path.join(folder, f"texture{i}.png")
+                Image.fromarray(pixels).save(path)
+                out.append(self.c.loadTexture(path))
         return out
 
     # one frame -----------------------------------------------------------------------------
