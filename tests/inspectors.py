@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -21,3 +22,9 @@ def mumbles(rgb: np.ndarray, mask: np.ndarray, part: dict[str, Any]) -> str:
 
 
 NOT_CALLABLE = 3
+
+
+def hangs(rgb: np.ndarray, mask: np.ndarray, part: dict[str, Any]) -> bool:
+    """An inspector stuck on its first part (a model server that never answers)."""
+    threading.Event().wait(3600)
+    return True

@@ -121,6 +121,21 @@ def test_a_failing_inspector_gets_the_configured_verdict_and_an_event(inspector,
         line.close()
 
 
+def test_a_hung_python_inspector_gets_the_on_error_verdict_after_its_call_timeout():
+    text = with_inspector("inspectors:hangs", on_error="pass").replace(
+        'on_error = "pass"', 'on_error = "pass"\ncall_timeout = 0.2'
+    )
+    line, events, _ = run_parts(text, [True, False, True])
+    try:
+        assert verdicts(events) == ["pass", "pass", "pass"]  # the line goes on
+        reasons = [e.data["reason"] for e in events if e.kind == "inspection_failed"]
+        assert reasons[0] == "inspector gave no answer within 0.2 s"
+        assert all("inspector still busy with part" in r for r in reasons[1:]), reasons
+        assert len(reasons) == 3
+    finally:
+        line.close()
+
+
 @pytest.mark.parametrize(
     ("text", "field", "problem"),
     [

@@ -234,8 +234,9 @@ class InspectionConfig(_Strict, tag="inspection", tag_field="kind", kw_only=True
     type has no defect_color, is rejected) or "module:function", a Python callable
     f(rgb, mask, part) -> bool | "pass" | "reject"; or "external": a client over the protocol
     hears `inspection_requested`, looks with get_image and sends the device's `verdict`
-    command within `timeout`. An inspector that fails or is silent, or a part the camera does
-    not see, gets the `on_error` verdict and an event saying why."""
+    command within `timeout` (simulated s); a Python callable must answer within
+    `call_timeout` (wall-clock s). An inspector that fails or is silent, or a part the camera
+    does not see, gets the `on_error` verdict and an event saying why."""
 
     id: DeviceId
     camera: str
@@ -244,6 +245,8 @@ class InspectionConfig(_Strict, tag="inspection", tag_field="kind", kw_only=True
     tolerance: Annotated[float, msgspec.Meta(gt=0, le=2)] = 0.25  # RGB distance (0-1 scale)
     on_error: Literal["pass", "reject"] = "reject"
     timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0  # s (simulated): external
+    # s (wall clock): a Python inspector that takes longer gets the on_error verdict
+    call_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
 
 
 # Every device kind is one member of this union (its tag names the kind and the module in

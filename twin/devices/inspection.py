@@ -11,6 +11,7 @@ event saying why; the line keeps running.
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,10 @@ class Inspection(Device):
         self.last_part: int | None = None
         self.last_verdict: str | None = None
         self._callable: Inspector | None = None
+        # a Python inspector runs on its own thread so that one that hangs costs the step loop
+        # at most `call_timeout`; a thread cannot be killed, so while a call that timed out is
+        # still running, later parts get the on_error verdict at once
+        self._running: tuple[int, _Call] | None = None
         self.pending: dict[int, float] = {}  # part -> sim time its external verdict is due
         if cfg.inspector not in ("color", "external"):
             module, _, name = cfg.inspector.partition(":")
@@ -150,8 +155,15 @@ class Inspection(Device):
             verdict, reason = color_test(rgb, mask, t.color, t.defect_color, cfg.tolerance)
             return verdict, reason, False
         info = {"id": part.id, "type": part.type}
+        if self._running is not None and not self._running[1].done.is_set():
+            busy_with = self._running[0]
+            return cfg.on_error, f"inspector still busy with part {busy_with} (timed out)", True
+        call = _Call(self._callable, rgb, mask, info)
+        self._running = (part.id, call)
+        if not call.done.wait(cfg.call_timeout):
+            return cfg.on_error, f"inspector gave no answer within {cfg.call_timeout} s", True
         try:
-            answer = self._callable(rgb, mask, info)
+            answer = call.outcome()
         except Exception as e:  # user code: any failure is the part's on_error verdict
             return cfg.on_error, f"inspector raised {type(e).__name__}: {e}", True
         if answer is True or answer == "pass":
@@ -159,3 +171,26 @@ class Inspection(Device):
         if answer is False or answer == "reject":
             return "reject", "the inspector rejected it", False
         return cfg.on_error, f"inspector answered {answer!r}, not pass/reject or a bool", True
+
+
+class _Call:
+    """One call of a Python inspector on a daemon thread (a hung one never blocks exit)."""
+
+    def __init__(self, fn: Inspector, *args: Any) -> None:
+        self.done = threading.Event()
+        self._answer: Any = None
+        self._error: Exception | None = None
+        threading.Thread(target=self._run, args=(fn, *args), daemon=True).start()
+
+    def _run(self, fn: Inspector, *args: Any) -> None:
+        try:
+            self._answer = fn(*args)
+        except Exception as e:  # handed to the step loop, which decides on_error
+            self._error = e
+        finally:
+            self.done.set()
+
+    def outcome(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._answer
