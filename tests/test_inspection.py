@@ -123,7 +123,7 @@ def test_a_failing_inspector_gets_the_configured_verdict_and_an_event(inspector,
 
 def test_a_hung_python_inspector_gets_the_on_error_verdict_after_its_call_timeout():
     text = with_inspector("inspectors:hangs", on_error="pass").replace(
-        'on_error = "pass"', 'on_error = "pass"\ncall_timeout = 0.2'
+        "call_timeout = 2.0", "call_timeout = 0.2"
     )
     line, events, _ = run_parts(text, [True, False, True])
     try:
