@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
+
+from twin.gateways.command_common import run_subcommand, stop_current_task_on_signals
 
 DEFAULT_ADDRESS = "127.0.0.1:8765"
 
@@ -65,10 +66,7 @@ def run_foxglove(args: argparse.Namespace) -> int:
 
 
 async def _main(bridge) -> int:  # noqa: ANN001
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    for s in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(s, _stop_once, loop, task)
+    stop_current_task_on_signals()
     try:
         await bridge.start()
         print(f"foxglove  {bridge.url} (line {bridge.line}; open it in Foxglove)", flush=True)
@@ -80,19 +78,8 @@ async def _main(bridge) -> int:  # noqa: ANN001
         await bridge.stop()
 
 
-def _stop_once(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> None:
-    for s in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(s)
-        loop.add_signal_handler(s, lambda: None)
-    if task is not None:
-        task.cancel()
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="twin")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["foxglove", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    return run_subcommand("foxglove", add_parser, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":  # python -m twin.gateways.foxglove.command [options]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from typing import TYPE_CHECKING
+
+from twin.gateways.command_common import run_subcommand, stop_current_task_on_signals
 
 if TYPE_CHECKING:
     from twin.gateways.hmi.gateway import HmiGateway
@@ -84,10 +85,7 @@ def run_hmi(args: argparse.Namespace) -> int:
 
 
 async def _main(gateway: HmiGateway) -> int:
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    for s in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(s, _stop_once, loop, task)
+    stop_current_task_on_signals()
     try:
         await gateway.start()
         print(f"hmi       {gateway.url} (observers)", flush=True)
@@ -102,20 +100,8 @@ async def _main(gateway: HmiGateway) -> int:
         await gateway.stop()
 
 
-def _stop_once(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> None:
-    """The first SIGINT/SIGTERM stops the HMI cleanly; repeats must not cut that short."""
-    for s in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(s)
-        loop.add_signal_handler(s, lambda: None)
-    if task is not None:
-        task.cancel()
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="twin")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["hmi", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    return run_subcommand("hmi", add_parser, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":  # python -m twin.gateways.hmi.command [options]

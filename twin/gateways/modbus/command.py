@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
+
+from twin.gateways.command_common import run_subcommand, stop_current_task_on_signals
 
 DEFAULT_ADDRESS = "127.0.0.1:5020"
 
@@ -97,10 +98,7 @@ def run_modbus(args: argparse.Namespace) -> int:
 
 
 async def _main(gateway: object, map_file: str | None) -> int:
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    for s in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(s, _stop_once, loop, task)
+    stop_current_task_on_signals()
     try:
         if map_file is not None:
             await gateway.link_only()  # type: ignore[attr-defined]
@@ -127,20 +125,8 @@ def write_map(register_map: object, target: str) -> None:
     print(f"wrote {path} ({len(register_map.entries)} entries)")  # type: ignore[attr-defined]
 
 
-def _stop_once(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> None:
-    """The first SIGINT/SIGTERM stops the gateway cleanly; repeats must not cut that short."""
-    for s in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(s)
-        loop.add_signal_handler(s, lambda: None)
-    if task is not None:
-        task.cancel()
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="twin")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["modbus", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    return run_subcommand("modbus", add_parser, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":  # python -m twin.gateways.modbus.command [options]

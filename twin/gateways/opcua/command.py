@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
+from twin.gateways.command_common import run_subcommand, stop_current_task_on_signals
 from twin.gateways.opcua.options import DEFAULT_ENDPOINT, ROLES, OpcUaOptions
 
 
@@ -124,10 +124,7 @@ def run_opcua(args: argparse.Namespace) -> int:
 async def _main(opts: object) -> None:
     from twin.gateways.opcua.gateway import run_gateway
 
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    for s in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(s, _stop_once, loop, task)
+    stop_current_task_on_signals()
 
     def ready(gateway: object) -> None:
         print(f"opcua     {gateway.endpoint_url} (line {gateway.model.line})", flush=True)  # type: ignore[attr-defined]
@@ -138,20 +135,8 @@ async def _main(opts: object) -> None:
         pass
 
 
-def _stop_once(loop: asyncio.AbstractEventLoop, task: asyncio.Task | None) -> None:
-    """The first SIGINT/SIGTERM stops the gateway cleanly; repeats must not cut that short."""
-    for s in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(s)
-        loop.add_signal_handler(s, lambda: None)
-    if task is not None:
-        task.cancel()
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="twin")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["opcua", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    return run_subcommand("opcua", add_parser, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":  # python -m twin.gateways.opcua.command [options]

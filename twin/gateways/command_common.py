@@ -1,0 +1,34 @@
+"""What every gateway command shares: a clean stop on SIGINT/SIGTERM and `python -m` entry."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import Any
+
+
+def stop_current_task_on_signals() -> None:
+    """The first SIGINT/SIGTERM cancels the running task so the gateway stops cleanly in its
+    `finally`; repeats are ignored so they cannot cut that short."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def stop_once() -> None:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(s)
+            loop.add_signal_handler(s, lambda: None)
+        if task is not None:
+            task.cancel()
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(s, stop_once)
+
+
+def run_subcommand(name: str, add_parser: Callable[[Any], Any], argv: list[str]) -> int:
+    """Parse `argv` as `twin NAME ...` and run it (for `python -m twin.gateways.X.command`)."""
+    parser = argparse.ArgumentParser(prog="twin")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([name, *argv])
+    return args.func(args)
