@@ -26,6 +26,25 @@ def stop_current_task_on_signals() -> None:
         loop.add_signal_handler(s, stop_once)
 
 
+def add_twin_link_options(
+    p: argparse.ArgumentParser,
+    control: str = "tcp://127.0.0.1:5555",
+    telemetry: str = "tcp://127.0.0.1:5556",
+) -> None:
+    """--control, --telemetry and --curve: where the gateway finds the twin and how it proves
+    itself to a twin served with Curve."""
+    p.add_argument("--control", default=control, help=f"the twin's control socket ({control})")
+    p.add_argument(
+        "--telemetry", default=telemetry, help=f"the twin's telemetry socket ({telemetry})"
+    )
+    p.add_argument(
+        "--curve",
+        nargs=2,
+        metavar=("KEY_SECRET", "SERVER_KEY"),
+        help="for a twin served with --curve: this gateway's key pair and the twin's public key",
+    )
+
+
 def run_subcommand(name: str, add_parser: Callable[[Any], Any], argv: list[str]) -> int:
     """Parse `argv` as `twin NAME ...` and run it (for `python -m twin.gateways.X.command`)."""
     parser = argparse.ArgumentParser(prog="twin")

@@ -6,7 +6,11 @@ import argparse
 import asyncio
 import sys
 
-from twin.gateways.command_common import run_subcommand, stop_current_task_on_signals
+from twin.gateways.command_common import (
+    add_twin_link_options,
+    run_subcommand,
+    stop_current_task_on_signals,
+)
 
 DEFAULT_ADDRESS = "127.0.0.1:8765"
 
@@ -22,10 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_ADDRESS,
         help=f"HOST:PORT of the Foxglove WebSocket server ({DEFAULT_ADDRESS}; port 0 = any)",
     )
-    p.add_argument("--control", default="tcp://127.0.0.1:5555", help="the twin's control socket")
-    p.add_argument(
-        "--telemetry", default="tcp://127.0.0.1:5556", help="the twin's telemetry socket"
-    )
+    add_twin_link_options(p)
     p.add_argument(
         "--allow-remote",
         action="store_true",
@@ -33,12 +34,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "nothing reaches the twin from Foxglove)",
     )
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve wss (PEM files)")
-    p.add_argument(
-        "--curve",
-        nargs=2,
-        metavar=("KEY_SECRET", "SERVER_KEY"),
-        help="for a twin served with --curve: this bridge's key pair and the twin's public key",
-    )
     p.set_defaults(func=run_foxglove)
 
 

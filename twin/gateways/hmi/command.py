@@ -7,7 +7,11 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING
 
-from twin.gateways.command_common import run_subcommand, stop_current_task_on_signals
+from twin.gateways.command_common import (
+    add_twin_link_options,
+    run_subcommand,
+    stop_current_task_on_signals,
+)
 
 if TYPE_CHECKING:
     from twin.gateways.hmi.gateway import HmiGateway
@@ -26,10 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_ADDRESS,
         help=f"HOST:PORT to serve the page on ({DEFAULT_ADDRESS}; port 0 = any free port)",
     )
-    p.add_argument("--control", default="tcp://127.0.0.1:5555", help="the twin's control socket")
-    p.add_argument(
-        "--telemetry", default="tcp://127.0.0.1:5556", help="the twin's telemetry socket"
-    )
+    add_twin_link_options(p)
     p.add_argument(
         "--allow-remote",
         action="store_true",
@@ -41,12 +42,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs=2,
         metavar=("CERT", "KEY"),
         help="serve https/wss with this certificate and key (PEM files)",
-    )
-    p.add_argument(
-        "--curve",
-        nargs=2,
-        metavar=("KEY_SECRET", "SERVER_KEY"),
-        help="for a twin served with --curve: this gateway's key pair and the twin's public key",
     )
     p.add_argument(
         "--watchdog",

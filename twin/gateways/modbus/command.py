@@ -7,7 +7,11 @@ import asyncio
 import sys
 from pathlib import Path
 
-from twin.gateways.command_common import run_subcommand, stop_current_task_on_signals
+from twin.gateways.command_common import (
+    add_twin_link_options,
+    run_subcommand,
+    stop_current_task_on_signals,
+)
 
 DEFAULT_ADDRESS = "127.0.0.1:5020"
 
@@ -21,21 +25,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--address", default=DEFAULT_ADDRESS, help=f"HOST:PORT to listen on ({DEFAULT_ADDRESS})"
     )
-    p.add_argument("--control", default="tcp://127.0.0.1:5555", help="the twin's control socket")
-    p.add_argument(
-        "--telemetry", default="tcp://127.0.0.1:5556", help="the twin's telemetry socket"
-    )
+    add_twin_link_options(p)
     p.add_argument(
         "--allow-remote",
         action="store_true",
         help="listen on a non-loopback address (Modbus has no authentication: anyone who "
         "reaches it drives the line)",
-    )
-    p.add_argument(
-        "--curve",
-        nargs=2,
-        metavar=("KEY_SECRET", "SERVER_KEY"),
-        help="for a twin served with --curve: this gateway's key pair and the twin's public key",
     )
     p.add_argument(
         "--map",

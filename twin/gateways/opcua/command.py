@@ -6,7 +6,11 @@ import argparse
 import asyncio
 import sys
 
-from twin.gateways.command_common import run_subcommand, stop_current_task_on_signals
+from twin.gateways.command_common import (
+    add_twin_link_options,
+    run_subcommand,
+    stop_current_task_on_signals,
+)
 from twin.gateways.opcua.options import DEFAULT_ENDPOINT, ROLES, OpcUaOptions
 
 
@@ -34,21 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--endpoint", default=DEFAULT_ENDPOINT, help=f"OPC UA endpoint ({DEFAULT_ENDPOINT})"
     )
-    p.add_argument("--control", default=d.control, help=f"the twin's control socket ({d.control})")
-    p.add_argument(
-        "--telemetry", default=d.telemetry, help=f"the twin's telemetry socket ({d.telemetry})"
-    )
+    add_twin_link_options(p, d.control, d.telemetry)
     p.add_argument(
         "--users",
         metavar="FILE",
         help="users file (twin opcua user): Basic256Sha256 Sign/SignAndEncrypt with user name or "
         "certificate logins mapped to controller/observer; required off loopback",
-    )
-    p.add_argument(
-        "--curve",
-        nargs=2,
-        metavar=("KEY_SECRET", "SERVER_KEY"),
-        help="for a twin served with --curve: this gateway's key pair and the twin's public key",
     )
     p.add_argument("--pki", metavar="DIR", help="server certificate directory (made if missing)")
     p.add_argument(
