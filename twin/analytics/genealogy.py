@@ -29,6 +29,7 @@ class PartRecord(msgspec.Struct, kw_only=True):
     id: int
     type: str
     spawned: float
+    order: str | None = None  # the order it was released for (a factory)
     visits: list[StationVisit] = msgspec.field(default_factory=list)
     completed: float | None = None
     lost: float | None = None  # s: when it fell off the line (scrapped)
@@ -48,7 +49,9 @@ class Genealogy:
     def consume(self, events: Iterable[Event]) -> None:
         for e in events:
             if isinstance(e, PartSpawned):
-                self.parts[e.part] = PartRecord(id=e.part, type=e.type, spawned=e.time)
+                self.parts[e.part] = PartRecord(
+                    id=e.part, type=e.type, spawned=e.time, order=e.order
+                )
                 if e.quality == "reject":
                     self._reject(e.part, e.defect or "defective material")
                 continue

@@ -37,8 +37,11 @@ class Source(Device):
             CommandSpec(name="disable", doc="stop emitting parts"),
             CommandSpec(
                 name="spawn",
-                args=(Arg(name="type", type="str", choices=tuple(types), optional=True),),
-                doc="emit one part now (random type from the mix if not given)",
+                args=(
+                    Arg(name="type", type="str", choices=tuple(types), optional=True),
+                    Arg(name="order", type="str", optional=True, doc="the order it is for"),
+                ),
+                doc="emit one part now (random type from the mix if not given), for an order",
             ),
         )
         self.types = types
@@ -51,7 +54,7 @@ class Source(Device):
         self.pool_full = False
         self.next_at = cfg.first_at
         self.last_part: int | None = None
-        self._requested: list[str | None] = []
+        self._requested: list[tuple[str | None, str | None]] = []  # (type, order)
         largest = max(max(ctx.pool.types[t].size[:2]) for t in types)
         self.zone_min, self.zone_max = source_zone(cfg, self.belt.cfg, largest)
 
@@ -61,10 +64,10 @@ class Source(Device):
     def cmd_disable(self) -> None:
         self.enabled = False
 
-    def cmd_spawn(self, type: str | None = None) -> None:
+    def cmd_spawn(self, type: str | None = None, order: str | None = None) -> None:
         if len(self._requested) >= 16:
             raise CommandError("busy", f"source '{self.id}': 16 spawn requests already waiting")
-        self._requested.append(type)
+        self._requested.append((type, order))
 
     def _zone_clear(self) -> bool:
         hits = self.ctx.world.client.getOverlappingObjects(self.zone_min, self.zone_max) or ()
@@ -90,9 +93,9 @@ class Source(Device):
             return
         self.blocked = False
         if self._requested:
-            wanted = self._requested.pop(0)
+            wanted, order = self._requested.pop(0)
         else:
-            wanted = None
+            wanted, order = None, None
             jitter = self.rng.uniform(-self.cfg.jitter, self.cfg.jitter) if self.cfg.jitter else 0.0
             self.next_at = now + max(self.ctx.world.dt, self.cfg.interval + jitter)
         type_name = wanted or self.types[int(self.rng.choice(len(self.types), p=self.weights))]
@@ -105,7 +108,14 @@ class Source(Device):
         self.spawned += 1
         self.last_part = part.id
         quality = "reject" if defect else "good"
-        self.emit("part_spawned", part=part.id, type=type_name, quality=quality, defect=defect)
+        self.emit(
+            "part_spawned",
+            part=part.id,
+            type=type_name,
+            quality=quality,
+            defect=defect,
+            order=order,
+        )
 
     def _wait_for_pool(self, full: bool) -> None:
         """Wait while the pool is full, and say so when that starts and ends."""
