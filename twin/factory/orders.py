@@ -18,13 +18,15 @@ earliest arrival. Nothing here reads the physics: times and part outcomes are ha
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from twin.config import OrdersConfig, ProductConfig
+from twin.control.port import CommandPort
+from twin.devices.base import CommandError
 
 Emit = Callable[..., None]
 """Called as ``(kind, **data)`` for each order event; the composing code stamps and logs it."""
@@ -246,3 +248,50 @@ class OrderBook:
             "open": sum(1 for o in orders if o.open),
             "wip": self.wip,
         }
+
+
+class ReleaseDesk:
+    """Releases parts at the receiving stores when no built-in fleet manager brings AMRs for
+    given releases (an external fleet manager runs the AMRs): whenever an empty AMR is docked
+    at a receiving store and the policy lets a part go, the store's source is told to put
+    the next order's part on it."""
+
+    def __init__(
+        self,
+        book: OrderBook,
+        port: CommandPort,
+        stores: list[tuple[str, str]],  # (dock, source) of each receiving store
+        log: Callable[[str], None],
+    ) -> None:
+        self.book = book
+        self.port = port
+        self.stores = stores
+        self.log = log
+        # dock -> (order, the source's spawned count when asked) while a release is under way
+        self._asked: dict[str, tuple[Order, int]] = {}
+        self._retry_at: dict[str, float] = {}
+
+    def tick(self, now: float, signals: Mapping[str, Mapping[str, Any]]) -> None:
+        for dock, source in self.stores:
+            d, src = signals[dock], signals[source]
+            asked = self._asked.get(dock)
+            if asked is not None:
+                order, before = asked
+                # the request waits in the source until an empty AMR is docked there
+                if int(src.get("spawned", 0)) > before and src.get("last_part") is not None:
+                    del self._asked[dock]
+                    self.book.released(order, int(src["last_part"]), now)
+                continue
+            if not d.get("empty_amr") or now < self._retry_at.get(dock, 0.0):
+                continue
+            order = self.book.next_release()
+            if order is None:
+                continue
+            try:
+                self.port.send(source, "spawn", {"type": order.product, "order": order.id})
+            except CommandError as e:
+                self._retry_at[dock] = now + 1.0
+                self.log(f"{source}: spawn refused: {e.message}")
+                continue
+            self.book.reserve(order)
+            self._asked[dock] = (order, int(src.get("spawned", 0)))

@@ -49,6 +49,7 @@ def record_server(path: str | Path, cfg: LineConfig, server: Served) -> Recorder
         source="serve",
         seed=host.line.seed,
         builtin_controller=host.builtin_controller,
+        builtin_fleet=host.builtin_fleet,
         mode=host.mode,
         timestep=host.line.dt,
         state_rate=host.state_rate,
