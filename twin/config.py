@@ -87,7 +87,8 @@ class PartMix(_Strict, kw_only=True):
 
 class SourceConfig(_Strict, tag="source", tag_field="kind", kw_only=True):
     id: DeviceId
-    conveyor: str  # the belt the parts are put on
+    conveyor: str | None = None  # the belt the parts are put on ...
+    dock: str | None = None  # ... or the dock: onto the empty deck of the AMR docked there
     offset: Offset = 0.0  # m along the belt from its centre, downstream positive
     interval: Positive = 10.0  # s between parts
     # s, uniform +/- around the interval (seeded); bounded so the draw's range stays finite
@@ -178,7 +179,8 @@ class StationConfig(_Strict, tag="station", tag_field="kind", kw_only=True):
 
 class SinkConfig(_Strict, tag="sink", tag_field="kind", kw_only=True):
     id: DeviceId
-    conveyor: str
+    conveyor: str | None = None  # a take-away zone on this belt ...
+    dock: str | None = None  # ... or at this dock: parts an AMR delivers there
     offset: Offset = 0.0  # m along the belt: centre of the take-away zone
     zone_length: Length = 0.2
 
@@ -655,7 +657,12 @@ def _check_references(cfg: LineConfig, source: str) -> None:
 
     for i, d in enumerate(cfg.devices):
         here = f"devices[{i}] (device '{d.id}')"
-        if isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)):
+        if isinstance(d, (SourceConfig, SinkConfig)):
+            if (d.conveyor is None) == (d.dock is None):
+                fail(f"{here}.conveyor", "give exactly one of 'conveyor' or 'dock'")
+            if d.dock is not None:
+                expect(f"{here}.dock", d.dock, DockConfig, "dock")
+        if isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)) and d.conveyor is not None:
             expect(f"{here}.conveyor", d.conveyor, ConveyorConfig, "conveyor")
             belt = by_id[d.conveyor]
             assert isinstance(belt, ConveyorConfig)
