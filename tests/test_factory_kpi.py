@@ -386,3 +386,25 @@ def _png_height(path) -> int:
     header = path.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     return int.from_bytes(header[20:24], "big")
+
+
+def test_a_transport_requested_before_its_part_is_released_is_timed_from_the_request():
+    """The fleet sends an AMR to the receiving store before the part exists (part null);
+    the leg is the AMR's from its assignment and the part's once delivered."""
+    events = [
+        ev(10, "transport_requested", "fleet", part=None, from_cell="recv", to_cell="mill1"),
+        ev(12, "transport_requested", "fleet", part=None, from_cell="recv", to_cell="mill1"),
+        ev(15, "transport_assigned", "fleet", part=None, amr="a2"),
+        ev(30, "part_spawned", "recv_source", part=4, type="a"),
+        ev(50, "transport_done", "fleet", part=4, amr="a2", from_cell="recv", to_cell="mill1"),
+    ]
+    k = tracker()
+    k.consume(events)
+    t = k.snapshot(60.0, {})["transports"]
+    assert (t["requested"], t["assigned"], t["done"], t["waiting"]) == (2, 1, 1, 1)
+    assert t["wait_s"] == pytest.approx(5.0)  # the first request, 10 -> 15
+    assert t["duration_s"] == pytest.approx(40.0)  # 10 -> 50
+    g = Genealogy()
+    g.consume(events)
+    (leg,) = g.get(4).transports
+    assert (leg.requested, leg.amr, leg.assigned, leg.done) == (10.0, "a2", 15.0, 50.0)

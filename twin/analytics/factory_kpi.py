@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from twin.analytics.kpi import percentile
+from twin.analytics.transports import TransportMatcher
 from twin.events import (
     AmrLoaded,
     AmrMoveDone,
@@ -207,9 +208,7 @@ class FactoryKpiTracker:
         self._order_leads: list[float] = []  # sorted
         self._order_lead_sum = 0.0
         self._tardiness_sum = 0.0  # s past due, over late completed orders
-        # transports: part -> request time, and part -> assignment time
-        self._requested: dict[int, float] = {}
-        self._assigned: dict[int, float] = {}
+        self.transports = TransportMatcher()
         self.transports_requested = 0
         self.transports_assigned = 0
         self.transports_done = 0
@@ -256,23 +255,29 @@ class FactoryKpiTracker:
                 self.late.add(e.order)
             elif isinstance(e, OrderCompleted):
                 self._order_completed(e)
-            elif isinstance(e, TransportRequested):
-                self.transports_requested += 1
-                self._requested[e.part] = e.time
-            elif isinstance(e, TransportAssigned):
-                self.transports_assigned += 1
-                if e.part in self._requested and e.part not in self._assigned:
-                    self._wait_sum += e.time - self._requested[e.part]
-                    self._wait_n += 1
-                    self._assigned[e.part] = e.time
-            elif isinstance(e, TransportDone):
-                self.transports_done += 1
-                self._amr(e.amr).transports += 1
-                requested = self._requested.pop(e.part, None)
-                self._assigned.pop(e.part, None)
-                if requested is not None:
-                    self._transport_sum += e.time - requested
-                    self._transport_done_timed += 1
+            elif isinstance(e, (TransportRequested, TransportAssigned, TransportDone)):
+                self._transport(e)
+
+    def _transport(self, e: TransportRequested | TransportAssigned | TransportDone) -> None:
+        if isinstance(e, TransportRequested):
+            self.transports_requested += 1
+        elif isinstance(e, TransportAssigned):
+            self.transports_assigned += 1
+        else:
+            self.transports_done += 1
+            self._amr(e.amr).transports += 1
+        matched = self.transports.feed(e)
+        if matched is None:
+            return
+        what, leg = matched
+        if leg.requested is None:
+            return
+        if what == "assigned" and leg.assigned is not None:
+            self._wait_sum += leg.assigned - leg.requested
+            self._wait_n += 1
+        elif what == "done" and leg.done is not None:
+            self._transport_sum += leg.done - leg.requested
+            self._transport_done_timed += 1
 
     def _order_completed(self, e: OrderCompleted) -> None:
         self.orders_completed += 1
@@ -350,7 +355,7 @@ class FactoryKpiTracker:
             "requested": self.transports_requested,
             "assigned": self.transports_assigned,
             "done": self.transports_done,
-            "waiting": len(self._requested) - len(self._assigned),  # for an AMR, now
+            "waiting": self.transports.waiting,  # for an AMR, now
             "wait_s": self._wait_sum / waits if waits else None,
             "duration_s": self._transport_sum / timed if timed else None,
         }

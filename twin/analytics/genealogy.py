@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from twin.analytics.transports import Leg, TransportMatcher
 from twin.events import (
     Event,
     OrderArrived,
@@ -34,15 +35,6 @@ class StationVisit(msgspec.Struct, kw_only=True):
     processed: bool = False
 
 
-class Transport(msgspec.Struct, kw_only=True):
-    from_cell: str
-    to_cell: str
-    requested: float
-    amr: str | None = None
-    assigned: float | None = None
-    done: float | None = None
-
-
 class PartRecord(msgspec.Struct, kw_only=True):
     id: int
     type: str
@@ -54,7 +46,7 @@ class PartRecord(msgspec.Struct, kw_only=True):
     quality: str = "good"  # "good" or "reject"; a lost part is scrap: "reject"
     defect: str | None = None  # why it is a reject
     order: str | None = None  # the order it was released for (a factory)
-    transports: list[Transport] = msgspec.field(default_factory=list)  # AMR legs (a factory)
+    transports: list[Leg] = msgspec.field(default_factory=list)  # AMR legs (a factory)
 
 
 class OrderRecord(msgspec.Struct, kw_only=True):
@@ -82,6 +74,7 @@ class Genealogy:
         self._completed_order: list[int] = []
         self._completed_orders: list[str] = []
         self._released_early: dict[int, str] = {}  # part -> order, until the part spawns
+        self._transports = TransportMatcher()
 
     def consume(self, events: Iterable[Event]) -> None:
         for e in events:
@@ -172,25 +165,13 @@ class Genealogy:
                 self.orders.pop(self._completed_orders.pop(0), None)
 
     def _transport_event(self, e: TransportRequested | TransportAssigned | TransportDone) -> None:
+        matched = self._transports.feed(e)
+        if matched is None or e.part is None:  # a part still to be released: no record yet
+            return
         record = self.parts.get(e.part)
-        if record is None:
-            return
-        if isinstance(e, TransportRequested):
-            record.transports.append(
-                Transport(from_cell=e.from_cell, to_cell=e.to_cell, requested=e.time)
-            )
-            return
-        leg = next((t for t in reversed(record.transports) if t.done is None), None)
-        if leg is None:  # a transport nobody requested (an external fleet manager's own)
-            if not isinstance(e, TransportDone):
-                return
-            leg = Transport(from_cell=e.from_cell, to_cell=e.to_cell, requested=e.time)
+        leg = matched[1]
+        if record is not None and not any(t is leg for t in record.transports):
             record.transports.append(leg)
-        leg.amr = e.amr
-        if isinstance(e, TransportAssigned):
-            leg.assigned = e.time
-        else:
-            leg.done = e.time
 
     def _finished(self, part: int) -> None:
         """Keep at most `keep_completed` records of parts that left the line."""
