@@ -287,47 +287,6 @@ class Alarm(Event, tag="alarm", frozen=True, kw_only=True):
     message: str | None = None
 
 
-# mobile robots ----------------------------------------------------------------------------
-class AmrState(Event, tag="amr_state", frozen=True, kw_only=True):
-    """An AMR's state changed (idle, driving, docking, docked, undocking, charging, stopped,
-    blocked, battery_empty): what AMR utilisation integrates."""
-
-    old: str
-    new: str
-    cause: str  # the command, "arrived", "protective_field", "field_clear", "blocked_timeout",
-    # "charged", "battery_empty", or the reason of a safe stop
-
-
-class AmrMoveDone(Event, tag="amr_move_done", frozen=True, kw_only=True):
-    """An AMR's move (go_to, go_along, dock, undock) ended: `result` ok, blocked (the
-    protective field stayed interrupted for blocked_timeout), halted (stop, safe stop,
-    e-stop) or battery_empty."""
-
-    goal: str  # the node or dock it was going to
-    result: str
-    distance: float  # m driven on this move
-
-
-class AmrLoaded(Event, tag="amr_loaded", frozen=True, kw_only=True):
-    """A part came to lie on an AMR's deck."""
-
-    part: int
-    type: str
-    mass: float  # kg
-
-
-class AmrUnloaded(Event, tag="amr_unloaded", frozen=True, kw_only=True):
-    """The part left an AMR's deck (taken by an arm or a sink, or fallen off)."""
-
-    part: int | None
-
-
-class BatteryLow(Event, tag="battery_low", frozen=True, kw_only=True):
-    """An AMR's battery fell below its `low` level."""
-
-    level: float  # state of charge, 0-1
-
-
 # the line ---------------------------------------------------------------------------------
 class LineState(Event, tag="line_state", frozen=True, kw_only=True):
     """The line's own PackML state changed (device "line")."""
@@ -364,7 +323,8 @@ class EventsDropped(Event, tag="events_dropped", frozen=True, kw_only=True):
 class AmrState(Event, tag="amr_state", frozen=True, kw_only=True):
     """An AMR's state changed (what AMR utilisation integrates): idle, driving, docking,
     docked, undocking, charging, stopped, blocked or battery_empty; `cause` is the command
-    or what made it change."""
+    or what made it change ("arrived", "protective_field", "stalled", "clear",
+    "blocked_timeout", "charged", "battery_empty", a safe stop's reason)."""
 
     old: str
     new: str
@@ -372,9 +332,10 @@ class AmrState(Event, tag="amr_state", frozen=True, kw_only=True):
 
 
 class AmrMoveDone(Event, tag="amr_move_done", frozen=True, kw_only=True):
-    """An AMR's move ended: `result` is `ok`, `blocked` (stopped by its safety field for
-    longer than its blocked_timeout), `unreachable`, `halted` (stop, e-stop) or
-    `battery_empty`."""
+    """An AMR's move (go_to, go_along, dock, undock) ended: `result` is `ok`, `blocked`
+    (stopped by its safety field, or held back, for longer than its blocked_timeout),
+    `halted` (stop, safe stop, e-stop) or `battery_empty`. A goal no route leads to is
+    refused at once (`unreachable`), never started."""
 
     goal: str  # the node (or dock) it was sent to
     result: str
