@@ -255,7 +255,7 @@ def device_geometry(cfg: LineConfig, d: DeviceConfig) -> dict[str, Any]:
             "max_payload": d.max_payload,
         }
     if isinstance(d, SourceConfig):
-        belt = cfg.device(d.conveyor)
+        belt = cfg.device(d.conveyor or "")
         assert isinstance(belt, ConveyorConfig)
         kinds = {m.type for m in d.parts}
         largest = max(max(t.size[:2]) for t in cfg.part_types if t.name in kinds)
@@ -267,7 +267,7 @@ def device_geometry(cfg: LineConfig, d: DeviceConfig) -> dict[str, Any]:
             "zone": {"min": lo, "max": hi},
         }
     if isinstance(d, SinkConfig):
-        belt = cfg.device(d.conveyor)
+        belt = cfg.device(d.conveyor or "")
         assert isinstance(belt, ConveyorConfig)
         lo, hi = sink_zone(d, belt)
         return {

@@ -56,7 +56,7 @@ class CellBounds:
             elif isinstance(d, ArmConfig):
                 x, y, z = arm_base(d)
                 frame, half = Frame(x, y, z, 0.0), (d.reach, d.reach)
-            elif isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)):
+            elif isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)) and d.conveyor:
                 x, y, _ = belt_point(belts[d.conveyor], d.offset)
                 self.anchors.append((d.id, x, y))
                 continue

@@ -21,7 +21,7 @@ class Sink(Device):
 
     def __init__(self, cfg: SinkConfig, ctx: BuildContext) -> None:
         super().__init__(cfg, ctx)
-        belt = conveyor_of(ctx, cfg.id, cfg.conveyor)
+        belt = conveyor_of(ctx, cfg.id, cfg.conveyor or "")
         self.aabb_min, self.aabb_max = sink_zone(cfg, belt.cfg)
         self.count = 0
         self.last_part: int | None = None

@@ -30,7 +30,7 @@ class Source(Device):
 
     def __init__(self, cfg: SourceConfig, ctx: BuildContext) -> None:
         super().__init__(cfg, ctx)
-        self.belt = conveyor_of(ctx, cfg.id, cfg.conveyor)
+        self.belt = conveyor_of(ctx, cfg.id, cfg.conveyor or "")
         types = [m.type for m in cfg.parts]
         self.commands = (
             CommandSpec(name="enable", doc="emit parts at the configured interval"),
