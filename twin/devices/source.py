@@ -45,7 +45,9 @@ class Source(Device):
             CommandSpec(
                 name="spawn",
                 args=(
-                    Arg(name="type", type="str", choices=tuple(types), optional=True),
+                    # any part type of the line (a receiving store stocks them all); the
+                    # mix is what it emits by itself
+                    Arg(name="type", type="str", choices=tuple(ctx.pool.types), optional=True),
                     Arg(name="order", type="str", optional=True, doc="the order it is for"),
                 ),
                 doc="emit one part now (random type from the mix if not given), for an order",

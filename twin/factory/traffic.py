@@ -2,11 +2,11 @@
 
 The floor is cut into resources, each with the shape an AMR's body can take on it: a node (a
 circle of the body's half diagonal: it turns in place there), a lane (the body's width along
-the lane, and half its length beyond each end), a dock (the docked body) and a dock's path
-(from its approach node to the dock). Two resources conflict when their shapes come closer
-than `clearance` (the safety field's protective distance, so a reserved path never makes an
-AMR stop for another). An AMR may hold a resource only while no other AMR holds one that
-conflicts with it, so two bodies can never meet.
+the lane, and beyond each end half its length plus its safety field's protective distance,
+so nothing reserved around a lane ever stops an AMR on it), a dock (the docked body) and a
+dock's path (from its approach node to the dock). Two resources conflict when their shapes
+come closer than `clearance`. An AMR may hold a resource only while no other AMR holds one
+that conflicts with it, so two bodies can never meet.
 
 No deadlock:
 - a move reserves ALL of its route at once (its current place, every lane and node to the
@@ -32,6 +32,7 @@ from typing import Any
 
 from twin.config import AmrConfig
 from twin.control.port import CommandPort
+from twin.devices.amr_safety import SIDE_MARGIN
 from twin.devices.base import CommandError
 from twin.routes import RouteNetwork
 
@@ -106,7 +107,7 @@ class Reservations:
     """Which AMR holds which resource; a resource is free for an AMR when no other AMR holds
     one that conflicts with it."""
 
-    def __init__(self, shapes: Mapping[Resource, Capsule], clearance: float) -> None:
+    def __init__(self, shapes: Mapping[Resource, Capsule], clearance: float = 0.05) -> None:
         self.shapes = dict(shapes)
         keys = list(self.shapes)
         self.conflicts: dict[Resource, list[Resource]] = {r: [r] for r in keys}
@@ -138,6 +139,12 @@ class Reservations:
             mine.add(r)
         return True
 
+    def force(self, amr: str, r: Resource) -> None:
+        """Hold `r` whatever others hold: where an AMR stands is its own (a start that the
+        reservations would not allow)."""
+        self.holder[r] = amr
+        self.held.setdefault(amr, set()).add(r)
+
     def release(self, amr: str, resources: Iterable[Resource]) -> None:
         mine = self.held.get(amr, set())
         for r in resources:
@@ -159,11 +166,17 @@ class Reservations:
         return out
 
 
-def network_shapes(net: RouteNetwork, length: float, width: float) -> dict[Resource, Capsule]:
-    """The shape of every resource for an AMR body of `length` x `width`."""
+def network_shapes(
+    net: RouteNetwork, length: float, width: float, protective: float = 0.0
+) -> dict[Resource, Capsule]:
+    """The shape of every resource for an AMR body of `length` x `width`; on a lane with
+    its safety field's protective rectangle ahead (`protective` m beyond the bumper, the
+    body's width and a margin wide), so nothing reserved around it ever stops it."""
     diag = math.hypot(length, width) / 2
     half_w = width / 2
     beyond = max(0.0, length / 2 - half_w)  # the body's end past a lane's end, capsule-wise
+    field_w = half_w + SIDE_MARGIN
+    ahead = max(0.0, length / 2 + protective - field_w)
     shapes: dict[Resource, Capsule] = {}
     for n, pos in net.nodes.items():
         shapes[_node(n)] = Capsule(pos, pos, diag)
@@ -172,16 +185,23 @@ def network_shapes(net: RouteNetwork, length: float, width: float) -> dict[Resou
             pa, pb = net.nodes[a], net.nodes[b]
             ux, uy = pb[0] - pa[0], pb[1] - pa[1]
             n = math.hypot(ux, uy) or 1.0
-            ux, uy = ux / n * beyond, uy / n * beyond
+            ux, uy = ux / n * ahead, uy / n * ahead
             shapes[_lane(a, b)] = Capsule(
-                (pa[0] - ux, pa[1] - uy), (pb[0] + ux, pb[1] + uy), half_w
+                (pa[0] - ux, pa[1] - uy), (pb[0] + ux, pb[1] + uy), field_w
             )
     for d, dock in net.docks.items():
         pos = (dock.position[0], dock.position[1])
         cx, cy = math.cos(dock.yaw) * beyond, math.sin(dock.yaw) * beyond
         shapes[("d", d)] = Capsule((pos[0] - cx, pos[1] - cy), (pos[0] + cx, pos[1] + cy), half_w)
-        # docking may turn on the way in: the whole body's circle along the path
-        shapes[("p", d)] = Capsule(net.nodes[dock.node], pos, diag)
+        # the way in: straight along the dock's heading (the body's width), else it turns on
+        # the way (the whole body's circle)
+        ax, ay = net.nodes[dock.node]
+        way = math.atan2(pos[1] - ay, pos[0] - ax)
+        if abs(math.sin(way - dock.yaw)) < 0.09:  # within 5 degrees, either way round
+            ux, uy = math.cos(way) * beyond, math.sin(way) * beyond
+            shapes[("p", d)] = Capsule((ax - ux, ay - uy), (pos[0] + ux, pos[1] + uy), half_w)
+        else:
+            shapes[("p", d)] = Capsule((ax, ay), pos, diag)
     return shapes
 
 
@@ -223,16 +243,15 @@ class TrafficManager:
         amrs: list[AmrConfig],
         port: CommandPort,
         *,
-        clearance: float | None = None,
+        clearance: float = 0.05,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.net = net
         self.port = port
         length = max(a.size[0] for a in amrs)
         width = max(a.size[1] for a in amrs)
-        if clearance is None:
-            clearance = max(a.safety.protective for a in amrs) + 0.05
-        self.table = Reservations(network_shapes(net, length, width), clearance)
+        protective = max(a.safety.protective for a in amrs)
+        self.table = Reservations(network_shapes(net, length, width, protective), clearance)
         self.amrs: dict[str, _Amr] = {a.id: _Amr(a.id) for a in amrs}
         self._start = {a.id: a.start for a in amrs}
         self._on_error = on_error
@@ -313,10 +332,11 @@ class TrafficManager:
         else:
             node = s.get("node") or self._nearest_node(s)
             place, wanted = node, [_node(node)]
-        if self.table.acquire(a.id, wanted):  # type: ignore[arg-type]
-            a.place = place
-        else:  # someone else's reservation covers where it stands: the start is infeasible
-            self._error(f"{a.id}: cannot reserve where it stands ({place}): another AMR is there")
+        if not self.table.acquire(a.id, wanted):  # type: ignore[arg-type]
+            # where it stands is its own, even if too close to another: they move apart
+            self._error(f"{a.id}: stands too close to another AMR at {place}")
+            self.table.force(a.id, wanted[0])  # type: ignore[arg-type]
+        a.place = place
 
     def _nearest_node(self, s: Mapping[str, Any]) -> str:
         x, y = float(s.get("x", 0.0)), float(s.get("y", 0.0))
@@ -324,7 +344,7 @@ class TrafficManager:
 
     # moving ----------------------------------------------------------------------------
     def _plan(
-        self, a: _Amr, target: str, *, through_movable: bool
+        self, a: _Amr, target: str, *, through_movable: bool, ignoring: str = ""
     ) -> tuple[list[_Step], list[Resource], list[str]] | None:
         """The steps and resources from where `a` stands to `target`; with `through_movable`
         the route may pass AMRs that could be moved away (to find them)."""
@@ -339,7 +359,7 @@ class TrafficManager:
             res += [("d", dock), ("p", dock)]
             start = self.net.docks[dock].node
         goal_node = self.node_of(target)
-        route = self._route(a, start, goal_node, through_movable)
+        route = self._route(a, start, goal_node, through_movable, ignoring)
         if route is None:
             return None
         res += [_node(n) for n in route]
@@ -352,17 +372,22 @@ class TrafficManager:
             res += [("p", dock), ("d", dock)]
         return steps, res, route
 
-    def _usable(self, a: _Amr, r: Resource, through_movable: bool) -> tuple[bool, float]:
+    def _usable(
+        self, a: _Amr, r: Resource, through_movable: bool, ignoring: str = ""
+    ) -> tuple[bool, float]:
         blockers = self.table.blockers(a.id, r)
+        blockers.discard(ignoring)
         if not blockers:
             return True, 0.0
         if through_movable and all(self._movable_for(a, self.amrs[b]) for b in blockers):
             return True, _EVICT_PENALTY
         return False, 0.0
 
-    def _route(self, a: _Amr, start: str, goal: str, through_movable: bool) -> list[str] | None:
+    def _route(
+        self, a: _Amr, start: str, goal: str, through_movable: bool, ignoring: str = ""
+    ) -> list[str] | None:
         """Shortest route over resources usable by `a` (Dijkstra on the network)."""
-        if not self._usable(a, _node(start), through_movable)[0]:
+        if not self._usable(a, _node(start), through_movable, ignoring)[0]:
             return None
         best = {start: 0.0}
         came: dict[str, str] = {}
@@ -377,8 +402,8 @@ class TrafficManager:
             if d > best[n]:
                 continue
             for m, leg in self.net.out[n].items():
-                ok_n, pen_n = self._usable(a, _node(m), through_movable)
-                ok_l, pen_l = self._usable(a, _lane(n, m), through_movable)
+                ok_n, pen_n = self._usable(a, _node(m), through_movable, ignoring)
+                ok_l, pen_l = self._usable(a, _lane(n, m), through_movable, ignoring)
                 if not (ok_n and ok_l):
                     continue
                 nd = d + leg.length + max(pen_n, pen_l)
@@ -432,8 +457,11 @@ class TrafficManager:
 
     def _rest_of_route(self, a: _Amr) -> list[str]:
         """The route still to drive: from the node it stands on, or, stopped on a lane, from
-        the node it left (it drives back onto its lane and on; the lane is still held)."""
-        return a.route[a.passed :]
+        the end of that lane (the lane is still held)."""
+        rest = a.route[a.passed :]
+        if (a.signals.get("node") or "") != rest[0] and len(rest) > 1:
+            return rest[1:]  # on the lane from rest[0]: on to its end and beyond
+        return rest
 
     def _follow(self, a: _Amr) -> None:
         step = a.steps[0]
@@ -515,10 +543,27 @@ class TrafficManager:
             return
         _, wanted, _ = planned
         blockers = sorted({b for r in wanted for b in self.table.blockers(a.id, r)})
+        moved = False
         for b in blockers:
             other = self.amrs[b]
             if self._movable_for(a, other):
                 self._evade(other, set(wanted), a)
+                moved = moved or other.moving
+        if moved:
+            return
+        # none of them can get out of the way (their only way out is where `a` stands):
+        # `a` yields to a waiting one instead, and comes back when it has passed
+        for b in blockers:
+            other = self.amrs[b]
+            if other.moving or other.place is None or other.goal in (None, other.place):
+                continue
+            theirs = self._plan(other, other.goal or "", through_movable=True, ignoring=a.id)
+            if theirs is None:
+                continue
+            if any(a.id in self.table.blockers(other.id, r) for r in theirs[1]):
+                self._evade(a, set(theirs[1]), other)
+                if a.moving:
+                    return
 
     def _evade(self, b: _Amr, keep_clear: set[Resource], root: _Amr, depth: int = 0) -> None:
         """Send `b` to the nearest node it can reach that is clear of `keep_clear`; if every
