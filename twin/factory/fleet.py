@@ -13,8 +13,9 @@ loaded AMR always has somewhere to go and AMRs waiting at in docks never deadloc
 
 The best free AMR (empty deck, battery above the charge threshold) takes each request: the
 nearest by route ("nearest") or the one idle longest ("longest_idle"). A free AMR below the
-threshold goes to a free charger and charges; other free AMRs go to a free park node (where
-the traffic manager may move them out of anyone's way).
+threshold goes to a free charger and charges; other free AMRs stay where they are for
+`PARK_AFTER` s (the next job is often nearby), then go to a free park node; wherever they
+wait, the traffic manager moves them out of anyone's way.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from twin.routes import RouteNetwork
 Emit = Callable[..., None]  # (kind, **data)
 
 _RETRY = 1.0  # s before a refused command is sent again
-_JOBS_PER_RECEIVING_DOCK = 2  # releases on their way to one receiving dock at once
+_JOBS_PER_RECEIVING_DOCK = 2
+PARK_AFTER = 20.0  # s a free AMR stays where it is before it goes to a park node  # releases on their way to one receiving dock at once
 
 
 @dataclass
@@ -232,6 +234,7 @@ class FleetManager:
 
     def _request_pickups(self, s: Signals) -> None:
         moving = {t.part for t in self.transports}
+        stuck: list[tuple[Cell, int, str]] = []  # finished parts with no room downstream
         for cell in self.cells.values():
             if cell.role != "process" or cell.out_dock is None:
                 continue
@@ -244,9 +247,36 @@ class FleetManager:
                 if state is None:
                     continue  # not a part the fleet brought: it does not know its routing
                 dest = self._destination(state.product, state.step + 1, cell.out_dock)
-                if dest is None:
-                    continue  # no room downstream yet
-                self._new_transport(part, state.product, state.step + 1, cell, dest, None)
+                if dest is not None:
+                    self._new_transport(part, state.product, state.step + 1, cell, dest, None)
+                    continue
+                routing = self.routing(state.product)
+                stuck.append((cell, part, routing[state.step + 1].cell))
+        self._break_circles(stuck)
+
+    def _break_circles(self, stuck: list[tuple[Cell, int, str]]) -> None:
+        """Parts wait for each other's cells (routings that cross, e.g. mill -> drill and
+        drill -> mill, with every station full): take one onto an AMR that holds it until
+        its next cell has room, so the other can move. One AMR always stays for that."""
+        holding = sum(1 for t in self.transports if not t.to_cell)
+        for cell, part, _ in stuck:
+            if holding >= len(self.amrs) - 1:
+                return
+            if not any(c is not cell and want in (cell.kind, cell.id) for c, _, want in stuck):
+                continue
+            state = self.parts[part]
+            t = Transport(
+                part=part,
+                product=state.product,
+                step=state.step + 1,
+                from_cell=cell.id,
+                pickup=cell.out_dock or "",
+                to_cell="",
+                drop="",
+            )
+            self.transports.append(t)
+            holding += 1
+            self.emit("transport_requested", part=part, from_cell=cell.id, to_cell="")
 
     def _request_releases(self) -> None:
         orders = self.orders
@@ -362,12 +392,32 @@ class FleetManager:
                 t.phase = "loading"
         if t.phase == "loading" and t.part is None and t.order is not None:
             self._spawn_for(t)
+        elif t.phase == "to_drop" and not t.to_cell:
+            self._hold(t, s)
         elif t.phase == "to_drop":
             self.traffic.send(amr, dock_place(t.drop))
             if self.traffic.arrived(amr) and sig.get("dock") == t.drop:
                 t.phase = "unloading"
         elif t.phase == "unloading" and sig.get("load") is None:
             self._delivered(t)
+
+    def _hold(self, t: Transport, s: Signals) -> None:
+        """A part on an AMR waiting for room downstream: it waits at a park node until a
+        cell has room, then goes there."""
+        amr = t.amr or ""
+        dest = self._destination(t.product, t.step, t.pickup)
+        if dest is not None:
+            t.to_cell, t.drop = dest.id, dest.in_dock or ""
+            if dest.role == "process":
+                self.occupancy[dest.id] += 1
+            self.traffic.send(amr, dock_place(t.drop))
+            return
+        goal = self.traffic.amrs[amr].goal
+        park = self.fleet_cfg.park
+        if park and goal not in park:
+            node = self._free_spot(amr, park, claimed=self._park_claims(amr))
+            if node is not None:
+                self.traffic.send(amr, node)
 
     def _spawn_for(self, t: Transport) -> None:
         if t.spawn_sent or self.now < t.retry_at or t.order is None:
@@ -461,7 +511,8 @@ class FleetManager:
 
     def _go_deliver(self, a: _Amr, t: Transport) -> None:
         t.phase = "to_drop"
-        self.traffic.send(a.cfg.id, dock_place(t.drop))
+        if t.drop:
+            self.traffic.send(a.cfg.id, dock_place(t.drop))
 
     def _delivered(self, t: Transport) -> None:
         amr = t.amr or ""
@@ -496,8 +547,8 @@ class FleetManager:
                 return
         park = self.fleet_cfg.park
         goal = self.traffic.amrs[amr].goal
-        if not park or (goal in park):
-            return
+        if not park or (goal in park) or self.now - a.idle_since < PARK_AFTER:
+            return  # a moment's wait: the next job is often nearby
         node = self._free_spot(amr, park, claimed=self._park_claims(amr))
         if node is not None:
             self.traffic.send(amr, node, evictable=True)

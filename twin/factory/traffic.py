@@ -174,32 +174,39 @@ def network_shapes(
     body's width and a margin wide), so nothing reserved around it ever stops it."""
     diag = math.hypot(length, width) / 2
     half_w = width / 2
-    beyond = max(0.0, length / 2 - half_w)  # the body's end past a lane's end, capsule-wise
-    field_w = half_w + SIDE_MARGIN
-    ahead = max(0.0, length / 2 + protective - field_w)
+    field_w = half_w + SIDE_MARGIN  # every capsule's radius but a node's
+    # how far a capsule of that radius must reach past the body's centre to cover its ends
+    beyond = length / 2 - math.sqrt(field_w**2 - half_w**2)
+    ahead = beyond + protective
     shapes: dict[Resource, Capsule] = {}
     for n, pos in net.nodes.items():
         shapes[_node(n)] = Capsule(pos, pos, diag)
     for a, outs in net.out.items():
         for b in outs:
+            if a > b and a in net.out.get(b, {}):
+                continue  # a two-way lane: one resource, done from its other end
             pa, pb = net.nodes[a], net.nodes[b]
             ux, uy = pb[0] - pa[0], pb[1] - pa[1]
             n = math.hypot(ux, uy) or 1.0
-            ux, uy = ux / n * ahead, uy / n * ahead
+            ux, uy = ux / n, uy / n
+            # the field reaches ahead only: beyond the end it drives toward
+            back = ahead if a in net.out.get(b, {}) else beyond
             shapes[_lane(a, b)] = Capsule(
-                (pa[0] - ux, pa[1] - uy), (pb[0] + ux, pb[1] + uy), field_w
+                (pa[0] - ux * back, pa[1] - uy * back),
+                (pb[0] + ux * ahead, pb[1] + uy * ahead),
+                field_w,
             )
     for d, dock in net.docks.items():
         pos = (dock.position[0], dock.position[1])
         cx, cy = math.cos(dock.yaw) * beyond, math.sin(dock.yaw) * beyond
-        shapes[("d", d)] = Capsule((pos[0] - cx, pos[1] - cy), (pos[0] + cx, pos[1] + cy), half_w)
+        shapes[("d", d)] = Capsule((pos[0] - cx, pos[1] - cy), (pos[0] + cx, pos[1] + cy), field_w)
         # the way in: straight along the dock's heading (the body's width), else it turns on
         # the way (the whole body's circle)
         ax, ay = net.nodes[dock.node]
         way = math.atan2(pos[1] - ay, pos[0] - ax)
         if abs(math.sin(way - dock.yaw)) < 0.09:  # within 5 degrees, either way round
             ux, uy = math.cos(way) * beyond, math.sin(way) * beyond
-            shapes[("p", d)] = Capsule((ax - ux, ay - uy), (pos[0] + ux, pos[1] + uy), half_w)
+            shapes[("p", d)] = Capsule((ax - ux, ay - uy), (pos[0] + ux, pos[1] + uy), field_w)
         else:
             shapes[("p", d)] = Capsule((ax, ay), pos, diag)
     return shapes
