@@ -512,3 +512,34 @@ def test_config_errors_name_the_file_and_field(fragment: str, field: str, proble
         loads(PARTS + NETWORK + fragment, "factory.toml")
     msg = str(e.value)
     assert msg.startswith("factory.toml: ") and field in msg and problem in msg, msg
+
+
+def test_a_route_extended_while_driving_goes_on_without_stopping() -> None:
+    """As a traffic manager drives it: one lane at a time, the next sent before the end."""
+    net = """
+[network]
+nodes = [{ id = "a", position = [0.0, 0.0] }, { id = "m", position = [3.0, 0.0] },
+         { id = "b", position = [6.0, 0.0] }]
+lanes = [{ from = "a", to = "m" }, { from = "m", to = "b" }]
+"""
+    with make_line(amr("r1", "a"), network=net) as line:
+        r1 = line.devices["r1"]
+        line.apply("r1", "go_along", {"nodes": ["a", "m"]})
+        run(line, 2.5)
+        assert r1.state == "driving" and r1.node == ""
+        line.apply("r1", "go_along", {"nodes": ["a", "m", "b"]})  # the lane being driven, on
+        trace = [s["r1"] for s in run(line, 20, idle("r1"))]
+        at_m = min(trace, key=lambda s: abs(s["x"] - 3.0))
+        assert at_m["speed"] > 0.9
+        assert (r1.node, r1.result, r1.moves_done) == ("b", "ok", 1)
+        # stopped while driving back, then sent on: it brakes within its limits, then goes
+        line.apply("r1", "go_to", {"node": "a"})
+        run(line, 5.0)
+        line.apply("r1", "stop")
+        run(line, 0.2)
+        line.apply("r1", "go_to", {"node": "b"})  # reverse while still braking
+        trace = [s["r1"] for s in run(line, 20, idle("r1"))]
+        speed = [s["speed"] for s in trace]
+        accel = [(b - a) / DT for a, b in zip(speed, speed[1:])]
+        assert max(abs(a) for a in accel) <= 0.8 * 1.02 + 1e-6
+        assert (r1.node, r1.result) == ("b", "ok")

@@ -31,7 +31,7 @@ from twin.devices.dock import Dock, dock_of
 from twin.routes import RouteNetwork
 
 _SCAN_PERIOD = 0.04  # s between two safety field scans (a 25 Hz scanner)
-_LOAD_PERIOD = 0.04  # s between two looks at the deck
+_LOAD_PERIOD = 0.04  # s between two looks at the deck and two battery updates
 _IDLE_READ_PERIOD = 0.1  # s between two pose reads while at rest (it may be pushed)
 _LOAD_GONE = 2  # looks in a row without the part before it counts as gone
 _MOVING = ("driving", "docking", "undocking", "blocked")
@@ -191,10 +191,12 @@ class Amr(Device):
                 self._refuse(
                     "bad_value",
                     "go_along",
-                    f"on the lane {self._here()} it can drive to {self._lane_exits()}, "
-                    f"not '{path[0]}'",
+                    f"{self._here()} it can drive to {self._lane_exits()}, not '{path[0]}'",
                 )
         else:
+            seg = self.drive.segments[0] if keep else None
+            if seg is not None and path[:2] == [seg.start, seg.end]:
+                path = path[1:]  # the lane it is driving: the route goes on from its end
             if path[0] != start:
                 path.insert(0, start)
             if len(path) > 1 and path[1] not in self.net.out[path[0]]:
@@ -452,12 +454,11 @@ class Amr(Device):
     # sensing -----------------------------------------------------------------------------
     def after_step(self) -> None:
         world = self.ctx.world
-        dt = world.dt
         if self.drive.active or self._halting or world.step_index % self._idle_read_every == 0:
             self._sense()
         if world.step_index % self._load_every == 0:
             self._look_at_deck()
-        self._battery(dt)
+            self._battery(world.dt * self._load_every)
 
     def _sense(self) -> None:
         self.x, self.y, self._yaw, self.vx, self.vy, self.yaw_rate = self.body.read()
