@@ -567,3 +567,19 @@ def test_an_estop_while_docking_stops_it_on_the_way_and_docking_goes_on_after() 
         line.apply("r1", "dock", {"dock": "d1"})
         run(line, 10, idle("r1"))
         assert (r1.state, r1.dock_id) == ("docked", "d1") and d1.signals()["amr"] == "r1"
+
+
+def test_held_back_by_what_the_field_does_not_see_it_reports_blocked() -> None:
+    with make_line(amr("r1", "a", blocked_timeout=2.0)) as line:
+        r1 = line.devices["r1"]
+        line.world.box([0.05, 0.5, 0.03], [2.0, 0.0, 0.03])  # a kerb below the scanner
+        line.apply("r1", "go_to", {"node": "b"})
+        trace = [s["r1"] for s in run(line, 20, idle("r1"))]
+        assert r1.safety == "clear" and all(s["safety"] == "clear" for s in trace)
+        assert r1.x + 0.4 < 1.95 + 0.01  # it did not get through
+        evs = line.drain_events()
+        causes = [e.data["cause"] for e in evs if e.kind == "amr_state"]
+        assert causes == ["go_to", "stalled", "blocked_timeout"]
+        done = [e.data for e in evs if e.kind == "amr_move_done"]
+        assert [d["result"] for d in done] == ["blocked"]
+        assert (r1.state, r1.result) == ("idle", "blocked")

@@ -51,7 +51,8 @@ class Amr(Device):
         self.net: RouteNetwork = network_of(ctx)
         self.commands = command_specs(tuple(self.net.nodes), tuple(self.net.docks))
         world = ctx.world
-        self.body = AmrBody(world, cfg)
+        self.chassis = AmrBody(world, cfg)
+        self.body = self.chassis.body  # its pybullet body, as other devices name theirs
         length, width, self.deck_height = cfg.size
         self.field = SafetyField(cfg.safety, length / 2, width / 2)
         self.pack = Battery(cfg.battery)
@@ -92,7 +93,7 @@ class Amr(Device):
             (x, y), yaw = self.net.nodes[cfg.start], 0.0
             self.where = ("node", cfg.start)
             self.node = cfg.start
-        self.body.place(x, y, yaw)
+        self.chassis.place(x, y, yaw)
         self.x, self.y, self._yaw, self.vx, self.vy, self.yaw_rate = x, y, yaw, 0.0, 0.0, 0.0
         self._last_xy = (x, y)
 
@@ -355,7 +356,7 @@ class Amr(Device):
             self._follow()
         elif self._halting:
             vx, vy, w = drive.brake(self.ctx.world.dt)
-            self.body.drive(vx, vy, w)
+            self.chassis.drive(vx, vy, w)
             if drive.at_rest:
                 self._halting = False
 
@@ -379,7 +380,7 @@ class Amr(Device):
             self.field.clear()
             self.safety = "clear"
         vx, vy, w, finished = drive.update(self.x, self.y, self._yaw, world.dt, cap)
-        self.body.drive(vx, vy, w)
+        self.chassis.drive(vx, vy, w)
         for done in finished:
             self._segment_done(done)
         if drive.active:
@@ -443,7 +444,7 @@ class Amr(Device):
             self._battery(world.dt * self._load_every)
 
     def _sense(self) -> None:
-        self.x, self.y, self._yaw, self.vx, self.vy, self.yaw_rate = self.body.read()
+        self.x, self.y, self._yaw, self.vx, self.vy, self.yaw_rate = self.chassis.read()
         if self.state == "docked" and self.where[0] == "dock":
             dock = self._dock(self.where[1])
             dx, dy = self.x - dock.cfg.position[0], self.y - dock.cfg.position[1]
@@ -475,7 +476,7 @@ class Amr(Device):
         pool = self.ctx.pool
         parts = [
             p
-            for b in self.body.deck_contacts(self.deck_height)
+            for b in self.chassis.deck_contacts(self.deck_height)
             if (p := pool.part_at_body(b)) is not None
         ]
         if not parts:
