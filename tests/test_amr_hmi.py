@@ -1,6 +1,7 @@
-"""The browser HMI on a factory: the route network, docks and AMRs drawn, an AMR's tile
-following it as a client drives it over the protocol (real `twin serve --hmi`, real
-headless Chromium). Skipped where Chromium is not installed, as the other browser tests.
+"""The views of a factory: the browser HMI draws the route network, docks and AMRs, an AMR's
+tile following it as a client drives it over the protocol (real `twin serve --hmi`, real
+headless Chromium; skipped where Chromium is not installed, as the other browser tests); the
+Foxglove scene draws them too.
 """
 
 from __future__ import annotations
@@ -10,18 +11,40 @@ from hmi_helpers import CHROMIUM, CHROMIUM_ARGS, SKIP_REASON, hmi_urls
 from processes import ROOT
 
 from twin.client import Client
+from twin.config import load
+from twin.gateways.foxglove.scene import SceneBuilder
+from twin.line import Line
+from twin.protocol import messages as m
 
 try:
     from playwright.sync_api import expect, sync_playwright
 except ImportError:  # pragma: no cover - dev extra not installed
     sync_playwright = None
 
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None or sync_playwright is None, reason=SKIP_REASON),
-    pytest.mark.timeout(120),
-]
+pytestmark = pytest.mark.timeout(120)
+needs_browser = pytest.mark.skipif(CHROMIUM is None or sync_playwright is None, reason=SKIP_REASON)
 
 
+def test_the_foxglove_scene_draws_the_network_docks_and_amrs_where_they_are() -> None:
+    line = Line(load(ROOT / "configs" / "factory_small.toml"))
+    with line:
+        desc = line.describe()
+        scene = SceneBuilder(desc["devices"], desc["part_types"], desc["network"])
+        line.apply("amr1", "go_to", {"node": desc["network"]["lanes"][0]["to"]})
+        line.step(150)
+        state = m.State(signals=line.signals(), parts=line.part_poses())
+        text = repr(scene.update(state, 1_000_000))
+        amr1 = line.devices["amr1"]
+        kinds = {d["id"]: (d["kind"], d.get("geometry", {})) for d in desc["devices"]}
+        dock = next(i for i, (k, _) in kinds.items() if k == "dock")
+        at_dock = next(i for i, (k, g) in kinds.items() if k == "source" and "deck_point" in g)
+        for entity in ("network", "amr1", dock, at_dock):
+            assert f'id: "{entity}"' in text, entity
+        assert f"x: {amr1.x}, y: {amr1.y}" in text  # the chassis where the AMR is
+        assert 'text: "amr1: driving"' in text
+
+
+@needs_browser
 def test_the_page_draws_a_factory_and_follows_an_amr(serve) -> None:
     config = str(ROOT / "configs" / "factory_small.toml")
     args = (config, "--mode", "realtime", "--rtf", "5", "--no-builtin-controller")
