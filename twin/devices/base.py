@@ -205,6 +205,14 @@ def validate_args(spec: CommandSpec, args: Any) -> dict[str, Any]:
                     f"{spec.name}: '{arg.name}' must be a list of 1 to {_MAX_STRS} strings, "
                     f"got {value!r}"[:300],
                 )
+            if arg.choices is not None:
+                unknown = [v for v in value if v not in arg.choices]
+                if unknown:
+                    raise CommandError(
+                        "bad_value",
+                        f"{spec.name}: '{arg.name}': {unknown[0]!r} is not one of "
+                        f"{list(arg.choices)}",
+                    )
             clean[arg.name] = list(value)
         else:  # pragma: no cover - a spec bug, not user input
             raise AssertionError(arg.type)
