@@ -523,7 +523,13 @@ def test_a_part_travels_through_placed_cells_on_amrs():
             {"id": "a2", "start": "mill1_out"},
             {"id": "a3", "start": "drill1_out"},
         ],
-        "amr": {"dock_speed": 0.5, "max_speed": 2.0, "max_acceleration": 1.5, "max_deceleration": 2.0, "turn_rate": 2.0},
+        "amr": {
+            "dock_speed": 0.5,
+            "max_speed": 2.0,
+            "max_acceleration": 1.5,
+            "max_deceleration": 2.0,
+            "turn_rate": 2.0,
+        },
     }
     raw["orders"]["products"][0]["routing"] = [
         {"cell": "mill", "cycle_time": 3.0},

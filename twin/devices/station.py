@@ -263,6 +263,7 @@ class Station(Device):
                 if self.part != self._progress_part:
                     # processing runs from the end of this step, when its event is stamped
                     self._progress_part, self.progress = self.part, 0.0
+                    assert self.part is not None  # has_work
                     kind = self.ctx.pool.active[self.part].type
                     self.cycle_time = self.cfg.cycle_times.get(kind, self.cfg.cycle_time)
                     self.emit("process_started", part=self.part)
