@@ -30,8 +30,13 @@ class Sink(Device):
         self.good = 0
 
     def after_step(self) -> None:
-        c, pool = self.ctx.world.client, self.ctx.pool
-        hits = c.getOverlappingObjects(self.aabb_min, self.aabb_max) or ()
+        pool = self.ctx.pool
+        if not pool.active:
+            return  # no part on the line: none can have arrived
+        c = self.ctx.world.client
+        hits = c.getOverlappingObjects(self.aabb_min, self.aabb_max)
+        if not hits:
+            return
         now = self.ctx.world.sim_time
         for body, _link in hits:
             part_id = pool.part_at_body(body)
