@@ -40,6 +40,8 @@ from twin.protocol.codec import decode_reply, decode_telemetry, encode
 
 _NOBLOCK = int(zmq.NOBLOCK)  # a plain int: pyzmq's flag enums cost microseconds per call
 _RCVTIMEO = int(zmq.RCVTIMEO)
+# the socket's own send, without pyzmq's Python wrapper (for DRAFT options not used here)
+_send = zmq.backend.Socket.send
 
 
 class TwinError(Exception):
@@ -104,9 +106,10 @@ class Client:
         wait = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
         payload = encode(req)
+        dealer = self._dealer
         while True:
             try:
-                self._dealer.send(payload, _NOBLOCK)
+                _send(dealer, payload, _NOBLOCK)
                 break
             except zmq.Again:
                 # nowhere to send yet (not connected, or the server refused this client's
@@ -120,7 +123,6 @@ class Client:
                     ) from None
         waiting = self._waiting
         waiting.append(req.id)
-        dealer = self._dealer
         while True:
             left = deadline - time.monotonic()
             # a blocking receive with the time left as its timeout: the thread wakes as the

@@ -384,7 +384,7 @@ class Dispatcher:
             step=line.step_index,
             time=line.sim_time,
             inputs=image.read(),
-            refused=[[r["index"], r["code"], r["message"]] for r in refused],
+            refused=[[r["index"], r["code"], r["message"]] for r in refused] if refused else [],
         )
         self._last_cycle = (batch, where)  # what the recorder is told (see _accepted)
         return reply

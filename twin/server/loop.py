@@ -38,6 +38,9 @@ _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _RCVMORE = int(zmq.RCVMORE)
 _RCVTIMEO = int(zmq.RCVTIMEO)
+# the socket's own send, without the Python wrapper pyzmq puts around it (for options this
+# server never uses: DRAFT routing ids and groups)
+_send = zmq.backend.Socket.send
 
 
 @dataclass
@@ -158,8 +161,8 @@ class Server:
                 reply = self.dispatcher.handle(client, payload, now, role, user)
             try:
                 for frame in envelope:
-                    router.send(frame, _MORE_NOBLOCK)
-                router.send(reply, _NOBLOCK)
+                    _send(router, frame, _MORE_NOBLOCK)
+                _send(router, reply, _NOBLOCK)
             except zmq.ZMQError:
                 pass  # the client is gone or not reading: its loss, not the line's
             self.check_watchdog()
@@ -167,8 +170,9 @@ class Server:
     def _receive(self, router: zmq.Socket, flags: int) -> tuple[list[bytes], str | None]:
         """One request's frames and, with Curve, the sender's User-Id (its z85 public key)."""
         if self.roles is None:
-            # recv_multipart, without its enum arithmetic on every frame
-            frames = [router.recv(flags)]
+            # recv_multipart without its option lookups: a ROUTER's first frame (the
+            # identity) is always followed by the message, which arrives whole
+            frames = [router.recv(flags), router.recv(_NOBLOCK)]
             while router.get(_RCVMORE):
                 frames.append(router.recv(_NOBLOCK))
             return frames, None
