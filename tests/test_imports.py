@@ -84,6 +84,8 @@ LOWER_LAYERS = {
     "twin.protocol": (),
     "twin.events": (),
     "twin.geometry": ("twin.config",),
+    "twin.routes": ("twin.config",),
+    "twin.factory.checks": ("twin.config",),
     "twin.production": ("twin.config",),
     "twin.parts": ("twin.config", "twin.sim"),
     "twin.devices": (
@@ -92,6 +94,7 @@ LOWER_LAYERS = {
         "twin.parts",
         "twin.events",
         "twin.geometry",
+        "twin.routes",
         "twin.production",
     ),
     "twin.analytics": ("twin.events",),

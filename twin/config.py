@@ -87,7 +87,8 @@ class PartMix(_Strict, kw_only=True):
 
 class SourceConfig(_Strict, tag="source", tag_field="kind", kw_only=True):
     id: DeviceId
-    conveyor: str  # the belt the parts are put on
+    conveyor: str | None = None  # the belt the parts are put on ...
+    dock: str | None = None  # ... or the dock: onto the empty deck of the AMR docked there
     offset: Offset = 0.0  # m along the belt from its centre, downstream positive
     interval: Positive = 10.0  # s between parts
     # s, uniform +/- around the interval (seeded); bounded so the draw's range stays finite
@@ -166,6 +167,7 @@ class StationConfig(_Strict, tag="station", tag_field="kind", kw_only=True):
     yaw: Yaw = 0.0  # rad
     size: Size3 = msgspec.field(default_factory=lambda: [0.4, 0.4, 0.75])  # table x, y, height
     cycle_time: Positive = 8.0  # s of processing per part
+    cycle_times: dict[str, Positive] = msgspec.field(default_factory=dict)  # per part type
     transition_time: NonNegative = 0.2  # s each acting PackML state (Starting, Resetting...) takes
     batch_size: Annotated[int, msgspec.Meta(ge=0)] = 0  # parts per batch (Complete); 0 = no end
     defect_rate: Probability = 0.0  # share of processed parts that come out as rejects (seeded)
@@ -177,7 +179,8 @@ class StationConfig(_Strict, tag="station", tag_field="kind", kw_only=True):
 
 class SinkConfig(_Strict, tag="sink", tag_field="kind", kw_only=True):
     id: DeviceId
-    conveyor: str
+    conveyor: str | None = None  # a take-away zone on this belt ...
+    dock: str | None = None  # ... or at this dock: parts an AMR delivers there
     offset: Offset = 0.0  # m along the belt: centre of the take-away zone
     zone_length: Length = 0.2
 
@@ -249,6 +252,64 @@ class InspectionConfig(_Strict, tag="inspection", tag_field="kind", kw_only=True
     call_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
 
 
+class DockConfig(_Strict, tag="dock", tag_field="kind", kw_only=True):
+    """A place where a mobile robot (AMR) parks so a cell's arm can load or unload its deck.
+
+    An AMR docks from the route network's `node` (the approach node) by driving straight to
+    `position` at creep speed, ending with heading `yaw`; it undocks back to that node.
+    """
+
+    id: DeviceId
+    position: Vec3  # floor point under the deck centre of a docked AMR
+    yaw: Yaw = 0.0  # rad, heading of a docked AMR
+    node: str  # the approach node in [network]
+    tolerance: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.03  # m: docked within this
+
+
+class SafetyFieldConfig(_Strict, kw_only=True):
+    """A fan of rays ahead of the AMR (a safety laser scanner): something inside the warning
+    field slows it to `warning_speed`, inside the protective field it stops."""
+
+    rays: Annotated[int, msgspec.Meta(ge=3, le=64)] = 11
+    angle: Annotated[float, msgspec.Meta(gt=0, le=math.pi)] = 1.6  # rad, the fan's full width
+    height: Annotated[float, msgspec.Meta(gt=0, le=2)] = 0.1  # m above the floor
+    protective: Annotated[float, msgspec.Meta(gt=0, le=20)] = 0.35  # m beyond the bumper: stop
+    warning: Annotated[float, msgspec.Meta(gt=0, le=50)] = 1.2  # m beyond the bumper: slow
+    warning_speed: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.3  # m/s
+
+
+class BatteryConfig(_Strict, kw_only=True):
+    capacity: Annotated[float, msgspec.Meta(gt=0, le=1e6)] = 1000.0  # Wh
+    initial: Probability = 1.0  # state of charge at start, 0-1
+    drive_energy: Annotated[float, msgspec.Meta(ge=0, le=1e3)] = 0.06  # Wh per m driven empty
+    payload_energy: Annotated[float, msgspec.Meta(ge=0, le=1e3)] = 0.002  # Wh per m per kg
+    idle_power: Annotated[float, msgspec.Meta(ge=0, le=1e5)] = 20.0  # W drawn while switched on
+    low: Probability = 0.25  # below this the fleet manager sends it to charge
+    full: Probability = 0.95  # charging ends here
+
+
+class AmrConfig(_Strict, tag="amr", tag_field="kind", kw_only=True):
+    """An autonomous mobile robot: a chassis that drives on the floor along the route network,
+    carrying one part on its deck."""
+
+    id: DeviceId
+    start: str  # a node of [network], or a dock (the AMR starts docked there)
+    size: Size3 = msgspec.field(default_factory=lambda: [0.8, 0.56, 0.7])  # m: L, W, deck height
+    mass: Annotated[float, msgspec.Meta(gt=0, le=10_000)] = 120.0  # kg
+    max_speed: Annotated[float, msgspec.Meta(gt=0, le=10)] = 1.0  # m/s
+    max_acceleration: Annotated[float, msgspec.Meta(gt=0, le=50)] = 0.5  # m/s^2
+    max_deceleration: Annotated[float, msgspec.Meta(gt=0, le=50)] = 0.8  # m/s^2, braking
+    turn_rate: Annotated[float, msgspec.Meta(gt=0, le=20)] = 1.0  # rad/s
+    turn_acceleration: Annotated[float, msgspec.Meta(gt=0, le=100)] = 2.0  # rad/s^2
+    dock_speed: Annotated[float, msgspec.Meta(gt=0, le=2)] = 0.15  # m/s, docking and undocking
+    max_payload: Annotated[float, msgspec.Meta(gt=0, le=10_000)] = 10.0  # kg
+    deck_friction: NonNegative = 0.6
+    blocked_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 20.0  # s stopped: fail
+    safety: SafetyFieldConfig = msgspec.field(default_factory=SafetyFieldConfig)
+    battery: BatteryConfig = msgspec.field(default_factory=BatteryConfig)
+    color: Color = msgspec.field(default_factory=lambda: [0.95, 0.75, 0.1, 1.0])
+
+
 # Every device kind is one member of this union (its tag names the kind and the module in
 # twin/devices/ that builds it). The order is the build order: what others are mounted on first.
 DeviceConfig = (
@@ -260,6 +321,8 @@ DeviceConfig = (
     | SinkConfig
     | CameraConfig
     | InspectionConfig
+    | DockConfig
+    | AmrConfig
 )
 
 
@@ -272,6 +335,7 @@ class BeltRule(_Strict, kw_only=True):
 class PickFrom(_Strict, kw_only=True):
     eye: str | None = None  # a photo-eye on a conveyor: pick the part that blocks it
     station: str | None = None  # a station whose part is finished
+    dock: str | None = None  # a dock: pick the part off the deck of the AMR docked there
 
 
 class PlaceTo(_Strict, kw_only=True):
@@ -279,6 +343,7 @@ class PlaceTo(_Strict, kw_only=True):
     conveyor: str | None = None  # a point on a conveyor ...
     offset: Offset = 0.0  # ... this far along it from its centre
     clear_eye: str | None = None  # ... placed only while this eye is clear
+    dock: str | None = None  # on the empty deck of the AMR docked there
 
 
 class Transfer(_Strict, kw_only=True):
@@ -313,6 +378,116 @@ class PartPoolConfig(_Strict, kw_only=True):
     cell_margin: Annotated[float, msgspec.Meta(ge=0, le=MAX_SIZE)] = 0.5  # m around the devices
 
 
+class NodeConfig(_Strict, kw_only=True):
+    id: DeviceId
+    position: Annotated[list[Coordinate], msgspec.Meta(min_length=2, max_length=2)]  # x, y
+
+
+class LaneConfig(_Strict, kw_only=True):
+    """A straight lane between two nodes; one-way lanes run from `from` to `to`."""
+
+    from_: str = msgspec.field(name="from")
+    to: str
+    two_way: bool = True
+    speed: Annotated[float, msgspec.Meta(gt=0, le=10)] | None = None  # m/s limit on this lane
+
+
+class ChargerConfig(_Strict, kw_only=True):
+    id: DeviceId
+    node: str  # an AMR parked on this node can charge
+    power: Annotated[float, msgspec.Meta(gt=0, le=1e6)] = 800.0  # W
+
+
+class NetworkConfig(_Strict, kw_only=True):
+    """The AMR route network: nodes on the floor joined by straight lanes."""
+
+    nodes: Annotated[list[NodeConfig], msgspec.Meta(min_length=1)]
+    lanes: list[LaneConfig] = msgspec.field(default_factory=list)
+    chargers: list[ChargerConfig] = msgspec.field(default_factory=list)
+
+
+class RoutingStep(_Strict, kw_only=True):
+    cell: str  # a cell kind (any cell of that kind) or a cell id
+    cycle_time: Positive  # s of processing per part at the cell's station
+
+
+class ProductConfig(_Strict, kw_only=True):
+    type: str  # a part type
+    routing: Annotated[list[RoutingStep], msgspec.Meta(min_length=1)]
+
+
+class OrderConfig(_Strict, kw_only=True):
+    id: DeviceId
+    product: str  # a product's part type
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+    due: NonNegative  # s of simulated time
+    priority: int = 0  # higher first
+    release: NonNegative = 0.0  # s: not released before
+
+
+class ArrivalsConfig(_Strict, kw_only=True):
+    """Orders that arrive at random (seeded): exponential gaps, uniform quantity."""
+
+    interval: Positive  # s, mean time between arrivals
+    quantity: Annotated[
+        list[Annotated[int, msgspec.Meta(ge=1, le=100_000)]],
+        msgspec.Meta(min_length=2, max_length=2),
+    ] = msgspec.field(default_factory=lambda: [1, 3])  # min, max parts per order
+    due_in: Positive = 3600.0  # s after arrival
+    products: Annotated[list[PartMix], msgspec.Meta(min_length=1)]  # product type and weight
+    count: Annotated[int, msgspec.Meta(ge=0)] = 0  # arrivals in all; 0 = no limit
+    first_at: NonNegative = 0.0  # s
+
+
+class ReleaseConfig(_Strict, kw_only=True):
+    policy: Literal["push", "conwip"] = "push"  # push: on arrival; conwip: while WIP < wip_cap
+    wip_cap: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 6  # parts in the factory (conwip)
+
+
+class OrdersConfig(_Strict, kw_only=True):
+    products: Annotated[list[ProductConfig], msgspec.Meta(min_length=1)]
+    book: list[OrderConfig] = msgspec.field(default_factory=list)
+    arrivals: ArrivalsConfig | None = None
+    release: ReleaseConfig = msgspec.field(default_factory=ReleaseConfig)
+
+
+class CellConfig(_Strict, kw_only=True):
+    """One cell of a factory: which of the line's devices belong to it and how parts enter
+    and leave it (filled when a factory file is expanded; see twin.factory)."""
+
+    id: DeviceId
+    kind: str  # e.g. "mill": what routings name
+    role: Literal["process", "receiving", "shipping"] = "process"
+    devices: list[str] = msgspec.field(default_factory=list)  # device ids of this cell
+    in_dock: str | None = None  # where AMRs bring its parts
+    out_dock: str | None = None  # where AMRs take its parts away
+    stations: list[str] = msgspec.field(default_factory=list)
+    source: str | None = None  # receiving: the source that releases parts for orders
+    position: Annotated[list[Coordinate], msgspec.Meta(min_length=2, max_length=2)] = msgspec.field(
+        default_factory=lambda: [0.0, 0.0]
+    )
+    yaw: Yaw = 0.0
+    footprint: Annotated[list[Coordinate], msgspec.Meta(min_length=4, max_length=4)] = (
+        msgspec.field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
+    )  # x_min, y_min, x_max, y_max on the floor
+
+
+class FleetConfig(_Strict, kw_only=True):
+    """How the built-in fleet manager runs the AMRs."""
+
+    dispatch: Literal["nearest", "longest_idle"] = "nearest"
+    charge_below: Probability | None = None  # default: each AMR's battery.low
+    park: list[str] = msgspec.field(default_factory=list)  # nodes where idle AMRs wait
+
+
+class FactorySpec(_Strict, kw_only=True):
+    """What makes a line a factory: its cells, fleet rules and orders."""
+
+    cells: Annotated[list[CellConfig], msgspec.Meta(min_length=1)]
+    fleet: FleetConfig = msgspec.field(default_factory=FleetConfig)
+    orders: OrdersConfig | None = None
+
+
 class LineConfig(_Strict, kw_only=True):
     name: str
     physics: Physics = msgspec.field(default_factory=Physics)
@@ -322,6 +497,8 @@ class LineConfig(_Strict, kw_only=True):
     controller: SequencerConfig | None = None
     estops: list[ScriptedWindow] = msgspec.field(default_factory=list)  # e-stop, then reset
     view: ViewConfig = msgspec.field(default_factory=ViewConfig)
+    network: NetworkConfig | None = None  # AMR routes (twin.routes)
+    factory: FactorySpec | None = None  # cells, fleet and orders (twin.factory)
     source_path: str = ""  # filled by load(); not read from the file
 
     def device(self, device_id: str) -> DeviceConfig:
@@ -383,7 +560,8 @@ def read_config_file(path: str | Path, what: str = "config") -> bytes:
 
 
 def load(path: str | Path) -> LineConfig:
-    """Read and validate a line config; raise ConfigError naming file, field and expectation."""
+    """Read and validate a line or factory config; raise ConfigError naming file, field and
+    expectation."""
     return loads(read_config_file(path), str(path))
 
 
@@ -399,11 +577,15 @@ def decode_toml(data: bytes, source: str) -> Any:
         raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
 
 
-def loads(data: bytes | str, source: str = "<string>") -> LineConfig:
+def loads(
+    data: bytes | str, source: str = "<string>", base_dir: str | Path | None = None
+) -> LineConfig:
     """Validate config text; `source` names it in errors.
 
-    Everything building the line relies on is checked here, the robot models included
-    (see twin.sim.models), so a config that loads always builds.
+    A factory file (top-level `[[cells]]`, see twin.factory.layout) is expanded into one
+    line config; its cell templates are found relative to `base_dir` (default: the
+    directory of `source`). Everything building the line relies on is checked here, the
+    robot models included (see twin.sim.models), so a config that loads always builds.
     """
     if isinstance(data, str):
         data = data.encode()
@@ -411,14 +593,27 @@ def loads(data: bytes | str, source: str = "<string>") -> LineConfig:
     if isinstance(raw, dict) and "source_path" in raw:
         raise ConfigError(f"{source}: source_path: unknown field")
     _check_finite(raw, source)
-    try:
-        cfg = msgspec.convert(raw, LineConfig)
-    except msgspec.ValidationError as e:
-        field, problem = _field_path(str(e))
-        where = _device_label(raw, field) if field else "(top level)"
-        raise ConfigError(f"{source}: {where}: {problem}") from None
+    from twin.factory.layout import expand, is_factory
+
+    factory_file = is_factory(raw)
+    if factory_file:
+        cfg = expand(raw, source, base_dir)
+    else:
+        try:
+            cfg = msgspec.convert(raw, LineConfig)
+        except msgspec.ValidationError as e:
+            field, problem = _field_path(str(e))
+            where = _device_label(raw, field) if field else "(top level)"
+            raise ConfigError(f"{source}: {where}: {problem}") from None
     cfg.source_path = source
-    _check_references(cfg, source)
+    try:
+        _check_references(cfg, source)
+    except ConfigError as e:
+        # a factory file writes cells, fleet and orders at the top level, not under factory
+        head = f"{source}: factory."
+        if factory_file and str(e).startswith(head):
+            raise ConfigError(f"{source}: {str(e)[len(head) :]}") from None
+        raise
     _check_models(cfg, source)
     return cfg
 
@@ -480,7 +675,12 @@ def _check_references(cfg: LineConfig, source: str) -> None:
 
     for i, d in enumerate(cfg.devices):
         here = f"devices[{i}] (device '{d.id}')"
-        if isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)):
+        if isinstance(d, (SourceConfig, SinkConfig)):
+            if (d.conveyor is None) == (d.dock is None):
+                fail(f"{here}.conveyor", "give exactly one of 'conveyor' or 'dock'")
+            if d.dock is not None:
+                expect(f"{here}.dock", d.dock, DockConfig, "dock")
+        if isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)) and d.conveyor is not None:
             expect(f"{here}.conveyor", d.conveyor, ConveyorConfig, "conveyor")
             belt = by_id[d.conveyor]
             assert isinstance(belt, ConveyorConfig)
@@ -534,8 +734,21 @@ def _check_references(cfg: LineConfig, source: str) -> None:
                 problem = _inspector_problem(d.inspector)
                 if problem:
                     fail(f"{here}.inspector", problem)
+        if isinstance(d, StationConfig):
+            for name in d.cycle_times:
+                if name not in types:
+                    fail(
+                        f"{here}.cycle_times.{name}",
+                        f"unknown part type '{name}' (known: {_listing(types)})",
+                    )
         if isinstance(d, StationConfig) and (d.mtbf > 0) != (d.mttr > 0):
             fail(f"{here}.mttr", "give both mtbf and mttr (> 0) for random breakdowns, or neither")
+
+    from twin.factory.checks import check_factory
+    from twin.routes import check_network
+
+    check_network(cfg, fail)  # nodes, lanes, chargers, docks and AMR starts
+    check_factory(cfg, fail)  # cells, fleet and orders
 
     ctl = cfg.controller
     if ctl is None:
@@ -546,15 +759,19 @@ def _check_references(cfg: LineConfig, source: str) -> None:
     for i, t in enumerate(ctl.transfers):
         here = f"controller.transfers[{i}]"
         expect(f"{here}.arm", t.arm, ArmConfig, "arm")
-        if (t.pick.eye is None) == (t.pick.station is None):
-            fail(f"{here}.pick", "give exactly one of 'eye' or 'station'")
+        picks = (t.pick.eye, t.pick.station, t.pick.dock)
+        if sum(x is not None for x in picks) != 1:
+            fail(f"{here}.pick", "give exactly one of 'eye', 'station' or 'dock'")
         expect(f"{here}.pick.eye", t.pick.eye, PhotoEyeConfig, "photoeye")
         expect(f"{here}.pick.station", t.pick.station, StationConfig, "station")
-        if (t.place.station is None) == (t.place.conveyor is None):
-            fail(f"{here}.place", "give exactly one of 'station' or 'conveyor'")
+        expect(f"{here}.pick.dock", t.pick.dock, DockConfig, "dock")
+        places = (t.place.station, t.place.conveyor, t.place.dock)
+        if sum(x is not None for x in places) != 1:
+            fail(f"{here}.place", "give exactly one of 'station', 'conveyor' or 'dock'")
         expect(f"{here}.place.station", t.place.station, StationConfig, "station")
         expect(f"{here}.place.conveyor", t.place.conveyor, ConveyorConfig, "conveyor")
         expect(f"{here}.place.clear_eye", t.place.clear_eye, PhotoEyeConfig, "photoeye")
+        expect(f"{here}.place.dock", t.place.dock, DockConfig, "dock")
 
 
 def _inspector_problem(spec: str) -> str:

@@ -77,6 +77,7 @@ class PartSpawned(Event, tag="part_spawned", frozen=True, kw_only=True):
     type: str  # part type name
     quality: str  # "good" or "reject" (defective material)
     defect: str | None  # why it is a reject
+    order: str | None = None  # the order it was released for (a factory's receiving source)
 
 
 class PartCompleted(Event, tag="part_completed", frozen=True, kw_only=True):
@@ -316,6 +317,112 @@ class EventsDropped(Event, tag="events_dropped", frozen=True, kw_only=True):
 
     count: int  # dropped since the last report
     total: int  # dropped since the line was built
+
+
+# mobile robots (AMRs) ----------------------------------------------------------------------
+class AmrState(Event, tag="amr_state", frozen=True, kw_only=True):
+    """An AMR's state changed (what AMR utilisation integrates): idle, driving, docking,
+    docked, undocking, charging, stopped, blocked or battery_empty; `cause` is the command
+    or what made it change ("arrived", "protective_field", "stalled", "clear",
+    "blocked_timeout", "charged", "battery_empty", a safe stop's reason)."""
+
+    old: str
+    new: str
+    cause: str
+
+
+class AmrMoveDone(Event, tag="amr_move_done", frozen=True, kw_only=True):
+    """An AMR's move (go_to, go_along, dock, undock) ended: `result` is `ok`, `blocked`
+    (stopped by its safety field, or held back, for longer than its blocked_timeout),
+    `halted` (stop, safe stop, e-stop) or `battery_empty`. A goal no route leads to is
+    refused at once (`unreachable`), never started."""
+
+    goal: str  # the node (or dock) it was sent to
+    result: str
+    distance: float  # m driven in this move
+
+
+class AmrLoaded(Event, tag="amr_loaded", frozen=True, kw_only=True):
+    """A part came to rest on an AMR's deck."""
+
+    part: int
+    type: str
+    mass: float  # kg
+
+
+class AmrUnloaded(Event, tag="amr_unloaded", frozen=True, kw_only=True):
+    """A part left an AMR's deck (taken off by an arm or a sink, or it slid off)."""
+
+    part: int
+
+
+class BatteryLow(Event, tag="battery_low", frozen=True, kw_only=True):
+    """An AMR's battery fell below its `low` level."""
+
+    level: float  # state of charge, 0-1
+
+
+# orders and transports (a factory) -----------------------------------------------------------
+class OrderArrived(Event, tag="order_arrived", frozen=True, kw_only=True):
+    """An order entered the order book (device "orders")."""
+
+    order: str
+    product: str  # the product's part type
+    quantity: int
+    due: float  # s of simulated time
+    priority: int
+
+
+class OrderReleased(Event, tag="order_released", frozen=True, kw_only=True):
+    """One part of an order was released into the factory (device "orders")."""
+
+    order: str
+    part: int
+
+
+class OrderStarted(Event, tag="order_started", frozen=True, kw_only=True):
+    """An order's first part was released (device "orders")."""
+
+    order: str
+
+
+class OrderCompleted(Event, tag="order_completed", frozen=True, kw_only=True):
+    """An order's last part was shipped (device "orders")."""
+
+    order: str
+    lead_time: float  # s from arrival to completion
+    late: bool  # completed after its due time
+
+
+class OrderLate(Event, tag="order_late", frozen=True, kw_only=True):
+    """An order reached its due time before it was complete (device "orders")."""
+
+    order: str
+    due: float  # s of simulated time
+
+
+class TransportRequested(Event, tag="transport_requested", frozen=True, kw_only=True):
+    """A part waits for an AMR to take it from one cell to the next (device "fleet")."""
+
+    part: int
+    from_cell: str
+    to_cell: str
+
+
+class TransportAssigned(Event, tag="transport_assigned", frozen=True, kw_only=True):
+    """An AMR was sent to carry a part (device "fleet")."""
+
+    part: int
+    amr: str
+
+
+class TransportDone(Event, tag="transport_done", frozen=True, kw_only=True):
+    """An AMR delivered a part to its next cell (device "fleet")."""
+
+    part: int
+    amr: str
+    from_cell: str
+    to_cell: str
 
 
 # the server -------------------------------------------------------------------------------

@@ -59,6 +59,12 @@ _IK_KNOT_PERIOD = 0.03  # s
 _PLAN_SAMPLES = 3  # intervals per leg at which the joint motion is sampled when planning
 _PLAN_ITERATIONS = 20  # IK iterations per sample (from the current pose: far points need more)
 _REPLAN = 0.003  # m: a motion starting further than this from its planned start is replanned
+# a leg this short (and turning the cup this little) from where the tool is is planned from
+# the Jacobian at the current joints (one call) instead of IK along it (three solutions):
+# along a few cm the joints move linearly with the tool
+_SHORT_LEG = 0.05  # m
+_SHORT_TURN = 0.1  # rad
+_SINGULAR_GAIN = 20.0  # rad per m (or rad): beyond this the arm is near a singularity
 
 
 class Arm(Device):
@@ -287,8 +293,41 @@ class Arm(Device):
 
     # planning -------------------------------------------------------------------------
     def _joint_rate(self, leg: Leg) -> np.ndarray:
-        """max |dq/du| per joint along a leg, from IK at a few points (used for planning).
-        A leg's end is the next leg's start: solved once."""
+        """max |dq/du| per joint along a leg (used for planning): from the Jacobian for a
+        short leg from where the tool is, else from IK at a few points along it."""
+        if self._starts_here(leg):
+            rate = self._jacobian_rate(leg)
+            if rate is not None:
+                return rate
+        return self._sampled_rate(leg)
+
+    def _starts_here(self, leg: Leg) -> bool:
+        """A short leg from the measured pose: the joints move along it as the Jacobian there
+        says (a policy's small moves, re-planned every few steps, are all of this kind)."""
+        return (
+            self._sensed_at == self.ctx.world.step_index
+            and float(np.linalg.norm(leg.end - leg.start)) <= _SHORT_LEG
+            and abs(leg.yaw1 - leg.yaw0) <= _SHORT_TURN
+            and float(np.linalg.norm(leg.start - self.tool)) <= _REPLAN
+        )
+
+    def _jacobian_rate(self, leg: Leg) -> np.ndarray | None:
+        """|dq/du| from the least-norm joint motion for the tool's motion along the leg; None
+        near a singularity, where it is no guide to what the IK will do."""
+        jac = self.model.jacobian()
+        twist = np.concatenate((leg.end - leg.start, (0.0, 0.0, leg.yaw1 - leg.yaw0)))
+        try:
+            dq = jac.T @ np.linalg.solve(jac @ jac.T, twist)
+        except np.linalg.LinAlgError:
+            return None
+        size = float(np.linalg.norm(twist))
+        if not np.all(np.isfinite(dq)) or float(np.max(np.abs(dq))) > _SINGULAR_GAIN * size:
+            return None
+        return np.abs(dq)
+
+    def _sampled_rate(self, leg: Leg) -> np.ndarray:
+        """max |dq/du| per joint from IK at a few points along the leg. A leg's end is the
+        next leg's start: solved once."""
         qs = []
         for k in range(_PLAN_SAMPLES + 1):
             u = k / _PLAN_SAMPLES

@@ -59,6 +59,7 @@ class RobotModel:
         self.max_force, self.max_velocity = max_force, np.array(max_vel)
         # IK works over every movable joint: held joints get a zero range at their value
         self._ik_index = [movable.index(j) for j in self.joints]
+        self._movable = movable
         ll, ul, jr, rest = [], [], [], []
         for j in movable:
             if j in self.held:
@@ -81,6 +82,7 @@ class RobotModel:
             set(range(self.joints[-1], c.getNumJoints(body))) if self.joints else set()
         )
         self.base_yaw = cfg.yaw
+        self._tool_offset: list[float] | None = None
 
     def set_pose(self, q: list[float] | np.ndarray) -> None:
         c = self.client
@@ -126,6 +128,23 @@ class RobotModel:
             residualThreshold=1e-4,
         )
         return np.clip(np.array(q)[self._ik_index], self.lower, self.upper)
+
+    def jacobian(self) -> np.ndarray:
+        """6 x n at the current joint state: the tool frame's linear and angular velocity
+        (world axes) per unit speed of each arm joint."""
+        c = self.client
+        q = [s[0] for s in c.getJointStates(self.body, self._movable)]
+        if self._tool_offset is None:
+            # pybullet takes the point about the link's centre of mass: the tool frame's
+            # origin in those axes (fixed for a rigid link)
+            link = c.getLinkState(self.body, self.tool_index, computeForwardKinematics=1)
+            rot = np.array(c.getMatrixFromQuaternion(link[1])).reshape(3, 3)
+            self._tool_offset = (rot.T @ (np.array(link[4]) - np.array(link[0]))).tolist()
+        zeros = [0.0] * len(q)
+        lin, ang = c.calculateJacobian(
+            self.body, self.tool_index, self._tool_offset, q, zeros, zeros
+        )
+        return np.vstack((lin, ang))[:, self._ik_index]
 
     def read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Joint positions, joint velocities, tool point and tool yaw, as measured."""
