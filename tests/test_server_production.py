@@ -7,6 +7,7 @@ import time
 import pytest
 
 from twin.client import Client, TwinError
+from twin.protocol.messages import GetGenealogy
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +67,11 @@ def test_get_kpis_and_genealogy_after_the_first_part(fast_server):
         with pytest.raises(TwinError) as err:
             client.genealogy(part=999_999)
         assert err.value.code == "unknown_part"
+        assert kpis["factory"] is None  # a line, not a factory
+        assert client.orders() == []
+        with pytest.raises(TwinError) as err:
+            client.orders("o1")
+        assert err.value.code == "unknown_order" and "o1" in str(err.value)
+        with pytest.raises(TwinError) as err:
+            client.request(GetGenealogy(part=1, order="o1"))
+        assert err.value.code == "bad_request"

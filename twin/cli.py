@@ -109,6 +109,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     models = sorted({d.model for d in cfg.devices if isinstance(d, ArmConfig)})
     loaded = f"; robot models loaded: {', '.join(models)}" if models else ""
     print(f"{args.config}: ok ({cfg.name}: {summary}{loaded})")
+    if cfg.factory is not None:
+        from twin.factory.layout import factory_summary
+
+        print(factory_summary(cfg))
     return 0
 
 

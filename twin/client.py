@@ -157,6 +157,11 @@ class Client:
         """Records of every remembered part, or of one part (TwinError unknown_part if none)."""
         return self.request(m.GetGenealogy(part=part)).parts
 
+    def orders(self, order: str | None = None) -> list[dict[str, Any]]:
+        """Records of every remembered order of a factory, or of one order (TwinError
+        unknown_order if none)."""
+        return self.request(m.GetGenealogy(order=order)).orders
+
     def command(self, device: str, command: str, **args: Any) -> m.Ok:
         return self.request(m.Command(device=device, command=command, args=args))
 

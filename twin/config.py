@@ -87,7 +87,8 @@ class PartMix(_Strict, kw_only=True):
 
 class SourceConfig(_Strict, tag="source", tag_field="kind", kw_only=True):
     id: DeviceId
-    conveyor: str  # the belt the parts are put on
+    conveyor: str | None = None  # the belt the parts are put on ...
+    dock: str | None = None  # ... or the dock: onto the empty deck of the AMR docked there
     offset: Offset = 0.0  # m along the belt from its centre, downstream positive
     interval: Positive = 10.0  # s between parts
     # s, uniform +/- around the interval (seeded); bounded so the draw's range stays finite
@@ -178,7 +179,8 @@ class StationConfig(_Strict, tag="station", tag_field="kind", kw_only=True):
 
 class SinkConfig(_Strict, tag="sink", tag_field="kind", kw_only=True):
     id: DeviceId
-    conveyor: str
+    conveyor: str | None = None  # a take-away zone on this belt ...
+    dock: str | None = None  # ... or at this dock: parts an AMR delivers there
     offset: Offset = 0.0  # m along the belt: centre of the take-away zone
     zone_length: Length = 0.2
 
@@ -558,7 +560,8 @@ def read_config_file(path: str | Path, what: str = "config") -> bytes:
 
 
 def load(path: str | Path) -> LineConfig:
-    """Read and validate a line config; raise ConfigError naming file, field and expectation."""
+    """Read and validate a line or factory config; raise ConfigError naming file, field and
+    expectation."""
     return loads(read_config_file(path), str(path))
 
 
@@ -574,11 +577,15 @@ def decode_toml(data: bytes, source: str) -> Any:
         raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
 
 
-def loads(data: bytes | str, source: str = "<string>") -> LineConfig:
+def loads(
+    data: bytes | str, source: str = "<string>", base_dir: str | Path | None = None
+) -> LineConfig:
     """Validate config text; `source` names it in errors.
 
-    Everything building the line relies on is checked here, the robot models included
-    (see twin.sim.models), so a config that loads always builds.
+    A factory file (top-level `[[cells]]`, see twin.factory.layout) is expanded into one
+    line config; its cell templates are found relative to `base_dir` (default: the
+    directory of `source`). Everything building the line relies on is checked here, the
+    robot models included (see twin.sim.models), so a config that loads always builds.
     """
     if isinstance(data, str):
         data = data.encode()
@@ -586,14 +593,27 @@ def loads(data: bytes | str, source: str = "<string>") -> LineConfig:
     if isinstance(raw, dict) and "source_path" in raw:
         raise ConfigError(f"{source}: source_path: unknown field")
     _check_finite(raw, source)
-    try:
-        cfg = msgspec.convert(raw, LineConfig)
-    except msgspec.ValidationError as e:
-        field, problem = _field_path(str(e))
-        where = _device_label(raw, field) if field else "(top level)"
-        raise ConfigError(f"{source}: {where}: {problem}") from None
+    from twin.factory.layout import expand, is_factory
+
+    factory_file = is_factory(raw)
+    if factory_file:
+        cfg = expand(raw, source, base_dir)
+    else:
+        try:
+            cfg = msgspec.convert(raw, LineConfig)
+        except msgspec.ValidationError as e:
+            field, problem = _field_path(str(e))
+            where = _device_label(raw, field) if field else "(top level)"
+            raise ConfigError(f"{source}: {where}: {problem}") from None
     cfg.source_path = source
-    _check_references(cfg, source)
+    try:
+        _check_references(cfg, source)
+    except ConfigError as e:
+        # a factory file writes cells, fleet and orders at the top level, not under factory
+        head = f"{source}: factory."
+        if factory_file and str(e).startswith(head):
+            raise ConfigError(f"{source}: {str(e)[len(head) :]}") from None
+        raise
     _check_models(cfg, source)
     return cfg
 
@@ -655,7 +675,12 @@ def _check_references(cfg: LineConfig, source: str) -> None:
 
     for i, d in enumerate(cfg.devices):
         here = f"devices[{i}] (device '{d.id}')"
-        if isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)):
+        if isinstance(d, (SourceConfig, SinkConfig)):
+            if (d.conveyor is None) == (d.dock is None):
+                fail(f"{here}.conveyor", "give exactly one of 'conveyor' or 'dock'")
+            if d.dock is not None:
+                expect(f"{here}.dock", d.dock, DockConfig, "dock")
+        if isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)) and d.conveyor is not None:
             expect(f"{here}.conveyor", d.conveyor, ConveyorConfig, "conveyor")
             belt = by_id[d.conveyor]
             assert isinstance(belt, ConveyorConfig)

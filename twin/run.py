@@ -41,6 +41,7 @@ class RunSummary(msgspec.Struct, kw_only=True):
     kpis: dict[str, Any] = {}
     faults: list[dict[str, Any]] = []
     genealogy: list[dict[str, Any]] = []
+    orders: list[dict[str, Any]] = []  # a factory's order records
 
     def lines(self) -> list[str]:
         lead = f"{self.mean_lead_time_s:.1f} s" if self.mean_lead_time_s is not None else "-"
@@ -87,11 +88,58 @@ class RunSummary(msgspec.Struct, kw_only=True):
         if raised or k.get("pick_failures"):
             alarms = ", ".join(f"{a} {n}" for a, n in raised.items()) or "none"
             out.append(f"alarms          {alarms}; picks given up {k.get('pick_failures', 0)}")
+        if k.get("factory"):
+            out += factory_lines(k["factory"])
         if k["bottleneck"]:
             out.append(f"bottleneck      {k['bottleneck']['reason']}")
         if self.faults:
             out.append(f"faults          {len(self.faults)} fault events")
         return out
+
+
+def factory_lines(f: dict[str, Any]) -> list[str]:
+    """The factory part of a run's summary: shipping, parts, orders, transports, AMRs."""
+    p, o, t, fleet = f["parts"], f["orders"], f["transports"], f["fleet"]
+    out = [
+        f"shipped         {p['shipped']} parts, {f['throughput_per_hour']:.1f} parts/h",
+        f"parts           spawned {p['spawned']} = completed {p['completed']}"
+        f" + scrapped {p['scrapped']} + on AMRs {p['on_amrs']} + in cells {p['in_cells']}",
+    ]
+    if o["arrived"]:
+        on_time = o["on_time_delivery"]
+        share = f" ({on_time:.0%} on time)" if on_time is not None else ""
+        out.append(
+            f"orders          arrived {o['arrived']}, released {o['released']}, "
+            f"completed {o['completed']}{share}, late {o['late']}, open {o['open']}"
+        )
+        lead = o["lead_time_s"]
+        if lead:
+            out.append(f"order lead time mean {lead['mean']:.1f} s, p90 {lead['p90']:.1f} s")
+    if t["requested"] or t["done"]:
+        wait = f"{t['wait_s']:.1f} s" if t["wait_s"] is not None else "-"
+        took = f"{t['duration_s']:.1f} s" if t["duration_s"] is not None else "-"
+        out.append(
+            f"transports      done {t['done']}, waiting {t['waiting']}; "
+            f"mean wait for an AMR {wait}, request to delivery {took}"
+        )
+    if fleet["amrs"]:
+        out.append(f"fleet           {_amr_split(fleet)}  ({fleet['distance_m']:.0f} m driven)")
+        for aid, a in f["amrs"].items():
+            out.append(
+                f"  {aid:<13} {_amr_split(a)}  {a['distance_m']:.0f} m, "
+                f"{a['transports']} transports"
+            )
+    return out
+
+
+def _amr_split(a: dict[str, Any]) -> str:
+    u = a["utilisation"]
+    return (
+        f"busy {a['busy']:.0%}  loaded {u['driving_loaded']:.0%}  empty {u['driving_empty']:.0%}"
+        f"  at docks {u['handling']:.0%}  charging {u['charging']:.0%}"
+        f"  blocked {u['blocked']:.0%}  idle {u['idle']:.0%}"
+        + (f"  stopped {u['stopped']:.0%}" if u["stopped"] else "")
+    )
 
 
 class _Progress:
@@ -185,6 +233,7 @@ def run_line(
     summary.kpis = monitor.kpis.snapshot(line.sim_time)
     summary.faults = monitor.faults
     summary.genealogy = monitor.genealogy.as_list()
+    summary.orders = monitor.genealogy.orders_list()
     if plot is not None:
         from twin.analytics.plot import plot_run
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twin.events import (
     ACTIVITIES,
@@ -43,6 +43,9 @@ from twin.events import (
     ProcessFinished,
     StationActivity,
 )
+
+if TYPE_CHECKING:
+    from twin.analytics.factory_kpi import FactoryKpiTracker
 
 ROBOT_ACTIVITIES = (
     "idle",
@@ -106,8 +109,10 @@ class KpiTracker:
         ideal_cycle_times: dict[str, float],
         start: float = 0.0,
         robots: Iterable[str] = (),
+        factory: FactoryKpiTracker | None = None,
     ) -> None:
         self.start = start
+        self.factory = factory  # a factory's figures (twin.analytics.factory_kpi), if one
         self.stations = {sid: _StationClock(c, start) for sid, c in ideal_cycle_times.items()}
         self.robots = {rid: _Clock(ROBOT_ACTIVITIES, "idle", start) for rid in robots}
         self.alarms: Counter[str] = Counter(dict.fromkeys(ALARMS, 0))  # raised, by name
@@ -132,6 +137,9 @@ class KpiTracker:
         self._wip_since = now
 
     def consume(self, events: Iterable[Event]) -> None:
+        if self.factory is not None:
+            events = list(events)
+            self.factory.consume(events)
         for e in events:
             if isinstance(e, PartSpawned):
                 self.spawned += 1
@@ -238,6 +246,7 @@ class KpiTracker:
             "resource": rid,
             "kind": kind,
             "station": rid if kind == "station" else None,
+            "cell": None,  # a line is one cell; a factory names it (twin.analytics.factory_kpi)
             "active_share": share,
             "reason": reason,
         }
@@ -262,6 +271,12 @@ class KpiTracker:
         else:
             quality = self.good / self.completed if self.completed else 1.0
             oee = {"availability": 1.0, "performance": 0.0, "quality": quality, "oee": 0.0}
+        factory = None
+        if self.factory is not None:  # a factory's bottleneck may be its fleet
+            factory = self.factory.snapshot(now, stations)
+            bottleneck = self.factory.bottleneck(stations, robots, factory)
+        else:
+            bottleneck = self.bottleneck(stations, robots)
         return {
             "time_s": now,
             "parts_spawned": self.spawned,
@@ -286,7 +301,8 @@ class KpiTracker:
             "alarms": dict(self.alarms),
             "pick_failures": self.pick_failures,
             "inspections": {k: dict(v) for k, v in self.inspections.items()},
-            "bottleneck": self.bottleneck(stations, robots),
+            "bottleneck": bottleneck,
+            "factory": factory,
         }
 
 

@@ -2,7 +2,8 @@
 
 PackML as a producing unit uses it: Reset and Start bring the station to Execute, where it
 works part after part. A part on the fixture is checked once it has come to rest (seated:
-flat and centred within tolerance); a seated part is processed for `cycle_time`. With no
+flat and centred within tolerance); a seated part is processed for `cycle_time` (its type's
+entry in `cycle_times`, if there is one). With no
 work (no part, a finished part not yet taken, or a part that is not seated) the station
 suspends itself, and unsuspends when a seated part arrives. Complete is the end of a batch
 (`batch_size` parts since Start) only.
@@ -75,7 +76,9 @@ class Station(Device):
         SignalSpec(
             name="progress", type="float", unit="s", min=0.0, doc="processing time done on it"
         ),
-        SignalSpec(name="cycle_time", type="float", unit="s", attr="cfg.cycle_time"),
+        SignalSpec(
+            name="cycle_time", type="float", unit="s", doc="processing time of the current part"
+        ),
         SignalSpec(name="processed", type="int", min=0, doc="parts finished"),
         SignalSpec(name="part_done", type="bool", doc="the part on the fixture is finished"),
         SignalSpec(name="starved", type="bool", doc="producing, with no part to work on"),
@@ -108,6 +111,7 @@ class Station(Device):
         self.seated: bool | None = None
         self._rest_for = 0.0
         self.progress = 0.0
+        self.cycle_time = cfg.cycle_time  # of the part in process (cycle_times by its type)
         self._progress_part: int | None = None
         self._done_part: int | None = None
         self.processed = 0
@@ -259,10 +263,13 @@ class Station(Device):
                 if self.part != self._progress_part:
                     # processing runs from the end of this step, when its event is stamped
                     self._progress_part, self.progress = self.part, 0.0
+                    assert self.part is not None  # has_work
+                    kind = self.ctx.pool.active[self.part].type
+                    self.cycle_time = self.cfg.cycle_times.get(kind, self.cfg.cycle_time)
                     self.emit("process_started", part=self.part)
                     return
                 self.progress += dt
-                if self.progress >= self.cfg.cycle_time - 1e-9:
+                if self.progress >= self.cycle_time - 1e-9:
                     self._finish_part()
             elif self.part is None or self.seated is not None:
                 self.machine.command(Command.SUSPEND)  # starved, blocked or misloaded

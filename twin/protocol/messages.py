@@ -121,9 +121,11 @@ class DeclareImage(_Request, tag="declare_image"):
 
 
 class GetGenealogy(_Request, tag="get_genealogy"):
-    """The record of one part (`part` given) or of every part the server remembers."""
+    """The record of one part (`part` given), of one order and its parts (`order` given, a
+    factory), or of every part and order the server remembers."""
 
     part: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    order: Name | None = None
 
 
 class GetImage(_Request, tag="get_image"):
@@ -216,6 +218,7 @@ DESCRIBE_EXTRAS = (
     "conventions",
     "part_types",
     "teach_points",
+    "network",
     "packml",
     "recipes",
     "events",
@@ -238,6 +241,7 @@ class DescribeReply(_Reply, tag="describe"):
     conventions: dict[str, str] = {}
     part_types: list[dict[str, Any]] = []
     teach_points: list[dict[str, Any]] = []
+    network: dict[str, Any] | None = None  # the AMR route network (twin.routes), if any
     packml: dict[str, Any] = {}
     recipes: dict[str, list[str]] = {}
     events: list[dict[str, Any]] = []
@@ -278,9 +282,11 @@ class Kpis(_Reply, tag="kpis"):
 
 class Genealogy(_Reply, tag="genealogy"):
     """Part records: id, type, spawned, visits [{station, entered, left, processed}],
-    completed, quality ("good"/"reject"), defect."""
+    completed, quality ("good"/"reject"), defect, order, transports; and (a factory) order
+    records: id, product, quantity, due, arrived, started, completed, lead_time, late, parts."""
 
     parts: list[dict[str, Any]] = []
+    orders: list[dict[str, Any]] = []
 
 
 class ControlReply(_Reply, tag="control"):
@@ -390,6 +396,7 @@ ERROR_CODES: dict[str, str] = {
     "unknown_camera": "get_image for a device that is not a camera of this line",
     "unknown_modality": "get_image for a modality the camera is not configured to render",
     "unknown_part": "get_genealogy for a part id the server has no record of",
+    "unknown_order": "get_genealogy for an order id the server has no record of",
     "forbidden": "this client's role (observer) may not send this request",
     "rate_limited": "the client sent more requests per second than the server allows",
     "internal": "the server failed on this request; the line is unchanged or safe-stopped",

@@ -216,14 +216,28 @@ class Dispatcher:
     ) -> m.Genealogy:
         self.host.flush_events()
         genealogy = self.host.monitor.genealogy
-        if req.part is None:
-            parts = genealogy.as_list()
-        else:
+        if req.part is not None and req.order is not None:
+            raise Refused("bad_request", "get_genealogy: give `part` or `order`, not both")
+        if req.part is not None:
             record = genealogy.get(req.part)
             if record is None:
                 raise Refused("unknown_part", f"no record of part {req.part}")
             parts = [msgspec.to_builtins(record)]
-        return self._stamp(m.Genealogy(parts=parts), req.id)
+            order = genealogy.orders.get(record.order) if record.order is not None else None
+            orders = [msgspec.to_builtins(order)] if order is not None else []
+        elif req.order is not None:
+            order = genealogy.orders.get(req.order)
+            if order is None:
+                known = sorted(genealogy.orders)[:12]
+                raise Refused(
+                    "unknown_order", f"no record of order '{req.order}' (orders: {known})"
+                )
+            orders = [msgspec.to_builtins(order)]
+            records = (genealogy.get(p) for p in order.parts)
+            parts = [msgspec.to_builtins(r) for r in records if r is not None]
+        else:
+            parts, orders = genealogy.as_list(), genealogy.orders_list()
+        return self._stamp(m.Genealogy(parts=parts, orders=orders), req.id)
 
     def _get_image(
         self, client: bytes, req: m.GetImage, now: float, user: str | None

@@ -2,10 +2,13 @@
 
 A KPI is a dotted path into `twin.run.RunSummary` as a dict: a top-level field such as
 `throughput_per_hour`, or a path into its `kpis` (`kpis.oee.oee`, `kpis.lead_time_s.p90`,
-`kpis.stations.mill.utilisation.execute`, `kpis.robots.robot.busy`, `kpis.bottleneck.resource`).
-Values are numbers, except `kpis.bottleneck.resource`/`.kind`/`.station` and
-`kpis.oee.pacing_station` (ids and names); a value that does not exist in a run (the lead
-time before any part completed, the station of a robot bottleneck) is left empty.
+`kpis.stations.mill.utilisation.execute`, `kpis.robots.robot.busy`, `kpis.bottleneck.resource`;
+a factory's `kpis.factory.throughput_per_hour`, `kpis.factory.orders.on_time_delivery`,
+`kpis.factory.fleet.busy`, ...: its fleet-wide figures, not each AMR's, whose number a sweep
+may change). Values are numbers, except `kpis.bottleneck.resource`/`.kind`/`.station`/`.cell`
+and `kpis.oee.pacing_station` (ids and names); a value that does not exist in a run (the lead
+time before any part completed, the station of a robot bottleneck, the factory figures of a
+plain line) is left empty.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from twin.analytics.factory_kpi import AMR_ACTIVITIES
 from twin.analytics.kpi import ALARMS, ROBOT_ACTIVITIES
 from twin.events import ACTIVITIES
 from twin.sweep.paths import PathError, get_value, parse
@@ -47,6 +51,35 @@ _ROBOT: dict[str, Any] = {
     "time_s": dict.fromkeys(ROBOT_ACTIVITIES, NUM),
     "busy": NUM,
 }
+_FACTORY: dict[str, Any] = {
+    "throughput_per_hour": NUM,
+    "parts": dict.fromkeys(
+        ("spawned", "completed", "shipped", "scrapped", "on_amrs", "in_cells"), NUM
+    ),
+    "orders": {
+        **dict.fromkeys(
+            (
+                "arrived",
+                "released",
+                "completed",
+                "late",
+                "open",
+                "parts_released",
+                "on_time_delivery",
+                "tardiness_s",
+            ),
+            NUM,
+        ),
+        "lead_time_s": dict.fromkeys(("mean", "p90", "max"), NUM),
+    },
+    "transports": dict.fromkeys(
+        ("requested", "assigned", "done", "waiting", "wait_s", "duration_s"), NUM
+    ),
+    "fleet": {
+        **dict.fromkeys(("amrs", "busy", "distance_m", "transports"), NUM),
+        "utilisation": dict.fromkeys(AMR_ACTIVITIES, NUM),
+    },
+}
 # mirrors twin.analytics.kpi.KpiTracker.snapshot; tests/test_sweep.py checks it against a run
 KPI_SCHEMA: dict[str, Any] = {
     **_SUMMARY,
@@ -73,7 +106,14 @@ KPI_SCHEMA: dict[str, Any] = {
         "robots": {"@": _ROBOT},
         "alarms": dict.fromkeys(ALARMS, NUM),
         "pick_failures": NUM,
-        "bottleneck": {"resource": TEXT, "kind": TEXT, "station": TEXT, "active_share": NUM},
+        "bottleneck": {
+            "resource": TEXT,
+            "kind": TEXT,
+            "station": TEXT,
+            "cell": TEXT,
+            "active_share": NUM,
+        },
+        "factory": _FACTORY,
     },
 }
 

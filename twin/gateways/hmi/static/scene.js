@@ -21,9 +21,14 @@ function material({ metalness = 0, roughness = 1, ...params }) {
   return software ? new THREE.MeshLambertMaterial(params) : new THREE.MeshStandardMaterial({ metalness, roughness, ...params });
 }
 
-export function createScene(container, welcome) {
+// The view draws a frame only when something in it changed (a state arrived, the user moved
+// the camera, the view was resized), from the page's frame (hmi.js), never in a loop of its
+// own: a still line costs nothing, a running one at most one frame per telemetry frame.
+export function createScene(container, welcome, requestFrame) {
   software = softwareRendering();
-  const minFrameS = software ? 1 / 10 : 1 / 31;  // 30 frames/s are smooth enough
+  // on a GPU, parts glide between two states at up to 30 frames/s; drawn by the CPU, each
+  // state is drawn once, at most 10 times a second, as it is (no frames in between)
+  const minFrameMs = software ? 100 : 1000 / 31;
   const renderer = new THREE.WebGLRenderer({ antialias: !software });
   renderer.setPixelRatio(window.devicePixelRatio);
   container.append(renderer.domElement);
@@ -37,12 +42,15 @@ export function createScene(container, welcome) {
   const sun = new THREE.DirectionalLight("#ffffff", 1.6);
   sun.position.set(2, -3, 5);
   scene.add(sun);
-  const grid = new THREE.GridHelper(8, 32, "#3a4654", "#28313b");
-  grid.rotation.x = Math.PI / 2;
-  scene.add(grid);
 
-  const view = { belts: [], stations: {}, eyes: {}, arms: {}, parts: new Map(), partTypes: {} };
-  for (const t of welcome.part_types) view.partTypes[t.name] = t.size;
+  const view = { belts: [], stations: {}, eyes: {}, arms: {}, amrs: {}, parts: new Map(), partLooks: {} };
+  for (const t of welcome.part_types) {
+    // one geometry and one material per part type, shared by all its parts
+    view.partLooks[t.name] = {
+      geometry: new THREE.BoxGeometry(...t.size),
+      material: material({ color: t.name === "cover" ? "#d9c27a" : "#c8ccd2", metalness: 0.3, roughness: 0.5 }),
+    };
+  }
   const bounds = new THREE.Box3();
   for (const dev of welcome.devices) {
     const g = dev.geometry;
@@ -50,6 +58,17 @@ export function createScene(container, welcome) {
     const obj = build(dev, g, view);
     if (obj) { scene.add(obj); bounds.expandByObject(obj); }
   }
+  if (welcome.network) {
+    const net = network(welcome.network);
+    scene.add(net);
+    bounds.expandByObject(net);
+  }
+  // a floor grid of 25 cm squares under the whole line (a factory floor is larger than a cell)
+  const extent = bounds.isEmpty() ? 0 : Math.max(...[bounds.min.x, bounds.min.y, bounds.max.x, bounds.max.y].map(Math.abs));
+  const half = Math.max(4, Math.ceil(extent + 1));
+  const grid = new THREE.GridHelper(2 * half, 8 * half, "#3a4654", "#28313b");
+  grid.rotation.x = Math.PI / 2;
+  scene.add(grid);
   // look at the whole line from the front, a little above
   const center = bounds.isEmpty() ? new THREE.Vector3(0, 0, 0.7) : bounds.getCenter(new THREE.Vector3());
   const size = bounds.isEmpty() ? 3 : bounds.getSize(new THREE.Vector3()).length();
@@ -59,7 +78,9 @@ export function createScene(container, welcome) {
 
   const partGroup = new THREE.Group();
   scene.add(partGroup);
-  let received = performance.now();
+  let received = performance.now(), drawnAt = -1e9, dirty = true, beltsMoving = false, gliding = false;
+  const changed = () => { dirty = true; requestFrame(); };
+  controls.addEventListener("change", changed);
 
   function resize() {
     const w = container.clientWidth, h = container.clientHeight;
@@ -68,31 +89,52 @@ export function createScene(container, welcome) {
     renderer.domElement.style.height = "100%";
     camera.aspect = w / Math.max(h, 1);
     camera.updateProjectionMatrix();
+    changed();
   }
   new ResizeObserver(resize).observe(container);
   resize();
 
-  let last = performance.now();
-  function frame() {
-    const now = performance.now(), dt = (now - last) / 1000;
-    if (dt < 0.8 * minFrameS) return;  // (timers fire a little early or late)
-    last = now;
-    const a = Math.min(1, (now - received) / 1000 / FRAME_S);
+  // Draws a frame if one is due; returns in how many ms the view wants the next (null: none).
+  function draw(now) {
+    const moving = !software && (gliding || beltsMoving);
+    if (!dirty && !moving) return null;
+    const wait = drawnAt + minFrameMs - now;
+    if (wait > 2) return wait;  // (frames come a little early or late)
+    const dt = Math.min(now - drawnAt, 1000) / 1000;
+    drawnAt = now;
+    dirty = false;
+    if (pending) { apply(pending); pending = null; }
+    const a = software ? 1 : Math.min(1, (now - received) / 1000 / FRAME_S);
+    gliding = a < 1;
     for (const p of view.parts.values()) {
       p.mesh.position.lerpVectors(p.from, p.to, a);
       p.mesh.quaternion.slerpQuaternions(p.qFrom, p.qTo, a);
     }
+    for (const r of Object.values(view.amrs)) {
+      // glides as the parts on its deck do; the heading the short way round
+      r.group.position.set(r.from[0] + (r.to[0] - r.from[0]) * a, r.from[1] + (r.to[1] - r.from[1]) * a, 0);
+      const turn = Math.atan2(Math.sin(r.to[2] - r.from[2]), Math.cos(r.to[2] - r.from[2]));
+      r.group.rotation.z = r.from[2] + turn * a;
+    }
     for (const belt of view.belts) belt.texture.offset.x -= (belt.speed * dt) / belt.stripe;
-    controls.update();
     renderer.render(scene, camera);
+    return gliding || (!software && beltsMoving) ? minFrameMs : null;
   }
-  // on the CPU a timer, not a frame loop: a frame loop keeps the whole page compositing
-  if (software) setInterval(frame, 1000 * minFrameS);
-  else renderer.setAnimationLoop(frame);
 
+  // A new state is kept and applied when the next frame is drawn (the newest wins).
+  let pending = null;
   function update(state) {
+    pending = state;
+    dirty = true;
+  }
+
+  function apply(state) {
     received = performance.now();
-    for (const belt of view.belts) belt.speed = state.signals[belt.id]?.surface_speed ?? 0;
+    beltsMoving = false;
+    for (const belt of view.belts) {
+      belt.speed = state.signals[belt.id]?.surface_speed ?? 0;
+      beltsMoving ||= belt.speed !== 0;
+    }
     for (const [id, mesh] of Object.entries(view.stations)) {
       const s = state.signals[id]?.state;
       if (s) mesh.material.color.set(stateColor(s));
@@ -101,33 +143,42 @@ export function createScene(container, welcome) {
       line.material.color.set(state.signals[id]?.blocked ? "#ff4040" : "#40ff80");
     }
     for (const [id, arm] of Object.entries(view.arms)) poseArm(arm, state.signals[id]);
+    for (const [id, r] of Object.entries(view.amrs)) {
+      const sig = state.signals[id];
+      if (!sig) continue;
+      r.from = [r.group.position.x, r.group.position.y, r.group.rotation.z];
+      r.to = [sig.x, sig.y, sig.yaw];
+      r.body.material.color.set(AMR_COLORS[sig.state] || "#e0b020");
+    }
     updateParts(state.parts);
   }
 
+  const seen = new Set();
   function updateParts(parts) {
-    const seen = new Set();
+    seen.clear();
     for (const p of parts) {
       seen.add(p.id);
       let entry = view.parts.get(p.id);
-      const to = new THREE.Vector3(...p.position), qTo = new THREE.Quaternion(...p.orientation);
       if (!entry) {
-        const [sx, sy, sz] = view.partTypes[p.type] || [0.06, 0.06, 0.04];
-        const mesh = new THREE.Mesh(new THREE.BoxGeometry(sx, sy, sz), material({ color: p.type === "cover" ? "#d9c27a" : "#c8ccd2", metalness: 0.3, roughness: 0.5 }));
+        const look = view.partLooks[p.type] || (view.partLooks[p.type] = { geometry: new THREE.BoxGeometry(0.06, 0.06, 0.04), material: material({ color: "#c8ccd2" }) });
+        const mesh = new THREE.Mesh(look.geometry, look.material);
+        mesh.position.set(...p.position);
+        mesh.quaternion.set(...p.orientation);
         partGroup.add(mesh);
-        entry = { mesh, from: to.clone(), to, qFrom: qTo.clone(), qTo };
+        entry = { mesh, from: new THREE.Vector3(), to: new THREE.Vector3(), qFrom: new THREE.Quaternion(), qTo: new THREE.Quaternion() };
         view.parts.set(p.id, entry);
       }
-      entry.from.copy(entry.mesh.position.lengthSq() ? entry.mesh.position : to);
+      entry.from.copy(entry.mesh.position);
       entry.qFrom.copy(entry.mesh.quaternion);
-      entry.to = to;
-      entry.qTo = qTo;
+      entry.to.set(...p.position);
+      entry.qTo.set(...p.orientation);
     }
     for (const [id, entry] of view.parts) {
-      if (!seen.has(id)) { partGroup.remove(entry.mesh); entry.mesh.geometry.dispose(); view.parts.delete(id); }
+      if (!seen.has(id)) { partGroup.remove(entry.mesh); view.parts.delete(id); }
     }
   }
 
-  return { update, renderer, camera };
+  return { update, draw, renderer, camera };
 }
 
 function box(size, color, opts = {}) {
@@ -155,11 +206,24 @@ function build(dev, g, view) {
     }
     case "arm": return arm(dev, g, view);
     case "source": case "sink": {
+      const color = dev.kind === "source" ? "#5b8fd6" : "#2e9d49";
+      if (!g.zone) {  // at a dock: a patch on the floor beside the dock's deck point
+        const patch = box([0.25, 0.25, 0.01], color, { transparent: true, opacity: 0.6 });
+        patch.position.set(g.deck_point[0], g.deck_point[1], 0.006);
+        return patch;
+      }
       const z = g.zone, size = [0, 1, 2].map((i) => z.max[i] - z.min[i]);
-      const zone = box(size, dev.kind === "source" ? "#5b8fd6" : "#2e9d49", { transparent: true, opacity: 0.18 });
+      const zone = box(size, color, { transparent: true, opacity: 0.18 });
       zone.position.set(...[0, 1, 2].map((i) => (z.max[i] + z.min[i]) / 2));
       return zone;
     }
+    case "dock": {
+      const mark = box([0.9, 0.66, 0.004], "#3d7a4f", { transparent: true, opacity: 0.55 });
+      mark.position.set(g.position[0], g.position[1], 0.002);
+      mark.rotation.z = g.yaw;
+      return mark;
+    }
+    case "amr": return amr(dev, g, view);
     default: {
       if (!g.position) return null;  // a kind this page does not know: a marker where it is
       const marker = box([0.1, 0.1, 0.1], "#888888");
@@ -167,6 +231,42 @@ function build(dev, g, view) {
       return marker;
     }
   }
+}
+
+// what an AMR's chassis looks like in each state (others: its idle yellow)
+const AMR_COLORS = { blocked: "#d04040", stopped: "#d07030", battery_empty: "#707070", charging: "#4a90d9" };
+
+// An AMR: its chassis up to the deck, a darker bumper at the front (its +x); placed where the
+// state says it is.
+function amr(dev, g, view) {
+  const group = new THREE.Group();
+  const [length, width, deck] = g.size;
+  const body = box([length, width, deck - 0.01], "#e0b020");
+  body.position.z = 0.01 + (deck - 0.01) / 2;
+  const bumper = box([0.04, width, 0.12], "#30343a");
+  bumper.position.set(length / 2 + 0.02, 0, 0.08);
+  group.add(body, bumper);
+  view.amrs[dev.id] = { group, body, from: [0, 0, 0], to: [0, 0, 0] };
+  return group;
+}
+
+// The route network on the floor: lanes as lines (one-way lanes darker), nodes as dots.
+function network(net) {
+  const group = new THREE.Group();
+  const where = Object.fromEntries(net.nodes.map((n) => [n.id, n.position]));
+  for (const lane of net.lanes) {
+    const a = where[lane.from], b = where[lane.to];
+    const geom = new THREE.BufferGeometry().setFromPoints([new THREE.Vector3(a[0], a[1], 0.003), new THREE.Vector3(b[0], b[1], 0.003)]);
+    group.add(new THREE.Line(geom, new THREE.LineBasicMaterial({ color: lane.two_way ? "#8a96a3" : "#5d6873" })));
+  }
+  const dot = new THREE.CircleGeometry(0.05, 16);
+  const charger = new Set(net.chargers.map((c) => c.node));
+  for (const n of net.nodes) {
+    const mesh = new THREE.Mesh(dot, material({ color: charger.has(n.id) ? "#4a90d9" : "#8a96a3" }));
+    mesh.position.set(n.position[0], n.position[1], 0.004);
+    group.add(mesh);
+  }
+  return group;
 }
 
 function conveyor(dev, g, view) {
