@@ -1,7 +1,8 @@
-"""The views of a factory: the browser HMI draws the route network, docks and AMRs, an AMR's
-tile following it as a client drives it over the protocol (real `twin serve --hmi`, real
-headless Chromium; skipped where Chromium is not installed, as the other browser tests); the
-Foxglove scene draws them too.
+"""The gateways on a factory: the browser HMI draws the route network, docks and AMRs, an
+AMR's tile following it as a client drives it over the protocol (real `twin serve --hmi`,
+real headless Chromium; skipped where Chromium is not installed, as the other browser
+tests); the Foxglove scene draws them too; the Modbus map holds a factory's many teach
+points and its AMRs.
 """
 
 from __future__ import annotations
@@ -42,6 +43,25 @@ def test_the_foxglove_scene_draws_the_network_docks_and_amrs_where_they_are() ->
             assert f'id: "{entity}"' in text, entity
         assert f"x: {amr1.x}, y: {amr1.y}" in text  # the chassis where the AMR is
         assert 'text: "amr1: driving"' in text
+
+
+def test_the_modbus_map_of_a_factory_holds_its_teach_points_and_amrs() -> None:
+    from twin.gateways.modbus.command import map_from_config
+    from twin.gateways.modbus.register_map import BLOCK, RegisterMap
+
+    regs = map_from_config(str(ROOT / "configs" / "factory_6cell.toml"))
+    assert isinstance(regs, RegisterMap)
+    by_name = {e.name: e for e in regs.entries}
+    teach = [e for e in regs.entries if e.kind == "teach"]
+    assert len(teach) > BLOCK // 2  # more than block 0 holds: the twin takes more blocks
+    state = by_name["amr1.state"]
+    assert state.choices is not None and "blocked" in state.choices
+    assert state.address > max(e.address for e in teach)
+    assert by_name["amr1.go_to.node"].choices  # a node picked by its index
+    default = map_from_config(str(ROOT / "configs" / "default_line.toml"))
+    assert isinstance(default, RegisterMap)
+    # a line whose teach points fit keeps its addresses: its first device at block 1
+    assert min(e.address for e in default.entries if e.kind == "signal") == BLOCK
 
 
 @needs_browser
