@@ -164,7 +164,7 @@ def _decode_request(data: bytes) -> Request:
 
 
 def decode_reply(data: bytes) -> Reply | ImageReply:
-    if is_array(data):
+    if data and (0x90 <= data[0] <= 0x9F or data[0] in (0xDC, 0xDD)):  # is_array, inline
         return _cycle_reply_decoder.decode(data)
     return _reply_decoder.decode(data)
 
