@@ -15,7 +15,14 @@ from twin.command_rules import ALLOWED_IN_ESTOP
 from twin.config import CameraConfig, LineConfig
 from twin.description import RECIPES, packml_description
 from twin.devices.arm import Arm
-from twin.devices.base import BuildContext, CommandError, Device, SignalSpec, validate_args
+from twin.devices.base import (
+    BuildContext,
+    CommandError,
+    Device,
+    SignalSpec,
+    compile_reader,
+    validate_args,
+)
 from twin.devices.kinds import BUILD_ORDER, device_class
 from twin.devices.sink import Sink
 from twin.devices.source import Source
@@ -24,12 +31,20 @@ from twin.geometry import CONVENTIONS, device_geometry, teach_points
 from twin.part_loss import LostPartDetector
 from twin.parts import PartPool
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
+from twin.routes import network_description
 from twin.sim.world import World
 
 LINE_SIGNALS = (  # the line's own signals (line_signals())
-    SignalSpec(name="state", type="str", choices=tuple(s.value for s in State), doc="PackML state"),
+    SignalSpec(
+        name="state",
+        type="str",
+        choices=tuple(s.value for s in State),
+        doc="PackML state",
+        attr="packml.state.value",
+    ),
     SignalSpec(name="estopped", type="bool", doc="e-stop active"),
 )
+_read_line_signals = compile_reader(LINE_SIGNALS, "Line")
 
 
 class Line:
@@ -50,7 +65,7 @@ class Line:
         self.world = World(cfg.physics, gui=gui, visuals=visuals)
         self.events = EventLog(lambda: (self.world.step_index, self.world.sim_time))
         self.pool = PartPool(self.world, cfg.part_types, cfg.part_pool.capacity)
-        ctx = BuildContext(self.world, self.pool, self.events, self.seed)
+        ctx = BuildContext(self.world, self.pool, self.events, self.seed, cfg)
         for kind in BUILD_ORDER:  # devices that others are mounted on are built first
             for dc in cfg.devices:
                 if type(dc) is kind:
@@ -241,7 +256,7 @@ class Line:
         return out
 
     def line_signals(self) -> dict[str, Any]:
-        return {"state": self.packml.state.value, "estopped": self.estopped}
+        return _read_line_signals(self)
 
     def drain_events(self) -> list[Event]:
         return self.events.drain()
@@ -297,6 +312,7 @@ class Line:
                 {"name": t.name, "size": list(t.size), "mass": t.mass} for t in cfg.part_types
             ],
             "teach_points": teach_points(cfg),
+            "network": network_description(cfg),
             "packml": packml_description(),
             "recipes": RECIPES,
             "events": event_catalogue(),

@@ -9,7 +9,9 @@ physics state; everything it decides on is a signal any external controller can 
   when Idle, cleared when Aborted, unheld after a safe stop; in Execute a station suspends
   and unsuspends itself as parts come and go;
 - each arm works its transfers in priority order: pick when the source has a part and the
-  destination may be loaded (its interlock; not reserved by another arm), then place;
+  destination may be loaded (its interlock; not reserved by another arm), then place; a
+  dock is a source while the AMR docked there has delivered a part (`delivery`) and a
+  destination while the AMR docked there has an empty deck (`empty_amr`);
 - while a station works, the arm that will unload it waits above it, so the unload starts
   the moment the part is done (it would otherwise start from wherever the arm last was);
 - a part a station reports as not seated is picked up and placed again;
@@ -71,6 +73,8 @@ class Sequencer:
             id(t): [*self._pick_points[id(t)][:2], arms[t.arm].travel_height] for t in cfg.transfers
         }
         self._stations = [d.id for d in line_cfg.devices if isinstance(d, StationConfig)]
+        self._seat_keys = {st: f"{st}/seat" for st in self._stations}
+        self._transfers = {arm: [t for t in cfg.transfers if t.arm == arm] for arm in self._jobs}
         self._on_alarm = on_alarm
         self._waiting_at: dict[str, str | None] = {}  # arm -> station it waits above
         self._now = 0.0
@@ -82,11 +86,11 @@ class Sequencer:
 
     @staticmethod
     def _dest_key(t: Transfer) -> str:
-        return t.place.station or f"{t.place.conveyor}@{t.place.offset}"
+        return t.place.station or t.place.dock or f"{t.place.conveyor}@{t.place.offset}"
 
     @staticmethod
     def _source_key(t: Transfer) -> str:
-        return t.pick.eye or f"{t.pick.station}/unload"
+        return t.pick.eye or f"{t.pick.station or t.pick.dock}/unload"
 
     def restart(self) -> None:
         """After a stop: forget the output image so every output is written again."""
@@ -126,7 +130,7 @@ class Sequencer:
     def _scan_station(self, dev_id: str, st: Mapping[str, Any]) -> None:
         state = st["state"]
         if st["seated"]:
-            self._succeeded(f"{dev_id}/seat")
+            self._succeeded(self._seat_keys[dev_id])
         if state == "Stopped" or (state == "Complete" and not st["part_present"]):
             self._send(dev_id, "reset")
         elif state == "Held" and not st["fault"]:  # held by a safe stop: carry on
@@ -173,6 +177,8 @@ class Sequencer:
             return False
         if t.pick.eye is not None:
             return s[t.pick.eye]["blocked"]
+        if t.pick.dock is not None:  # an AMR docked there has brought a part
+            return bool(s[t.pick.dock]["delivery"])
         st = s[t.pick.station or ""]
         return bool(st["unload_ok"] and st["part_done"])
 
@@ -182,6 +188,8 @@ class Sequencer:
             return False
         if t.place.station is not None:
             return s[t.place.station]["load_ok"]
+        if t.place.dock is not None:  # an AMR with an empty deck is docked there
+            return bool(s[t.place.dock]["empty_amr"])
         return t.place.clear_eye is None or not s[t.place.clear_eye]["blocked"]
 
     def _start(
@@ -214,7 +222,7 @@ class Sequencer:
             self._reserved.pop(self._dest_key(t), None)
             if result == "halted":
                 return  # a safe stop is no failure: the next scan picks again
-            device = t.pick.eye or t.pick.station or self._dest_key(t)
+            device = t.pick.eye or t.pick.station or t.pick.dock or self._dest_key(t)
             self._failed(key, "pick_failed", device, f"{arm}: pick ended {result}", s)
             return
         # placing or reseat_place
@@ -240,7 +248,7 @@ class Sequencer:
                 return
         if a["busy"] or a["holding"] is not None:
             return
-        transfers = [t for t in self.cfg.transfers if t.arm == arm]
+        transfers = self._transfers[arm]
         for t in transfers:
             if self._reseat_needed(t, s):
                 self._reserved[self._dest_key(t)] = arm

@@ -115,6 +115,7 @@ class HmiGateway:
             "builtin_controller": hello.builtin_controller,
             "devices": describe.devices,
             "part_types": describe.part_types,
+            "network": describe.network,  # the AMR route network (null without one)
             "packml": describe.packml,
             "watchdog": self.opts.watchdog,
         }
