@@ -121,6 +121,9 @@ class Station(Device):
             cfg.mtbf, cfg.mttr, cfg.breakdowns, ctx.rng(cfg.id + "/breakdowns")
         )
         self.fault: str | None = None
+        # breakdowns (random or scripted) are the only source of a fault
+        self._can_break = cfg.mtbf > 0 or bool(cfg.breakdowns)
+        self._by_body = ctx.pool.by_body  # body -> part id (the pool only ever mutates it)
         self._held_by_fault = False
         self._suspended_by_command = False
         self.activity = "stopped"
@@ -282,35 +285,30 @@ class Station(Device):
             self.machine.command(Command.UNSUSPEND)
 
     def after_step(self) -> None:
-        dt = self.ctx.world.dt
-        now = self.ctx.world.sim_time
-        body = int(self.ctx.world.rays.hit_body[self.ray])
-        part = self.ctx.pool.part_at_body(body) if body >= 0 else None
+        world, machine = self.ctx.world, self.machine
+        dt = world.dt
+        body = world.rays.hit_body[self.ray]
+        part = self._by_body.get(body) if body >= 0 else None
         if part != self.part:
             self._on_part_change(part)
         elif part is not None and self.seated is None:
             self._judge_part(dt)
-        self._update_fault(now)
+        if self._can_break:  # without breakdowns there is never a fault to update
+            self._update_fault(world.sim_time)
         self.in_state_for += dt
-        if not self.fault and self.state in _PRODUCING:
+        if not self.fault and machine.state in _PRODUCING:
             self._produce(dt)
-        if self.machine.is_acting and self.in_state_for >= self.cfg.transition_time - 1e-9:
-            self.machine.state_complete()
+        if machine.is_acting and self.in_state_for >= self.cfg.transition_time - 1e-9:
+            machine.state_complete()
             self._hold_if_down()  # a breakdown holds what has just reached Execute
-        if self.state == State.RESETTING and self._done_part != self._progress_part:
+        state = machine.state
+        if state == State.RESETTING and self._done_part != self._progress_part:
             self._progress_part, self.progress = None, 0.0  # an aborted cycle starts over
-        self._interlocks = (self.load_ok, self.unload_ok)
-        key = (
-            self.machine.state,
-            self.part,
-            self.seated,
-            self._progress_part,
-            self._done_part,
-            self.fault,
-        )
+        key = (state, self.part, self.seated, self._progress_part, self._done_part, self.fault)
         if key == self._activity_of:
-            return  # activity depends on these only
+            return  # the interlocks and the activity depend on these only
         self._activity_of = key
+        self._interlocks = (self.load_ok, self.unload_ok)
         activity = self._activity()
         if activity != self.activity:
             self.emit("station_activity", activity=activity, previous=self.activity)
