@@ -129,6 +129,7 @@ def test_a_part_goes_store_amr_arm_station_arm_amr_store_to_completion() -> None
         assert amr.load is None and store.signals()["empty_amr"] is True
         evs = line.drain_events()
         kinds = [(e.kind, e.device) for e in evs]
+        assert kinds.index(("part_spawned", "store_in")) < kinds.index(("amr_loaded", "amr1"))
         assert ("part_completed", "store_out") in kinds
         results = [e.data["result"] for e in evs if e.kind == "arm_job_done"]
         assert len(results) >= 4 and set(results) == {"ok"}  # 2 picks, 2 places (+ waiting)
