@@ -381,8 +381,10 @@ def test_commands_are_refused_with_clear_errors_and_nothing_applied() -> None:
             return e.value
 
         e = refused("go_to", {"node": "nowhere"})
-        assert e.code == "bad_value" and "unknown node 'nowhere'" in e.message
-        assert "'a', 'b', 'c'" in e.message  # names the known nodes
+        assert e.code == "bad_value" and "'nowhere'" in e.message
+        assert "['a', 'b', 'c', 'e', 'f']" in e.message  # names the known nodes
+        e = refused("go_along", {"nodes": ["a", "nowhere"]})
+        assert e.code == "bad_value" and "'nowhere' is not one of ['a'" in e.message
         e = refused("dock", {"dock": "d9"})
         assert e.code == "bad_value" and "'d1'" in e.message
         e = refused("go_along", {"nodes": ["a", "c"]})
@@ -512,3 +514,72 @@ def test_config_errors_name_the_file_and_field(fragment: str, field: str, proble
         loads(PARTS + NETWORK + fragment, "factory.toml")
     msg = str(e.value)
     assert msg.startswith("factory.toml: ") and field in msg and problem in msg, msg
+
+
+def test_a_route_extended_while_driving_goes_on_without_stopping() -> None:
+    """As a traffic manager drives it: one lane at a time, the next sent before the end."""
+    net = """
+[network]
+nodes = [{ id = "a", position = [0.0, 0.0] }, { id = "m", position = [3.0, 0.0] },
+         { id = "b", position = [6.0, 0.0] }]
+lanes = [{ from = "a", to = "m" }, { from = "m", to = "b" }]
+"""
+    with make_line(amr("r1", "a"), network=net) as line:
+        r1 = line.devices["r1"]
+        line.apply("r1", "go_along", {"nodes": ["a", "m"]})
+        run(line, 2.5)
+        assert r1.state == "driving" and r1.node == ""
+        line.apply("r1", "go_along", {"nodes": ["a", "m", "b"]})  # the lane being driven, on
+        trace = [s["r1"] for s in run(line, 20, idle("r1"))]
+        at_m = min(trace, key=lambda s: abs(s["x"] - 3.0))
+        assert at_m["speed"] > 0.9
+        assert (r1.node, r1.result, r1.moves_done) == ("b", "ok", 1)
+        # stopped while driving back, then sent on: it brakes within its limits, then goes
+        line.apply("r1", "go_to", {"node": "a"})
+        run(line, 5.0)
+        line.apply("r1", "stop")
+        run(line, 0.2)
+        line.apply("r1", "go_to", {"node": "b"})  # reverse while still braking
+        trace = [s["r1"] for s in run(line, 20, idle("r1"))]
+        speed = [s["speed"] for s in trace]
+        accel = [(b - a) / DT for a, b in zip(speed, speed[1:])]
+        assert max(abs(a) for a in accel) <= 0.8 * 1.02 + 1e-6
+        assert (r1.node, r1.result) == ("b", "ok")
+
+
+def test_an_estop_while_docking_stops_it_on_the_way_and_docking_goes_on_after() -> None:
+    with loaded_amr_line(dock_speed=0.2) as line:
+        r1, d1 = line.devices["r1"], line.devices["d1"]
+        line.apply("r1", "undock")
+        run(line, 2.0)
+        line.estop("test")
+        run(line, 1.0)
+        assert (r1.state, r1.result, r1.dock_id, r1.node) == ("stopped", "halted", "", "")
+        assert -0.9 < r1.x < -0.1 and r1.speed == 0.0  # between the dock and its node
+        with pytest.raises(CommandError) as e:
+            line.apply("r1", "dock", {"dock": "d1"})
+        assert e.value.code == "estopped"
+        line.estop_reset()
+        with pytest.raises(CommandError) as e:
+            line.apply("r1", "go_to", {"node": "b"})
+        assert e.value.code == "docked"
+        assert d1.signals()["claimed"] == "r1"  # still its dock
+        line.apply("r1", "dock", {"dock": "d1"})
+        run(line, 10, idle("r1"))
+        assert (r1.state, r1.dock_id) == ("docked", "d1") and d1.signals()["amr"] == "r1"
+
+
+def test_held_back_by_what_the_field_does_not_see_it_reports_blocked() -> None:
+    with make_line(amr("r1", "a", blocked_timeout=2.0)) as line:
+        r1 = line.devices["r1"]
+        line.world.box([0.05, 0.5, 0.03], [2.0, 0.0, 0.03])  # a kerb below the scanner
+        line.apply("r1", "go_to", {"node": "b"})
+        trace = [s["r1"] for s in run(line, 20, idle("r1"))]
+        assert r1.safety == "clear" and all(s["safety"] == "clear" for s in trace)
+        assert r1.x + 0.4 < 1.95 + 0.01  # it did not get through
+        evs = line.drain_events()
+        causes = [e.data["cause"] for e in evs if e.kind == "amr_state"]
+        assert causes == ["go_to", "stalled", "blocked_timeout"]
+        done = [e.data for e in evs if e.kind == "amr_move_done"]
+        assert [d["result"] for d in done] == ["blocked"]
+        assert (r1.state, r1.result) == ("idle", "blocked")

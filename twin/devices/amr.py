@@ -31,7 +31,7 @@ from twin.devices.dock import Dock, dock_of
 from twin.routes import RouteNetwork
 
 _SCAN_PERIOD = 0.04  # s between two safety field scans (a 25 Hz scanner)
-_LOAD_PERIOD = 0.04  # s between two looks at the deck
+_LOAD_PERIOD = 0.04  # s between two looks at the deck and two battery updates
 _IDLE_READ_PERIOD = 0.1  # s between two pose reads while at rest (it may be pushed)
 _LOAD_GONE = 2  # looks in a row without the part before it counts as gone
 _MOVING = ("driving", "docking", "undocking", "blocked")
@@ -48,10 +48,11 @@ class Amr(Device):
 
     def __init__(self, cfg: AmrConfig, ctx: BuildContext) -> None:
         super().__init__(cfg, ctx)
-        self.commands = command_specs()
         self.net: RouteNetwork = network_of(ctx)
+        self.commands = command_specs(tuple(self.net.nodes), tuple(self.net.docks))
         world = ctx.world
-        self.body = AmrBody(world, cfg)
+        self.chassis = AmrBody(world, cfg)
+        self.body = self.chassis.body  # its pybullet body, as other devices name theirs
         length, width, self.deck_height = cfg.size
         self.field = SafetyField(cfg.safety, length / 2, width / 2)
         self.pack = Battery(cfg.battery)
@@ -92,7 +93,7 @@ class Amr(Device):
             (x, y), yaw = self.net.nodes[cfg.start], 0.0
             self.where = ("node", cfg.start)
             self.node = cfg.start
-        self.body.place(x, y, yaw)
+        self.chassis.place(x, y, yaw)
         self.x, self.y, self._yaw, self.vx, self.vy, self.yaw_rate = x, y, yaw, 0.0, 0.0, 0.0
         self._last_xy = (x, y)
 
@@ -117,34 +118,16 @@ class Amr(Device):
     def _dock(self, dock_id: str) -> Dock:
         return dock_of(self.ctx, self.id, dock_id)
 
-    def _known_node(self, command: str, node: str) -> None:
-        if node not in self.net.nodes:
-            raise CommandError(
-                "bad_value",
-                f"amr '{self.id}': {command}: unknown node '{node}' "
-                f"(known: {_listing(self.net.nodes)})",
-            )
-
     def check(self, command: str, args: dict[str, Any]) -> None:
-        """What the network alone decides: the nodes and docks named exist, a route's steps
-        are lanes."""
-        if command == "go_to":
-            self._known_node(command, args["node"])
-        elif command == "go_along":
+        """What the network alone decides (the nodes and docks named exist: their
+        declared choices): a route's steps are lanes."""
+        if command == "go_along":
             nodes = args["nodes"]
-            for n in nodes:
-                self._known_node(command, n)
             for a, b in zip(nodes, nodes[1:]):
                 if b not in self.net.out[a]:
                     raise CommandError(
                         "bad_value", f"amr '{self.id}': go_along: no lane from '{a}' to '{b}'"
                     )
-        elif command == "dock" and args["dock"] not in self.net.docks:
-            raise CommandError(
-                "bad_value",
-                f"amr '{self.id}': dock: unknown dock '{args['dock']}' "
-                f"(known: {_listing(self.net.docks)})",
-            )
 
     def _refuse(self, code: str, command: str, why: str) -> None:
         raise CommandError(code, f"amr '{self.id}': {command}: {why}")
@@ -191,10 +174,12 @@ class Amr(Device):
                 self._refuse(
                     "bad_value",
                     "go_along",
-                    f"on the lane {self._here()} it can drive to {self._lane_exits()}, "
-                    f"not '{path[0]}'",
+                    f"{self._here()} it can drive to {self._lane_exits()}, not '{path[0]}'",
                 )
         else:
+            seg = self.drive.segments[0] if keep else None
+            if seg is not None and path[:2] == [seg.start, seg.end]:
+                path = path[1:]  # the lane it is driving: the route goes on from its end
             if path[0] != start:
                 path.insert(0, start)
             if len(path) > 1 and path[1] not in self.net.out[path[0]]:
@@ -371,7 +356,7 @@ class Amr(Device):
             self._follow()
         elif self._halting:
             vx, vy, w = drive.brake(self.ctx.world.dt)
-            self.body.drive(vx, vy, w)
+            self.chassis.drive(vx, vy, w)
             if drive.at_rest:
                 self._halting = False
 
@@ -395,7 +380,7 @@ class Amr(Device):
             self.field.clear()
             self.safety = "clear"
         vx, vy, w, finished = drive.update(self.x, self.y, self._yaw, world.dt, cap)
-        self.body.drive(vx, vy, w)
+        self.chassis.drive(vx, vy, w)
         for done in finished:
             self._segment_done(done)
         if drive.active:
@@ -452,15 +437,14 @@ class Amr(Device):
     # sensing -----------------------------------------------------------------------------
     def after_step(self) -> None:
         world = self.ctx.world
-        dt = world.dt
         if self.drive.active or self._halting or world.step_index % self._idle_read_every == 0:
             self._sense()
         if world.step_index % self._load_every == 0:
             self._look_at_deck()
-        self._battery(dt)
+            self._battery(world.dt * self._load_every)
 
     def _sense(self) -> None:
-        self.x, self.y, self._yaw, self.vx, self.vy, self.yaw_rate = self.body.read()
+        self.x, self.y, self._yaw, self.vx, self.vy, self.yaw_rate = self.chassis.read()
         if self.state == "docked" and self.where[0] == "dock":
             dock = self._dock(self.where[1])
             dx, dy = self.x - dock.cfg.position[0], self.y - dock.cfg.position[1]
@@ -492,7 +476,7 @@ class Amr(Device):
         pool = self.ctx.pool
         parts = [
             p
-            for b in self.body.deck_contacts(self.deck_height)
+            for b in self.chassis.deck_contacts(self.deck_height)
             if (p := pool.part_at_body(b)) is not None
         ]
         if not parts:
@@ -540,10 +524,3 @@ def network_of(ctx: BuildContext) -> RouteNetwork:
         assert ctx.config is not None, "AMRs are built by a Line (it passes its config)"
         net = ctx._route_network = RouteNetwork.from_config(ctx.config)  # type: ignore[attr-defined]
     return net
-
-
-def _listing(names: Any, limit: int = 12) -> str:
-    ordered = sorted(names)
-    shown = ", ".join(repr(n) for n in ordered[:limit])
-    more = len(ordered) - limit
-    return f"[{shown}, ... {more} more]" if more > 0 else f"[{shown}]"

@@ -73,23 +73,29 @@ class Drive:
         self.turn_rate, self.turn_acc = turn_rate, turn_acc
         self.segments: list[Segment] = []
         self.turning = False
+        self.settling = False  # coming to rest before the first segment
+        self._ahead_key: tuple | None = None
+        self._ahead_value = (0.0, 0.0)
         self.v = 0.0  # commanded speed along the segment's direction (m/s)
         self.w = 0.0  # commanded yaw rate (rad/s)
         self.direction = (1.0, 0.0)  # unit vector of travel on the current segment
-        self.origin = (0.0, 0.0)  # where the current segment started
 
     @property
     def active(self) -> bool:
         return bool(self.segments)
 
     def start(self, segments: list[Segment], x: float, y: float) -> None:
-        """Drive these segments from (x, y); the first starts where the AMR is."""
+        """Drive these segments from (x, y); the first starts where the AMR is. Still
+        moving (braking from an abandoned move), it first comes to rest."""
         self.segments = list(segments)
-        self._begin(x, y)
+        self.settling = self.v != 0.0 or self.w != 0.0
+        if not self.settling:
+            self._begin(x, y)
 
     def extend(self, segments: list[Segment]) -> None:
         """Replace what comes after the segment being driven."""
         self.segments[1:] = segments
+        self._ahead_key = None
 
     def _begin(self, x: float, y: float) -> None:
         seg = self.segments[0]
@@ -97,10 +103,18 @@ class Drive:
         seg.length = math.hypot(dx, dy)
         if seg.length > 1e-9:
             self.direction = (dx / seg.length, dy / seg.length)
-        self.origin = (x, y)
         self.turning = seg.heading is not None
+        self._ahead_key = None
 
     def _ahead(self, limit: float) -> tuple[float, float]:
+        """`_run_ahead`, worked out once per segment (the route ahead is fixed by then)."""
+        key = (id(self.segments[0]), len(self.segments), limit)
+        if self._ahead_key != key:
+            self._ahead_key = key
+            self._ahead_value = self._run_ahead(limit)
+        return self._ahead_value
+
+    def _run_ahead(self, limit: float) -> tuple[float, float]:
         """The straight run after the current segment's end, where the AMR drives through
         without stopping: the fastest speed at that end that still meets every later limit
         (the lower speed of the next lanes, a stop where the run ends), and how far beyond
@@ -135,6 +149,14 @@ class Drive:
         """Velocities (vx, vy, yaw rate) for the coming step, from the measured pose; and the
         segments finished at this pose. `speed_cap` is what the safety field allows (m/s)."""
         finished: list[Segment] = []
+        if self.settling:
+            self.v = ramp(self.v, 0.0, self.dec * dt)
+            self.w = ramp(self.w, 0.0, self.turn_acc * dt)
+            if self.v != 0.0 or self.w != 0.0:
+                dx, dy = self.direction
+                return self.v * dx, self.v * dy, self.w, finished
+            self.settling = False
+            self._begin(x, y)
         while True:
             seg = self.segments[0]
             if self.turning:
@@ -183,7 +205,7 @@ class Drive:
     def brake(self, dt: float) -> tuple[float, float, float]:
         """Velocities while stopping at full deceleration (the move is abandoned)."""
         self.segments = []
-        self.turning = False
+        self.turning = self.settling = False
         self.v = ramp(self.v, 0.0, self.dec * dt)
         self.w = ramp(self.w, 0.0, self.turn_acc * dt)
         dx, dy = self.direction

@@ -54,11 +54,12 @@ SIGNALS = (
 )
 
 
-def command_specs() -> tuple[CommandSpec, ...]:
+def command_specs(nodes: tuple[str, ...], docks: tuple[str, ...]) -> tuple[CommandSpec, ...]:
+    """The AMR's commands; the network's nodes and docks are the values they accept."""
     return (
         CommandSpec(
             name="go_to",
-            args=(Arg(name="node", type="str", doc="a node of the route network"),),
+            args=(Arg(name="node", type="str", choices=nodes, doc="a node of the route network"),),
             doc="drive the shortest route to the node: turn in place at nodes, straight along "
             "lanes; refused (nothing applied) with bad_value for an unknown node, unreachable "
             "when no route leads there, docked while on a dock, overloaded",
@@ -69,6 +70,7 @@ def command_specs() -> tuple[CommandSpec, ...]:
                 Arg(
                     name="nodes",
                     type="strs",
+                    choices=nodes,
                     doc="adjacent nodes; the first may be the node it is at",
                 ),
             ),
@@ -77,7 +79,14 @@ def command_specs() -> tuple[CommandSpec, ...]:
         ),
         CommandSpec(
             name="dock",
-            args=(Arg(name="dock", type="str", doc="a dock whose approach node it is at"),),
+            args=(
+                Arg(
+                    name="dock",
+                    type="str",
+                    choices=docks,
+                    doc="a dock whose approach node it is at",
+                ),
+            ),
             doc="creep onto the dock at dock_speed, ending with the dock's heading; only from "
             "the dock's approach node (not_at_dock) and onto a free dock (dock_occupied)",
         ),

@@ -89,13 +89,15 @@ class Source(Device):
         return self.cfg.max_parts > 0 and self.spawned >= self.cfg.max_parts
 
     def after_step(self) -> None:
-        now = self.ctx.world.sim_time
+        world = self.ctx.world
+        now = world.sim_time
         due = self.enabled and now >= self.next_at and not self._limit_reached()
         if not (due or self._requested):
             self.blocked = False
-            self._wait_for_pool(False)
+            if self.pool_full:
+                self._wait_for_pool(False)
             return
-        if (self.blocked or self.pool_full) and self.ctx.world.step_index % _RETRY_EVERY:
+        if (self.blocked or self.pool_full) and world.step_index % _RETRY_EVERY:
             return  # a blocked feeder tries again every few steps, not at every physics step
         self._wait_for_pool(self.ctx.pool.full)
         if self.pool_full:
@@ -125,8 +127,6 @@ class Source(Device):
         if self.cfg.defect_rate > 0 and self.rng.random() < self.cfg.defect_rate:
             defect = "defective material"
         part = self.ctx.pool.spawn(type_name, pos, yaw, now, defect=defect)
-        if amr is not None:
-            amr.put_on(part.id)
         self.spawned += 1
         self.last_part = part.id
         quality = "reject" if defect else "good"
@@ -138,6 +138,8 @@ class Source(Device):
             defect=defect,
             order=order,
         )
+        if amr is not None:  # on its deck from now on (amr_loaded after part_spawned)
+            amr.put_on(part.id)
 
     def _dock(self) -> Dock:
         if self.dock is None:
