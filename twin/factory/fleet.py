@@ -214,9 +214,7 @@ class FleetManager:
             options = [
                 c
                 for c in self.cells.values()
-                if c.role == "process"
-                and (c.kind == want or c.id == want)
-                and self.occupancy[c.id] < c.capacity
+                if c.role == "process" and (c.kind == want or c.id == want) and self._room(c) > 0
             ]
         else:
             options = [c for c in self.cells.values() if c.role == "shipping"]
@@ -231,6 +229,23 @@ class FleetManager:
                 c.id,
             ),
         )
+
+    def _room(self, c: Cell) -> int:
+        """Stations free for one more part. A finished part an AMR is on its way to fetch
+        counts as gone when the cell has separate in and out docks: the next part may wait
+        at the in dock while it leaves by the out dock (with one dock for both, it would
+        block the AMR that comes to fetch)."""
+        room = c.capacity - self.occupancy[c.id]
+        if c.in_dock != c.out_dock:
+            room += sum(
+                1
+                for t in self.transports
+                if t.from_cell == c.id
+                and t.part is not None
+                and t.amr is not None
+                and t.phase in ("to_pickup", "loading")
+            )
+        return room
 
     def _request_pickups(self, s: Signals) -> None:
         moving = {t.part for t in self.transports}

@@ -305,6 +305,8 @@ class TrafficManager:
                 self._locate(a)
             if a.moving:
                 self._follow(a)
+            if a.moving and a.goal is not None and a.goal != a.target:
+                self._redirect(a)
         waiting = [
             a
             for a in self.amrs.values()
@@ -317,8 +319,9 @@ class TrafficManager:
             if a.waiting_since is None:
                 a.waiting_since = now
         waiting.sort(key=lambda a: (a.waiting_since, a.id))
-        for a in waiting:
-            if not a.moving and not self._start_move(a, a.goal or ""):
+        stuck = [a for a in waiting if not self._start_move(a, a.goal or "")]
+        for a in stuck:  # then, oldest first, clear the way of those that cannot go
+            if not a.moving:
                 self._make_way(a)
 
     def restart(self) -> None:
@@ -490,6 +493,27 @@ class TrafficManager:
         step.sent_at_moves = None
         step.retry_at = self.now + _RETRY
         self._error(f"{a.id}: {step.command} ended {s.get('result')}; sent again")
+
+    def _redirect(self, a: _Amr) -> None:
+        """Its goal changed on the way: end the move at the next node (keeping what is
+        reserved up to there, freeing the rest); from there it goes to the new goal."""
+        step = a.steps[0]
+        end = a.passed + 1
+        if step.command != "go_along" or step.sent_at_moves is None or end >= len(a.route) - 1:
+            return
+        node = a.route[end]
+        try:
+            self.port.send(a.id, "go_along", {"nodes": [node]})
+        except CommandError:
+            return  # it carries on to where it was going
+        step.sent_at_moves = int(a.signals.get("moves_done", 0))
+        dropped = a.route[end + 1 :]
+        res: list[Resource] = [_node(n) for n in dropped]
+        res += [_lane(x, y) for x, y in zip(a.route[end:], dropped, strict=False)]
+        res += [r for r in self.table.held.get(a.id, set()) if r[0] in "dp"]
+        self.table.release(a.id, res)
+        a.route, a.steps, a.target = a.route[: end + 1], [step], node
+        step.nodes = a.route
 
     def _step_done(self, a: _Amr) -> None:
         a.steps.pop(0)
