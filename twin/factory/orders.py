@@ -276,11 +276,11 @@ class ReleaseDesk:
             d, src = signals[dock], signals[source]
             asked = self._asked.get(dock)
             if asked is not None:
-                order, before = asked
+                asked_for, before = asked
                 # the request waits in the source until an empty AMR is docked there
                 if int(src.get("spawned", 0)) > before and src.get("last_part") is not None:
                     del self._asked[dock]
-                    self.book.released(order, int(src["last_part"]), now)
+                    self.book.released(asked_for, int(src["last_part"]), now)
                 continue
             if not d.get("empty_amr") or now < self._retry_at.get(dock, 0.0):
                 continue

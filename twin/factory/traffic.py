@@ -187,8 +187,8 @@ def network_shapes(
                 continue  # a two-way lane: one resource, done from its other end
             pa, pb = net.nodes[a], net.nodes[b]
             ux, uy = pb[0] - pa[0], pb[1] - pa[1]
-            n = math.hypot(ux, uy) or 1.0
-            ux, uy = ux / n, uy / n
+            size = math.hypot(ux, uy) or 1.0
+            ux, uy = ux / size, uy / size
             # the field reaches ahead only: beyond the end it drives toward
             back = ahead if a in net.out.get(b, {}) else beyond
             shapes[_lane(a, b)] = Capsule(
@@ -336,16 +336,17 @@ class TrafficManager:
         """At start (or after a stop off the plan): the place it stands on, reserved."""
         s = a.signals
         dock = s.get("dock") or ""
+        wanted: list[Resource]
         if dock:
             place = dock_place(dock)
             wanted = [("d", dock)]
         else:
             node = s.get("node") or self._nearest_node(s)
             place, wanted = node, [_node(node)]
-        if not self.table.acquire(a.id, wanted):  # type: ignore[arg-type]
+        if not self.table.acquire(a.id, wanted):
             # where it stands is its own, even if too close to another: they move apart
             self._error(f"{a.id}: stands too close to another AMR at {place}")
-            self.table.force(a.id, wanted[0])  # type: ignore[arg-type]
+            self.table.force(a.id, wanted[0])
         a.place = place
 
     def _nearest_node(self, s: Mapping[str, Any]) -> str:

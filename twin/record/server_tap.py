@@ -20,6 +20,7 @@ class _Host(Protocol):
     mode: str
     seed: int | None
     builtin_controller: bool
+    builtin_fleet: bool
     state_rate: float
     state_every: int
     sinks: list[Callable[[bytes, Any], None]]
