@@ -466,3 +466,35 @@ def test_twin_check_names_a_mistake_in_a_factory(tmp_path: Path):
     assert proc.returncode != 0
     assert f"{path}: cells[4] (cell 'drill1').template: " in proc.stderr
     assert "nope.toml: cannot read cell template" in proc.stderr
+
+
+def test_the_fleet_sweep_sets_factory_fields():
+    """`configs/sweep_fleet.toml` varies fleet size and release policy: every scenario's
+    config is a valid factory with that many AMRs and that policy, loadable where a sweep
+    worker loads it (from the text, templates found beside the factory file)."""
+    from twin.sweep.scenarios import plan
+    from twin.sweep.spec import load_sweep
+
+    sweep = load_sweep(CONFIGS / "sweep_fleet.toml")
+    tasks = plan(sweep).tasks
+    seen = set()
+    for task in tasks:
+        cfg = loads(task.config, task.source, base_dir=task.base_dir)
+        assert cfg.factory is not None and cfg.factory.orders is not None
+        amrs = sum(isinstance(d, AmrConfig) for d in cfg.devices)
+        policy = cfg.factory.orders.release.policy
+        assert cfg.factory.orders.arrivals is not None
+        assert cfg.factory.orders.arrivals.interval == 200.0
+        seen.add((amrs, policy))
+    assert seen == {(n, p) for n in (1, 2, 3) for p in ("push", "conwip")}
+    assert len(tasks) == 12
+
+
+def test_a_sweep_path_selects_a_product_by_its_type():
+    from twin.sweep.paths import get_value, set_value
+
+    raw = small_raw()
+    set_value(raw, "orders.products.cover.routing[0].cycle_time", 12.0)
+    assert get_value(raw, "orders.products.cover.routing[0].cycle_time") == 12.0
+    cfg = load_raw(raw)
+    assert cfg.device("mill2_station").cycle_times["cover"] == 12.0  # type: ignore[union-attr]

@@ -54,10 +54,12 @@ def check_floor(items: list[FloorItem], amr_width: float, amr_length: float, fai
                 continue
             gap = cell.rect.distance_to_segment(item.points[0], item.points[1])
             if gap < half:
-                how = "crosses" if gap == 0 else f"passes {gap:.2f} m from"
+                where = f"cell '{cell.name}' ({cell.rect.text()})"
                 raise fail(
                     item.where,
-                    f"{item.name} {how} cell '{cell.name}' ({cell.rect.text()}): an AMR "
+                    f"{item.name} crosses {where}"
+                    if gap == 0
+                    else f"{item.name} passes {gap:.2f} m from {where}: an AMR "
                     f"{amr_width:.2f} m wide needs {half:.2f} m",
                 )
     paths = [p for p in items if p.kind in ("lane", "docking")]

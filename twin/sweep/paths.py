@@ -4,9 +4,13 @@ Syntax: dot-separated segments, each a key optionally followed by list indices::
 
     physics.seed                      a field of a table
     devices.mill.cycle_time           in a list of tables, a segment selects the entry whose
-    part_types.housing.mass           `id` (devices) or `name` (part types) equals it
-    physics.gravity[2]                [i] selects a list element by position (from 0)
-    controller.transfers[0].place.offset
+    part_types.housing.mass           `id` (devices, cells), `name` (part types) or `type`
+    physics.gravity[2]                (products) equals it; [i] selects a list element by
+    controller.transfers[0].place.offset                 position (from 0)
+
+In a factory file (twin.factory.layout) the same paths reach its fields, e.g. `fleet.count`,
+`fleet.amr.max_speed`, `orders.release.policy`, `cells.mill2.position`,
+`orders.products.housing.routing[0].cycle_time`.
 
 Segments are TOML bare keys (letters, digits, `_`, `-`). Setting a field that the file leaves
 at its default is allowed: the result is validated by `twin.config.loads` afterwards.
@@ -18,7 +22,7 @@ import re
 from typing import Any
 
 _SEGMENT = re.compile(r"^([A-Za-z0-9_\-]+)((?:\[\d+\])*)$")
-_SELECT_KEYS = ("id", "name")
+_SELECT_KEYS = ("id", "name", "type")
 
 
 class PathError(ValueError):
@@ -55,7 +59,9 @@ def _step(node: Any, key: str | int, path: str, where: str) -> Any:
         for entry in node:
             if isinstance(entry, dict) and any(entry.get(k) == key for k in _SELECT_KEYS):
                 return entry
-        known = [e.get("id", e.get("name")) for e in node if isinstance(e, dict)]
+        known = [
+            next((e[k] for k in _SELECT_KEYS if k in e), None) for e in node if isinstance(e, dict)
+        ]
         known = [k for k in known if k is not None]
         raise PathError(f"'{path}': no entry '{key}' in {where} (known: {known})")
     raise PathError(f"'{path}': {where} is a value, not a table or list")

@@ -28,6 +28,7 @@ class RunTask(msgspec.Struct, kw_only=True):
     seed: int
     config: str  # the scenario's line config as TOML text, already validated
     source: str  # names the config in errors
+    base_dir: str = ""  # where a factory's cell templates are found (the line file's folder)
     duration: float
     kpis: list[str]
 
@@ -117,7 +118,7 @@ def plan(sweep: Sweep) -> Plan:
             for p, v in {**sweep.set, **params}.items():
                 set_value(raw, p, v)
             text = dumps(raw)
-            cfg = loads(text, str(sweep.line_path))
+            cfg = loads(text, str(sweep.line_path), base_dir=sweep.line_path.parent)
         except (PathError, ConfigError, TypeError) as e:
             where = "set" if not params else "scenario " + label
             errors.append(f"{sweep.source}: {where}: {e}")
@@ -136,12 +137,13 @@ def plan(sweep: Sweep) -> Plan:
                     seed=seed,
                     config=text,
                     source=f"{sweep.line_path} [{label}]",
+                    base_dir=str(sweep.line_path.parent.resolve()),
                     duration=sweep.duration,
                     kpis=sweep.kpis,
                 )
             )
     if stations is None:  # no valid scenario: check the KPIs against the base line
-        devices = loads(base_text).devices
+        devices = loads(base_text, str(sweep.line_path)).devices
         stations = {d.id for d in devices if isinstance(d, StationConfig)}
         robots = {d.id for d in devices if isinstance(d, ArmConfig)}
     kinds: dict[str, str] = {}

@@ -43,7 +43,7 @@ def execute(task: RunTask) -> RunResult:
     """Build the scenario's line, run it headless, return its KPIs; never raises."""
     start = time.perf_counter()
     try:
-        cfg = loads(task.config, task.source)
+        cfg = loads(task.config, task.source, base_dir=task.base_dir or None)
         summary = run_line(cfg, task.duration, seed=task.seed, progress=False)
         if summary.interrupted:
             raise KeyboardInterrupt("run interrupted")
