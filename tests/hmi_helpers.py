@@ -14,7 +14,7 @@ import time
 from processes import ROOT, ServeProcess
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
+CHROMIUM_ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader"]
 SKIP_REASON = (
     "browser tests need Chromium (apt-get install chromium) and Playwright for Python; "
     "they were skipped"

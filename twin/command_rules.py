@@ -36,7 +36,22 @@ REQUEST_ERRORS = frozenset(
     }
 )
 STATE_ERRORS = frozenset(
-    {"busy", "holding", "not_holding", "illegal_state", "fault_active", "estopped"}
+    {
+        "busy",
+        "holding",
+        "not_holding",
+        "illegal_state",
+        "fault_active",
+        "estopped",
+        # an AMR's: where it is, its deck and battery, the network's routes and docks
+        "unreachable",
+        "docked",
+        "not_at_dock",
+        "dock_occupied",
+        "not_at_charger",
+        "overloaded",
+        "battery_empty",
+    }
 )
 
 

@@ -88,7 +88,7 @@ class PartMix(_Strict, kw_only=True):
 class SourceConfig(_Strict, tag="source", tag_field="kind", kw_only=True):
     id: DeviceId
     conveyor: str | None = None  # the belt the parts are put on ...
-    dock: str | None = None  # ... or the deck of the AMR docked here (one of the two)
+    dock: str | None = None  # ... or the dock: onto the empty deck of the AMR docked there
     offset: Offset = 0.0  # m along the belt from its centre, downstream positive
     interval: Positive = 10.0  # s between parts
     # s, uniform +/- around the interval (seeded); bounded so the draw's range stays finite
@@ -179,8 +179,8 @@ class StationConfig(_Strict, tag="station", tag_field="kind", kw_only=True):
 
 class SinkConfig(_Strict, tag="sink", tag_field="kind", kw_only=True):
     id: DeviceId
-    conveyor: str | None = None  # takes parts off this belt ...
-    dock: str | None = None  # ... or off the deck of the AMR docked here (one of the two)
+    conveyor: str | None = None  # a take-away zone on this belt ...
+    dock: str | None = None  # ... or at this dock: parts an AMR delivers there
     offset: Offset = 0.0  # m along the belt: centre of the take-away zone
     zone_length: Length = 0.2
 
@@ -678,7 +678,8 @@ def _check_references(cfg: LineConfig, source: str) -> None:
         if isinstance(d, (SourceConfig, SinkConfig)):
             if (d.conveyor is None) == (d.dock is None):
                 fail(f"{here}.conveyor", "give exactly one of 'conveyor' or 'dock'")
-            expect(f"{here}.dock", d.dock, DockConfig, "dock")
+            if d.dock is not None:
+                expect(f"{here}.dock", d.dock, DockConfig, "dock")
         if isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)) and d.conveyor is not None:
             expect(f"{here}.conveyor", d.conveyor, ConveyorConfig, "conveyor")
             belt = by_id[d.conveyor]

@@ -66,6 +66,28 @@ RECIPES: dict[str, list[str]] = {
     "source": [
         "parts appear at the drop_point at interval (with jitter) while enabled, when the "
         "drop zone is clear (blocked otherwise); spawn puts one part down now.",
+        "a source at a dock puts each part on the deck of the AMR docked there, when one with "
+        "an empty deck is (blocked otherwise).",
+    ],
+    "amr": [
+        "go_to a node (or go_along adjacent nodes): state driving, it turns in place at nodes "
+        "and drives straight along lanes; the move ends with moves_done counting up, result "
+        "ok and state idle at the node (goal ''). Refused at once: bad_value (unknown node), "
+        "unreachable (no route), docked (undock first), overloaded, battery_empty.",
+        "dock (at the dock's approach node, the dock free): state docking, then docked; "
+        "undock: back to the approach node. A source, sink or arm loads and unloads the deck "
+        "while it is docked (load, load_type, load_mass).",
+        "the safety field slows it (safety warning) and stops it (protective, state blocked); "
+        "blocked for blocked_timeout, the move ends result blocked and it stands where it is "
+        "(node '' on a lane): send a new go_to. stop, a safe stop or an e-stop end a move "
+        "halted (state stopped).",
+        "charge at a charger node (state charging until battery reaches full); at battery 0 "
+        "it stops (state battery_empty) and only charge is accepted.",
+    ],
+    "dock": [
+        "read occupied and amr (the AMR docked there), part and part_type (on its deck), "
+        "empty_amr (docked with an empty deck: place a part) and delivery (it brought its "
+        "part here: pick it). Nothing to command.",
     ],
     "camera": [
         "no commands: subscribe to camera/<id>/<modality> for frames at the camera's rate, or "
@@ -84,6 +106,7 @@ RECIPES: dict[str, list[str]] = {
     "sink": [
         "a part whose centre enters the zone is completed: count and good count up, "
         "last_part and last_lead_time say which and how long it took.",
+        "a sink at a dock completes the part an AMR delivers there as soon as it has docked.",
     ],
 }
 

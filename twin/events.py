@@ -323,7 +323,8 @@ class EventsDropped(Event, tag="events_dropped", frozen=True, kw_only=True):
 class AmrState(Event, tag="amr_state", frozen=True, kw_only=True):
     """An AMR's state changed (what AMR utilisation integrates): idle, driving, docking,
     docked, undocking, charging, stopped, blocked or battery_empty; `cause` is the command
-    or what made it change."""
+    or what made it change ("arrived", "protective_field", "stalled", "clear",
+    "blocked_timeout", "charged", "battery_empty", a safe stop's reason)."""
 
     old: str
     new: str
@@ -331,9 +332,10 @@ class AmrState(Event, tag="amr_state", frozen=True, kw_only=True):
 
 
 class AmrMoveDone(Event, tag="amr_move_done", frozen=True, kw_only=True):
-    """An AMR's move ended: `result` is `ok`, `blocked` (stopped by its safety field for
-    longer than its blocked_timeout), `unreachable`, `halted` (stop, e-stop) or
-    `battery_empty`."""
+    """An AMR's move (go_to, go_along, dock, undock) ended: `result` is `ok`, `blocked`
+    (stopped by its safety field, or held back, for longer than its blocked_timeout),
+    `halted` (stop, safe stop, e-stop) or `battery_empty`. A goal no route leads to is
+    refused at once (`unreachable`), never started."""
 
     goal: str  # the node (or dock) it was sent to
     result: str

@@ -15,9 +15,11 @@ import math
 from typing import Any
 
 from twin.config import (
+    AmrConfig,
     ArmConfig,
     ConveyorConfig,
     DeviceConfig,
+    DockConfig,
     LineConfig,
     PhotoEyeConfig,
     SinkConfig,
@@ -35,6 +37,10 @@ CONVENTIONS = {
     "conveyor": "local +x is the transport direction (forward), +y to its left, z up from the "
     "belt surface; 'along' is measured from the belt centre",
     "station": "local frame at the fixture centre on the table top",
+    "amr": "x, y: the chassis centre on the floor; yaw: its heading (local +x forward); the "
+    "deck is the chassis top, deck_height above the floor",
+    "dock": "position: the floor point under a docked AMR's deck centre; its pick and place "
+    "point is there at deck height",
 }
 
 EYE_INSET = 0.004  # m: a photo-eye's emitter and receiver sit just inside the guide rails
@@ -153,8 +159,31 @@ def eye_point(cfg: LineConfig, eye: PhotoEyeConfig) -> Point:
     return belt_point(belt, eye.offset)
 
 
+def deck_height(cfg: LineConfig) -> float:
+    """The height of the AMRs' decks above the floor (the config checks they agree)."""
+    for d in cfg.devices:
+        if isinstance(d, AmrConfig):
+            return d.size[2]
+    return DEFAULT_DECK_HEIGHT
+
+
+DEFAULT_DECK_HEIGHT = AmrConfig(id="amr", start="").size[2]  # m, with no AMR in the config
+
+
+def dock_point(cfg: LineConfig, dock: DockConfig) -> Point:
+    """Where an arm picks from or places on the deck of the AMR at a dock: the deck's centre
+    (the dock position at deck height)."""
+    x, y, z = dock.position
+    return [x, y, z + deck_height(cfg)]
+
+
 def pick_point(cfg: LineConfig, t: Transfer) -> Point:
-    """Where the arm picks in a transfer: under the eye on its belt, or on the fixture."""
+    """Where the arm picks in a transfer: under the eye on its belt, on the fixture, or on
+    the deck of the AMR at a dock."""
+    if t.pick.dock is not None:
+        dock = cfg.device(t.pick.dock)
+        assert isinstance(dock, DockConfig)
+        return dock_point(cfg, dock)
     if t.pick.eye is not None:
         eye = cfg.device(t.pick.eye)
         assert isinstance(eye, PhotoEyeConfig)
@@ -165,7 +194,12 @@ def pick_point(cfg: LineConfig, t: Transfer) -> Point:
 
 
 def place_point(cfg: LineConfig, t: Transfer) -> Point:
-    """Where the arm places in a transfer: on the fixture, or on a belt at the offset."""
+    """Where the arm places in a transfer: on the fixture, on a belt at the offset, or on
+    the deck of the AMR at a dock."""
+    if t.place.dock is not None:
+        dock = cfg.device(t.place.dock)
+        assert isinstance(dock, DockConfig)
+        return dock_point(cfg, dock)
     if t.place.station is not None:
         station = cfg.device(t.place.station)
         assert isinstance(station, StationConfig)
@@ -179,17 +213,23 @@ def teach_points(cfg: LineConfig) -> list[dict[str, Any]]:
     """The config's transfers with their pick and place points, in priority order per arm.
 
     A pick from a photo-eye is ready while the eye is blocked, from a station while its part
-    is done and it allows unloading (`part_done`, `unload_ok`); a place on a station while
-    it allows loading (`load_ok`), on a belt while its `clear_eye` (if any) is clear."""
+    is done and it allows unloading (`part_done`, `unload_ok`), from a dock while the AMR
+    docked there has delivered a part (`delivery`); a place on a station while it allows
+    loading (`load_ok`), on a belt while its `clear_eye` (if any) is clear, on a dock while
+    the AMR docked there has an empty deck (`empty_amr`)."""
     out = []
     for t in cfg.controller.transfers if cfg.controller else []:
         pick: dict[str, Any]
         place: dict[str, Any]
-        if t.pick.eye is not None:
+        if t.pick.dock is not None:
+            pick = {"device": t.pick.dock, "kind": "dock", "point": pick_point(cfg, t)}
+        elif t.pick.eye is not None:
             pick = {"device": t.pick.eye, "kind": "photoeye", "point": pick_point(cfg, t)}
         else:
             pick = {"device": t.pick.station, "kind": "station", "point": pick_point(cfg, t)}
-        if t.place.station is not None:
+        if t.place.dock is not None:
+            place = {"device": t.place.dock, "kind": "dock", "point": place_point(cfg, t)}
+        elif t.place.station is not None:
             place = {"device": t.place.station, "kind": "station", "point": place_point(cfg, t)}
         else:
             place = {
@@ -254,6 +294,40 @@ def device_geometry(cfg: LineConfig, d: DeviceConfig) -> dict[str, Any]:
             "travel_height": d.travel_height,
             "max_payload": d.max_payload,
         }
+    if isinstance(d, DockConfig):
+        node = cfg.network.nodes if cfg.network else []
+        approach = next((list(n.position) for n in node if n.id == d.node), None)
+        return {
+            "position": list(d.position),
+            "yaw": d.yaw,
+            "node": d.node,
+            "approach": approach,
+            "tolerance": d.tolerance,
+            "deck_point": dock_point(cfg, d),
+        }
+    if isinstance(d, AmrConfig):
+        return {
+            "size": list(d.size),
+            "deck_height": d.size[2],
+            "start": d.start,
+            "max_speed": d.max_speed,
+            "max_acceleration": d.max_acceleration,
+            "max_deceleration": d.max_deceleration,
+            "turn_rate": d.turn_rate,
+            "turn_acceleration": d.turn_acceleration,
+            "dock_speed": d.dock_speed,
+            "max_payload": d.max_payload,
+            "safety": {
+                "protective": d.safety.protective,
+                "warning": d.safety.warning,
+                "warning_speed": d.safety.warning_speed,
+                "height": d.safety.height,
+            },
+        }
+    if isinstance(d, (SourceConfig, SinkConfig)) and d.dock is not None:
+        dock = cfg.device(d.dock)
+        assert isinstance(dock, DockConfig)
+        return {"dock": d.dock, "deck_point": dock_point(cfg, dock)}
     if isinstance(d, SourceConfig):
         belt = cfg.device(d.conveyor or "")
         assert isinstance(belt, ConveyorConfig)

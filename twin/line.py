@@ -24,6 +24,7 @@ from twin.geometry import CONVENTIONS, device_geometry, teach_points
 from twin.part_loss import LostPartDetector
 from twin.parts import PartPool
 from twin.production.packml import Command, IllegalCommand, PackMLMachine, State
+from twin.routes import network_description
 from twin.sim.world import World
 
 LINE_SIGNALS = (  # the line's own signals (line_signals())
@@ -50,7 +51,7 @@ class Line:
         self.world = World(cfg.physics, gui=gui, visuals=visuals)
         self.events = EventLog(lambda: (self.world.step_index, self.world.sim_time))
         self.pool = PartPool(self.world, cfg.part_types, cfg.part_pool.capacity)
-        ctx = BuildContext(self.world, self.pool, self.events, self.seed)
+        ctx = BuildContext(self.world, self.pool, self.events, self.seed, cfg)
         for kind in BUILD_ORDER:  # devices that others are mounted on are built first
             for dc in cfg.devices:
                 if type(dc) is kind:
@@ -297,6 +298,7 @@ class Line:
                 {"name": t.name, "size": list(t.size), "mass": t.mass} for t in cfg.part_types
             ],
             "teach_points": teach_points(cfg),
+            "network": network_description(cfg),
             "packml": packml_description(),
             "recipes": RECIPES,
             "events": event_catalogue(),

@@ -1,8 +1,9 @@
 """Finding parts that left the line: fallen to the floor or out of the cell.
 
-A part is lost when its lowest point is below half the height of the lowest belt or table
-(nothing carries parts there: it is on the floor or falling to it), or when its centre is
-outside the cell, the footprint of every device grown by `cell_margin`. Lost parts are
+A part is lost when its lowest point is below half the height of the lowest belt, table or
+AMR deck (nothing carries parts there: it is on the floor or falling to it), or when its
+centre is outside the cell, the footprint of every device and of the AMR route network's
+nodes (with room for a chassis around each) grown by `cell_margin`. Lost parts are
 scrapped (a `part_lost` event says where and why) and their bodies go back to the pool.
 
 The look is cheap and independent of the number of parts: a few broadphase queries of the
@@ -12,11 +13,14 @@ regions where a lost part would be (below the surfaces, around the cell), run ev
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 from twin.config import (
+    AmrConfig,
     ArmConfig,
     ConveyorConfig,
+    DockConfig,
     LineConfig,
     PhotoEyeConfig,
     SinkConfig,
@@ -27,6 +31,7 @@ from twin.geometry import Frame, Point, arm_base, belt_frame, belt_point, fixtur
 from twin.parts import PARK_Z, PartPool
 from twin.sim.world import World
 
+_AMR_REACH = 0.5  # m around a dock or node where an AMR's deck (and its part) may be, at least
 _FAR = 1e6  # m: the outer edge of the regions searched for lost parts
 _CEILING = 20.0  # m: a part above this has been thrown out of the cell
 # the regions leave out a band around the depth where parked bodies wait, so a query
@@ -44,6 +49,15 @@ class CellBounds:
         self.anchors: list[tuple[str, float, float]] = []  # device id, x, y of its centre
         surfaces: list[float] = []
         belts = {d.id: d for d in cfg.devices if isinstance(d, ConveyorConfig)}
+        # m an AMR's chassis (and a part on its deck) reaches from its centre
+        reach = max(
+            [_AMR_REACH]
+            + [
+                math.hypot(d.size[0], d.size[1]) / 2
+                for d in cfg.devices
+                if isinstance(d, AmrConfig)
+            ]
+        )
         for d in cfg.devices:
             if isinstance(d, ConveyorConfig):
                 frame = belt_frame(d)
@@ -56,14 +70,25 @@ class CellBounds:
             elif isinstance(d, ArmConfig):
                 x, y, z = arm_base(d)
                 frame, half = Frame(x, y, z, 0.0), (d.reach, d.reach)
-            elif isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)) and d.conveyor:
-                x, y, _ = belt_point(belts[d.conveyor], d.offset)
+            elif isinstance(d, (SourceConfig, SinkConfig)) and d.dock is not None:
+                continue  # at its dock: the dock is the anchor
+            elif isinstance(d, (SourceConfig, PhotoEyeConfig, SinkConfig)):
+                x, y, _ = belt_point(belts[d.conveyor or ""], d.offset)
                 self.anchors.append((d.id, x, y))
+                continue
+            elif isinstance(d, DockConfig):
+                frame, half = Frame(d.position[0], d.position[1], 0.0, 0.0), (reach, reach)
+            elif isinstance(d, AmrConfig):
+                surfaces.append(d.size[2])  # parts ride on its deck
                 continue
             else:
                 continue
             self.anchors.append((d.id, frame.x, frame.y))
             boxes.append(zone_box(frame, (-half[0], half[0]), (-half[1], half[1]), (0.0, 0.0)))
+        # the floor the AMRs drive on: every node, as far as a chassis reaches around it
+        for n in cfg.network.nodes if cfg.network else []:
+            x, y = n.position
+            boxes.append(([x - reach, y - reach, 0.0], [x + reach, y + reach, 0.0]))
         if not boxes:  # no device with a footprint: the cell is the margin around the origin
             boxes = [([0.0, 0.0, 0.0], [0.0, 0.0, 0.0])]
         self.x_min = min(lo[0] for lo, _ in boxes) - margin

@@ -12,6 +12,7 @@ import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from twin.config import AmrConfig, DockConfig, LineConfig
 
@@ -36,6 +37,7 @@ class RouteNetwork:
     out: dict[str, dict[str, Leg]] = field(default_factory=dict)
     docks: dict[str, DockConfig] = field(default_factory=dict)  # dock id -> its config
     chargers: dict[str, str] = field(default_factory=dict)  # charger id -> node
+    charger_power: dict[str, float] = field(default_factory=dict)  # node -> W (best charger)
 
     @classmethod
     def from_config(cls, cfg: LineConfig) -> RouteNetwork:
@@ -48,6 +50,8 @@ class RouteNetwork:
                 if lane.two_way:
                     graph._add(lane.to, lane.from_, lane.speed)
             graph.chargers = {c.id: c.node for c in net.chargers}
+            for c in net.chargers:
+                graph.charger_power[c.node] = max(c.power, graph.charger_power.get(c.node, 0.0))
         graph.docks = {d.id: d for d in cfg.devices if isinstance(d, DockConfig)}
         return graph
 
@@ -87,6 +91,10 @@ class RouteNetwork:
     def legs(self, path: list[str]) -> list[Leg]:
         return [self.out[a][b] for a, b in zip(path, path[1:], strict=False)]
 
+    def length(self, path: list[str]) -> float:
+        """Length of a route in m."""
+        return sum(leg.length for leg in self.legs(path))
+
     def distance(self, start: str, goal: str) -> float:
         """Length of the shortest route in m (inf if there is none)."""
         path = self.route(start, goal)
@@ -101,6 +109,37 @@ class RouteNetwork:
                     seen.add(nxt)
                     todo.append(nxt)
         return seen
+
+
+def network_description(cfg: LineConfig) -> dict[str, Any] | None:
+    """The route network as `describe` tells it: nodes with positions, lanes with their
+    direction and length, chargers, and docks with their approach node (None: no network)."""
+    if cfg.network is None:
+        return None
+    graph = RouteNetwork.from_config(cfg)
+    lanes = []
+    for lane in cfg.network.lanes:
+        (ax, ay), (bx, by) = graph.nodes[lane.from_], graph.nodes[lane.to]
+        length = math.hypot(bx - ax, by - ay)
+        lanes.append(
+            {
+                "from": lane.from_,
+                "to": lane.to,
+                "two_way": lane.two_way,
+                "length": length,
+                "direction": [(bx - ax) / length, (by - ay) / length] if length else [0.0, 0.0],
+                "speed": lane.speed,
+            }
+        )
+    return {
+        "nodes": [{"id": n.id, "position": list(n.position)} for n in cfg.network.nodes],
+        "lanes": lanes,
+        "chargers": [{"id": c.id, "node": c.node, "power": c.power} for c in cfg.network.chargers],
+        "docks": [
+            {"id": d.id, "node": d.node, "position": list(d.position), "yaw": d.yaw}
+            for d in graph.docks.values()
+        ],
+    }
 
 
 def check_network(cfg: LineConfig, fail: Fail) -> None:
@@ -135,9 +174,22 @@ def check_network(cfg: LineConfig, fail: Fail) -> None:
     dock_ids = {d.id for d in docks}
     for d in docks:
         node(f"devices (device '{d.id}').node", d.node)
+    starts: dict[str, str] = {}
     for a in amrs:
         if a.start not in names and a.start not in dock_ids:
             fail(f"devices (device '{a.id}').start", f"'{a.start}' is neither a node nor a dock")
+        if a.start in starts:
+            fail(
+                f"devices (device '{a.id}').start",
+                f"'{a.start}' is where '{starts[a.start]}' starts: two AMRs cannot start on one spot",
+            )
+        starts[a.start] = a.id
+        if a.size[2] != amrs[0].size[2]:
+            fail(
+                f"devices (device '{a.id}').size",
+                f"deck height {a.size[2]} m differs from '{amrs[0].id}' ({amrs[0].size[2]} m): "
+                "arms are taught one deck height at every dock",
+            )
     graph = RouteNetwork.from_config(cfg)
     # every node must reach every dock's and charger's node, and back: otherwise an AMR can
     # get to a place it never leaves

@@ -32,7 +32,7 @@ from twin.protocol.codec import decode_telemetry
 from twin.protocol.messages import TOPIC_STATE, State
 
 TARGET = 0.95
-CHROMIUM_ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
+CHROMIUM_ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader"]
 
 
 def _chromium() -> str | None:

@@ -9,7 +9,9 @@ physics state; everything it decides on is a signal any external controller can 
   when Idle, cleared when Aborted, unheld after a safe stop; in Execute a station suspends
   and unsuspends itself as parts come and go;
 - each arm works its transfers in priority order: pick when the source has a part and the
-  destination may be loaded (its interlock; not reserved by another arm), then place;
+  destination may be loaded (its interlock; not reserved by another arm), then place; a
+  dock is a source while the AMR docked there has delivered a part (`delivery`) and a
+  destination while the AMR docked there has an empty deck (`empty_amr`);
 - while a station works, the arm that will unload it waits above it, so the unload starts
   the moment the part is done (it would otherwise start from wherever the arm last was);
 - a part a station reports as not seated is picked up and placed again;
@@ -82,11 +84,11 @@ class Sequencer:
 
     @staticmethod
     def _dest_key(t: Transfer) -> str:
-        return t.place.station or f"{t.place.conveyor}@{t.place.offset}"
+        return t.place.station or t.place.dock or f"{t.place.conveyor}@{t.place.offset}"
 
     @staticmethod
     def _source_key(t: Transfer) -> str:
-        return t.pick.eye or f"{t.pick.station}/unload"
+        return t.pick.eye or f"{t.pick.station or t.pick.dock}/unload"
 
     def restart(self) -> None:
         """After a stop: forget the output image so every output is written again."""
@@ -173,6 +175,8 @@ class Sequencer:
             return False
         if t.pick.eye is not None:
             return s[t.pick.eye]["blocked"]
+        if t.pick.dock is not None:  # an AMR docked there has brought a part
+            return bool(s[t.pick.dock]["delivery"])
         st = s[t.pick.station or ""]
         return bool(st["unload_ok"] and st["part_done"])
 
@@ -182,6 +186,8 @@ class Sequencer:
             return False
         if t.place.station is not None:
             return s[t.place.station]["load_ok"]
+        if t.place.dock is not None:  # an AMR with an empty deck is docked there
+            return bool(s[t.place.dock]["empty_amr"])
         return t.place.clear_eye is None or not s[t.place.clear_eye]["blocked"]
 
     def _start(
@@ -214,7 +220,7 @@ class Sequencer:
             self._reserved.pop(self._dest_key(t), None)
             if result == "halted":
                 return  # a safe stop is no failure: the next scan picks again
-            device = t.pick.eye or t.pick.station or self._dest_key(t)
+            device = t.pick.eye or t.pick.station or t.pick.dock or self._dest_key(t)
             self._failed(key, "pick_failed", device, f"{arm}: pick ended {result}", s)
             return
         # placing or reseat_place

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import msgspec
 import numpy as np
 
+from twin.config import LineConfig
 from twin.events import EventLog
 from twin.parts import PartPool
 from twin.sim.world import World
@@ -32,7 +33,7 @@ class CommandError(ValueError):
 
 class Arg(msgspec.Struct, frozen=True, kw_only=True):
     name: str
-    type: str  # "float", "int", "bool", "str", "vec3", "floats"
+    type: str  # "float", "int", "bool", "str", "vec3", "floats", "strs"
     unit: str = ""
     choices: tuple[str, ...] | None = None  # for "str"
     min: float | None = None
@@ -102,6 +103,8 @@ class SignalSpec(msgspec.Struct, frozen=True, kw_only=True):
             out["noise"] = self.noise
         return out
 
+
+_MAX_STRS = 1000  # items in a "strs" argument (e.g. the nodes of a route)
 
 _ATTR_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -190,6 +193,27 @@ def validate_args(spec: CommandSpec, args: Any) -> dict[str, Any]:
                     f"{spec.name}: '{arg.name}' must be a list of {n} numbers, got {value!r}",
                 )
             clean[arg.name] = [float(_number(spec.name, arg, v)) for v in value]
+        elif arg.type == "strs":
+            if (
+                not isinstance(value, (list, tuple))
+                or not value
+                or len(value) > _MAX_STRS
+                or not all(isinstance(v, str) for v in value)
+            ):
+                raise CommandError(
+                    "bad_type",
+                    f"{spec.name}: '{arg.name}' must be a list of 1 to {_MAX_STRS} strings, "
+                    f"got {value!r}"[:300],
+                )
+            if arg.choices is not None:
+                unknown = [v for v in value if v not in arg.choices]
+                if unknown:
+                    raise CommandError(
+                        "bad_value",
+                        f"{spec.name}: '{arg.name}': {unknown[0]!r} is not one of "
+                        f"{list(arg.choices)}",
+                    )
+            clean[arg.name] = list(value)
         else:  # pragma: no cover - a spec bug, not user input
             raise AssertionError(arg.type)
     return clean
@@ -198,8 +222,16 @@ def validate_args(spec: CommandSpec, args: Any) -> dict[str, Any]:
 class BuildContext:
     """What a device may use while building and updating: physics, parts, events, randomness."""
 
-    def __init__(self, world: World, pool: PartPool, events: EventLog, seed: int) -> None:
+    def __init__(
+        self,
+        world: World,
+        pool: PartPool,
+        events: EventLog,
+        seed: int,
+        config: LineConfig | None = None,
+    ) -> None:
         self.world = world
+        self.config = config  # the whole line's config (an AMR needs the route network)
         self.pool = pool
         self.events = events
         self.seed = seed

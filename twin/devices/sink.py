@@ -1,10 +1,15 @@
-"""Sink: a take-away zone on a belt; parts that reach it are counted as completed and pooled."""
+"""Sink: a take-away zone on a belt; parts that reach it are counted as completed and pooled.
+
+A sink at a dock (a shipping store) takes the part an AMR delivers there: the part the AMR
+had on its deck when it docked, as soon as it has docked.
+"""
 
 from __future__ import annotations
 
 from twin.config import SinkConfig
 from twin.devices.base import BuildContext, Device, SignalSpec
 from twin.devices.conveyor import conveyor_of
+from twin.devices.dock import Dock, dock_of
 from twin.geometry import sink_zone
 
 
@@ -21,8 +26,10 @@ class Sink(Device):
 
     def __init__(self, cfg: SinkConfig, ctx: BuildContext) -> None:
         super().__init__(cfg, ctx)
-        belt = conveyor_of(ctx, cfg.id, cfg.conveyor or "")
-        self.aabb_min, self.aabb_max = sink_zone(cfg, belt.cfg)
+        self.dock: Dock | None = None  # resolved at the first step: docks are built later
+        if cfg.conveyor is not None:
+            belt = conveyor_of(ctx, cfg.id, cfg.conveyor)
+            self.aabb_min, self.aabb_max = sink_zone(cfg, belt.cfg)
         self.count = 0
         self.last_part: int | None = None
         self.last_lead_time = 0.0
@@ -30,28 +37,45 @@ class Sink(Device):
         self.good = 0
 
     def after_step(self) -> None:
+        if self.cfg.dock is not None:
+            self._take_from_dock()
+            return
         c, pool = self.ctx.world.client, self.ctx.pool
         hits = c.getOverlappingObjects(self.aabb_min, self.aabb_max) or ()
-        now = self.ctx.world.sim_time
         for body, _link in hits:
             part_id = pool.part_at_body(body)
             if part_id is None or not self._inside(c.getBasePositionAndOrientation(body)[0]):
                 continue  # broadphase boxes can be a step stale: trust the part's real position
-            part = pool.release(part_id)
-            lead = now - part.spawn_time
-            self.count += 1
-            self.last_part, self.last_lead_time = part.id, lead
-            self.lead_time_sum += lead
-            if part.quality == "good":
-                self.good += 1
-            self.emit(
-                "part_completed",
-                part=part.id,
-                type=part.type,
-                lead_time=lead,
-                quality=part.quality,
-                defect=part.defect,
-            )
+            self._complete(part_id)
+
+    def _take_from_dock(self) -> None:
+        if self.dock is None:
+            self.dock = dock_of(self.ctx, self.id, self.cfg.dock or "")
+        if not self.dock.delivery:
+            return
+        amr = self.dock.docked
+        assert amr is not None and amr.load is not None
+        part_id = amr.load
+        amr.take_off(part_id)
+        self._complete(part_id)
+
+    def _complete(self, part_id: int) -> None:
+        now = self.ctx.world.sim_time
+        part = self.ctx.pool.release(part_id)
+        lead = now - part.spawn_time
+        self.count += 1
+        self.last_part, self.last_lead_time = part.id, lead
+        self.lead_time_sum += lead
+        if part.quality == "good":
+            self.good += 1
+        self.emit(
+            "part_completed",
+            part=part.id,
+            type=part.type,
+            lead_time=lead,
+            quality=part.quality,
+            defect=part.defect,
+        )
 
     def _inside(self, p: tuple[float, float, float]) -> bool:
         return all(lo <= v <= hi for lo, v, hi in zip(self.aabb_min, p, self.aabb_max))

@@ -1,4 +1,9 @@
-"""Source: puts parts on a belt at an interval (seeded jitter and type mix), if there is room."""
+"""Source: puts parts on a belt at an interval (seeded jitter and type mix), if there is room.
+
+A source at a dock (a receiving store: an operator or an ASRS loading AMRs) puts each part
+on the deck of the AMR docked there, when one with an empty deck is; until then it waits
+(blocked).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import numpy as np
 from twin.config import SourceConfig
 from twin.devices.base import Arg, BuildContext, CommandError, CommandSpec, Device, SignalSpec
 from twin.devices.conveyor import conveyor_of
+from twin.devices.dock import Dock, dock_of
 from twin.geometry import source_zone
 
 _DROP = 0.002  # m: parts appear just above the belt and settle onto it
@@ -30,7 +36,8 @@ class Source(Device):
 
     def __init__(self, cfg: SourceConfig, ctx: BuildContext) -> None:
         super().__init__(cfg, ctx)
-        self.belt = conveyor_of(ctx, cfg.id, cfg.conveyor or "")
+        self.belt = conveyor_of(ctx, cfg.id, cfg.conveyor) if cfg.conveyor is not None else None
+        self.dock: Dock | None = None  # resolved at the first step: docks are built later
         types = [m.type for m in cfg.parts]
         self.commands = (
             CommandSpec(name="enable", doc="emit parts at the configured interval"),
@@ -52,8 +59,9 @@ class Source(Device):
         self.next_at = cfg.first_at
         self.last_part: int | None = None
         self._requested: list[str | None] = []
-        largest = max(max(ctx.pool.types[t].size[:2]) for t in types)
-        self.zone_min, self.zone_max = source_zone(cfg, self.belt.cfg, largest)
+        if self.belt is not None:
+            largest = max(max(ctx.pool.types[t].size[:2]) for t in types)
+            self.zone_min, self.zone_max = source_zone(cfg, self.belt.cfg, largest)
 
     def cmd_enable(self) -> None:
         self.enabled = True
@@ -67,6 +75,8 @@ class Source(Device):
         self._requested.append(type)
 
     def _zone_clear(self) -> bool:
+        if self.belt is None:
+            return self._dock().empty_amr
         hits = self.ctx.world.client.getOverlappingObjects(self.zone_min, self.zone_max) or ()
         return not any(self.ctx.pool.part_at_body(b) is not None for b, _ in hits)
 
@@ -97,15 +107,30 @@ class Source(Device):
             self.next_at = now + max(self.ctx.world.dt, self.cfg.interval + jitter)
         type_name = wanted or self.types[int(self.rng.choice(len(self.types), p=self.weights))]
         size = self.ctx.pool.types[type_name].size
-        pos = self.belt.point(self.cfg.offset, 0, size[2] / 2 + _DROP)
+        amr = None
+        if self.belt is not None:
+            pos = self.belt.point(self.cfg.offset, 0, size[2] / 2 + _DROP)
+            yaw = self.belt.cfg.yaw
+        else:
+            amr = self._dock().docked
+            assert amr is not None
+            pos = [amr.x, amr.y, amr.deck_height + size[2] / 2 + _DROP]
+            yaw = amr.yaw
         defect = None
         if self.cfg.defect_rate > 0 and self.rng.random() < self.cfg.defect_rate:
             defect = "defective material"
-        part = self.ctx.pool.spawn(type_name, pos, self.belt.cfg.yaw, now, defect=defect)
+        part = self.ctx.pool.spawn(type_name, pos, yaw, now, defect=defect)
+        if amr is not None:
+            amr.put_on(part.id)
         self.spawned += 1
         self.last_part = part.id
         quality = "reject" if defect else "good"
         self.emit("part_spawned", part=part.id, type=type_name, quality=quality, defect=defect)
+
+    def _dock(self) -> Dock:
+        if self.dock is None:
+            self.dock = dock_of(self.ctx, self.id, self.cfg.dock or "")
+        return self.dock
 
     def _wait_for_pool(self, full: bool) -> None:
         """Wait while the pool is full, and say so when that starts and ends."""

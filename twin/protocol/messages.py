@@ -218,6 +218,7 @@ DESCRIBE_EXTRAS = (
     "conventions",
     "part_types",
     "teach_points",
+    "network",
     "packml",
     "recipes",
     "events",
@@ -240,6 +241,7 @@ class DescribeReply(_Reply, tag="describe"):
     conventions: dict[str, str] = {}
     part_types: list[dict[str, Any]] = []
     teach_points: list[dict[str, Any]] = []
+    network: dict[str, Any] | None = None  # the AMR route network (twin.routes), if any
     packml: dict[str, Any] = {}
     recipes: dict[str, list[str]] = {}
     events: list[dict[str, Any]] = []

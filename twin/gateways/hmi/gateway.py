@@ -37,7 +37,7 @@ from twin.gateways.hmi.security import (
     role_for,
     same_origin,
 )
-from twin.gateways.hmi.session import MAX_REFUSED_IN_A_ROW, Session
+from twin.gateways.hmi.session import MAX_REFUSED_IN_A_ROW, STATE_HZ, Session
 from twin.gateways.lease import Lease, LeaseRefused
 from twin.gateways.link import LinkError, TwinLink
 from twin.protocol import messages as m
@@ -95,7 +95,11 @@ class HmiGateway:
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        link = TwinLink(self.opts.control, self.opts.telemetry, curve=self.opts.curve)
+        # the twin may publish hundreds of states a second (fast mode): only those a page can
+        # be sent are decoded
+        link = TwinLink(
+            self.opts.control, self.opts.telemetry, curve=self.opts.curve, state_period=1 / STATE_HZ
+        )
         self.link = link
         link.start()
         hello = await link.request(m.Hello(client="hmi"))

@@ -1,9 +1,9 @@
 """One browser connected to the HMI: its role, its outgoing queue, its request budget.
 
 Telemetry must never wait for a browser. Each session keeps only the newest `state` and sends
-at most STATE_HZ a second (a slow page skips frames instead of falling behind) and a bounded queue of other messages (oldest
-dropped when full); its own task sends them, and a send that does not complete within
-SEND_TIMEOUT_S (a client that never reads) ends the session.
+it at most STATE_HZ times a second (a slow page skips frames instead of falling behind), and a
+bounded queue of other messages (oldest dropped when full); its own task sends them, and a
+send that does not complete within SEND_TIMEOUT_S (a client that never reads) ends the session.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ SEND_TIMEOUT_S = 10.0
 MAX_QUEUED = 256  # non-state messages waiting for a slow page
 RATE_PER_S = 10.0  # requests a page may send per second on average ...
 BURST = 20  # ... and at once
-MAX_REFUSED_IN_A_ROW = 200
-STATE_HZ = 30.0  # states sent to a page per second at most (the newest each time)  # a page that keeps sending what is refused is disconnected
+MAX_REFUSED_IN_A_ROW = 200  # a page that keeps sending what is refused is disconnected
+# states sent to a page per second at most (the newest each time): the page paints at most 20
+# frames a second (static/hmi.js), more states would only be parsed and dropped
+STATE_HZ = 20.0
 
 _ids = itertools.count(1)
 
@@ -94,8 +96,8 @@ class Session:
             while self._queue:
                 await self._send(self._queue.popleft())
             if self._state_pending:
-                # at most STATE_HZ states a second: a page paints ~30 frames/s anyway, and a
-                # faster stream would only queue up in the socket and delay what it shows
+                # at most STATE_HZ states a second: a faster stream would only queue up in the
+                # socket and delay what the page shows
                 wait = self._last_state + 1.0 / STATE_HZ - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)

@@ -1,5 +1,9 @@
 // The HMI page: one WebSocket to the HMI gateway, panels updated from its messages.
-// Messages in: welcome, state, kpis, alarm, acked, control, reply. Out: see messages.py.
+// Messages in: welcome, state, kpis, alarm, acked, control, reply, camera. Out: see messages.py.
+//
+// Cheap to watch: telemetry messages only keep the newest value and ask for a frame; one
+// frame (requestAnimationFrame) paints whatever changed since the last, at most PAINT_HZ
+// times a second, touching only the nodes whose content changed. A still line paints nothing.
 import { stateColor, ACTIVITY_COLORS } from "./colors.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -14,7 +18,9 @@ const hmi = {
   socket: null, role: "observer", welcome: null, state: null, refs: 0,
   since: {},            // device -> {state, time}: when its PackML state last changed (sim s)
   trends: {},           // KPI name -> recent values
+  tiles: [],            // the station and device tiles, with their nodes that change
   displayLog: [],       // [{device, state, step, received, t}]: wall-clock ms a change arrived, was painted
+  cameraImages: {},     // camera -> its newest image message, not yet shown
   scene: null,
   send(op) {
     if (!this.socket || this.socket.readyState !== WebSocket.OPEN) return null;
@@ -33,16 +39,13 @@ function connect() {
   hmi.socket = socket;
   socket.onopen = () => setConnection("live", "ok");
   socket.onclose = () => { setConnection("disconnected", "bad"); setTimeout(connect, 2000); };
-  socket.onmessage = (e) => {
-    hmi.received = performance.timeOrigin + performance.now();
-    handle(JSON.parse(e.data));
-  };
+  socket.onmessage = (e) => handle(JSON.parse(e.data));
 }
 
 function setConnection(text, cls) {
   const badge = $("#connection");
-  badge.textContent = text;
-  badge.className = `badge ${cls}`;
+  setText(badge, text);
+  setClass(badge, `badge ${cls}`);
 }
 
 function handle(msg) {
@@ -73,7 +76,7 @@ function onWelcome(msg) {
   $("#alarms").replaceChildren();
   for (const entry of [...msg.alarms].reverse()) addAlarm(entry, true);
   setControlsEnabled();
-  if (!hmi.scene) import("./scene.js").then((m) => { hmi.scene = m.createScene($("#view"), msg); })
+  if (!hmi.scene) import("./scene.js").then((m) => { hmi.scene = m.createScene($("#view"), msg, requestPaint); requestPaint(); })
     .catch((err) => { $("#view").textContent = `3D view unavailable: ${err.message}`; });
 }
 
@@ -98,6 +101,11 @@ function buildTiles(msg) {
   // the line first
   const line = stations.querySelector('[data-device="line"]');
   if (line) stations.prepend(line);
+  hmi.tiles = [...document.querySelectorAll(".tile")].map((node) => ({
+    node, id: node.dataset.device, kind: node.dataset.kind, station: node.classList.contains("station-tile"),
+    head: node.querySelector(".state"), detail: node.querySelector(".detail"), bar: node.querySelector(".progress > div"),
+  }));
+  hmi.since = {};
 }
 
 function addDeviceButtons(tile, dev) {
@@ -128,26 +136,93 @@ function buildCameras(msg) {
 }
 
 function onCamera(msg) {
-  const figure = document.querySelector(`#cameras figure[data-camera="${msg.camera}"]`);
-  if (!figure) return;
-  figure.querySelector("img").src = msg.url;
-  figure.querySelector("figcaption").textContent = `${msg.camera} · ${msg.width}×${msg.height} · t ${msg.time.toFixed(1)} s`;
+  hmi.cameraImages[msg.camera] = msg;
+  requestPaint();
+}
+
+function paintCameras() {
+  for (const [camera, msg] of Object.entries(hmi.cameraImages)) {
+    const figure = document.querySelector(`#cameras figure[data-camera="${camera}"]`);
+    if (!figure) continue;
+    figure.querySelector("img").src = msg.url;
+    setText(figure.querySelector("figcaption"), `${camera} · ${msg.width}×${msg.height} · t ${msg.time.toFixed(1)} s`);
+  }
+  hmi.cameraImages = {};
+}
+
+// -- painting -------------------------------------------------------------------------------
+// A frame at most every PAINT_MS: 20 a second is more than anyone reads, and keeps a PackML
+// change on screen within a frame or two of its arrival. Numbers that change all the time
+// (step, time, timers) are redrawn 5 times a second, the KPI cards twice. The 3D view draws in
+// the same frames, when it has something new (scene.js).
+const PAINT_MS = 50;
+const TEXT_EVERY_MS = 200;
+const KPI_EVERY_MS = 500;
+const paint = { queued: false, timer: null, due: 0, at: -1e9, textAt: -1e9, kpiAt: -1e9 };
+
+// Asks for a frame in `delay` ms or as soon as PAINT_MS have passed since the last.
+function requestPaint(delay = 0) {
+  if (paint.queued) return;
+  const now = performance.now(), due = now + Math.max(delay, paint.at + PAINT_MS - now);
+  if (paint.timer !== null) {
+    if (paint.due <= due) return;
+    clearTimeout(paint.timer);
+    paint.timer = null;
+  }
+  if (due > now) {
+    paint.due = due;
+    paint.timer = setTimeout(() => { paint.timer = null; requestPaint(); }, due - now);
+    return;
+  }
+  paint.queued = true;
+  requestAnimationFrame(paintFrame);
+}
+
+function paintFrame() {
+  paint.queued = false;
+  const now = performance.now();
+  paint.at = now;
+  let next = null;  // ms until something not painted yet is due
+  const later = (ms) => { next = next === null ? ms : Math.min(next, ms); };
+  if (hmi.newState || hmi.textPending) {
+    const text = now - paint.textAt >= TEXT_EVERY_MS;
+    if (text) paint.textAt = now;
+    if (hmi.newState) paintState(hmi.state, text);
+    else if (text) paintState(hmi.state, true);
+    hmi.newState = false;
+    hmi.textPending = !text;
+    if (!text) later(paint.textAt + TEXT_EVERY_MS - now);
+  }
+  if (hmi.newKpis) {
+    if (now - paint.kpiAt >= KPI_EVERY_MS) { paint.kpiAt = now; hmi.newKpis = false; drawKpis(hmi.kpis); }
+    else later(paint.kpiAt + KPI_EVERY_MS - now);
+  }
+  paintCameras();
+  const scene = hmi.scene?.draw(now);
+  if (scene != null) later(scene);
+  if (next !== null) requestPaint(next);
 }
 
 // -- live state -----------------------------------------------------------------------------
-// Numbers people read change many times a second; drawing them 5 times a second is plenty
-// and keeps the page cheap. State changes (colours, badges) are drawn as they arrive.
-const TEXT_EVERY_MS = 200;
 function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
+}
+
+function setClass(node, cls) {
+  if (node.className !== cls) node.className = cls;
 }
 
 function onState(state) {
   hmi.state = state;
   hmi.stateAt = performance.now();
-  const now = performance.now(), full = now - (hmi.textAt || 0) >= TEXT_EVERY_MS;
+  hmi.received = performance.timeOrigin + hmi.stateAt;
+  hmi.newState = true;
+  hmi.scene?.update(state);
+  requestPaint();
+}
+
+function paintState(state, full) {
   if (full) {
-    hmi.textAt = now;
     setText($("#step"), String(state.step));
     setText($("#time"), state.time.toFixed(1));
     setText($("#parts-completed"), String(state.counts.parts_completed ?? "-"));
@@ -156,14 +231,13 @@ function onState(state) {
   const line = state.signals.line || {};
   const lineState = $("#line-state");
   setText(lineState, state.estopped ? "E-STOP" : `line ${line.state || "-"}${state.paused ? " (paused)" : ""}`);
-  const badge = `badge ${state.estopped ? "bad" : line.state === "Execute" ? "ok" : ""}`;
-  if (lineState.className !== badge) lineState.className = badge;
+  setClass(lineState, `badge ${state.estopped ? "bad" : line.state === "Execute" ? "ok" : ""}`);
   const changed = [];
-  for (const tile of document.querySelectorAll(".tile")) {
-    if (updateTile(tile, state, full)) changed.push(tile.dataset.device);
+  for (const tile of hmi.tiles) {
+    if (updateTile(tile, state, full)) changed.push(tile.id);
   }
   if (changed.length) {
-    // stamp when the change is on screen: the frame after the DOM update
+    // stamp when the change is on screen: the next frame, once this one has been painted
     const received = hmi.received;
     requestAnimationFrame(() => {
       const t = performance.timeOrigin + performance.now();
@@ -172,23 +246,23 @@ function onState(state) {
     });
   }
   if (state.controlled !== hmi.shownControlled) { hmi.shownControlled = state.controlled; showControl(); }
-  hmi.scene?.update(state);
 }
 
+// Updates a tile from the state; true if its PackML state changed. Only what differs from
+// what the tile shows is written: an unchanged page has nothing to lay out or paint.
 function updateTile(tile, state, full) {
-  const id = tile.dataset.device, sig = state.signals[id];
+  const { id, node, detail, head } = tile, sig = state.signals[id];
   if (!sig) return false;
-  const detail = tile.querySelector(".detail"), head = tile.querySelector(".state");
   let changed = false;
-  if (tile.classList.contains("station-tile")) {
+  if (tile.station) {
     const since = hmi.since[id];
     if (!since || since.state !== sig.state) {
       hmi.since[id] = { state: sig.state, time: state.time };
-      tile.dataset.state = sig.state;
+      node.dataset.state = sig.state;
       head.textContent = sig.state;
-      tile.style.backgroundColor = stateColor(sig.state) + "55";
-      tile.style.borderLeftColor = stateColor(sig.state);
-      updateStationButtons(tile, sig.state);
+      node.style.backgroundColor = stateColor(sig.state) + "55";
+      node.style.borderLeftColor = stateColor(sig.state);
+      updateStationButtons(node, sig.state);
       changed = true;
     }
     if (!full && !changed) return false;
@@ -196,16 +270,17 @@ function updateTile(tile, state, full) {
     const activity = sig.activity ? `${sig.activity}` : (sig.estopped ? "e-stopped" : "");
     const part = sig.part != null ? `, part ${sig.part}` : "";
     setText(detail, [activity + part, `${held} s in ${sig.state}`].filter(Boolean).join(" · "));
-    if (sig.progress != null && sig.cycle_time && tile.querySelector(".progress")) {
-      tile.querySelector(".progress > div").style.width = `${Math.min(100, 100 * sig.progress / sig.cycle_time).toFixed(0)}%`;
+    if (sig.progress != null && sig.cycle_time && tile.bar) {
+      const width = `${Math.min(100, 100 * sig.progress / sig.cycle_time).toFixed(0)}%`;
+      if (tile.bar.style.width !== width) tile.bar.style.width = width;
     }
-  } else if (tile.dataset.kind === "conveyor") {
+  } else if (tile.kind === "conveyor") {
     setText(head, sig.running ? "running" : "stopped");
     if (full) setText(detail, `${Math.abs(sig.surface_speed ?? 0).toFixed(2)} m/s`);
-  } else if (tile.dataset.kind === "arm") {
+  } else if (tile.kind === "arm") {
     setText(head, sig.activity || sig.state);
     if (full) setText(detail, `${sig.result} · jobs ${sig.jobs_done}${sig.holding != null ? ` · holding ${sig.holding}` : ""}`);
-  } else if (tile.dataset.kind === "source") {
+  } else if (tile.kind === "source") {
     setText(head, sig.enabled ? "enabled" : "disabled");
     if (full) setText(detail, `spawned ${sig.spawned}`);
   }
@@ -231,8 +306,7 @@ const KPI_VIEWS = [
 const TREND_LENGTH = 120;
 
 // KPIs arrive once a simulated second (many times a wall second in fast mode): the trends
-// take every value, the cards are drawn at most twice a second.
-const KPI_EVERY_MS = 500;
+// take every value, the cards are drawn at most twice a second (see paintFrame).
 function onKpis(k) {
   for (const [key, , pick] of KPI_VIEWS) {
     const value = pick(k), trend = (hmi.trends[key] ||= []);
@@ -240,9 +314,8 @@ function onKpis(k) {
     if (trend.length > TREND_LENGTH) trend.shift();
   }
   hmi.kpis = k;
-  if (hmi.kpiTimer) return;
-  const wait = Math.max(0, KPI_EVERY_MS - (performance.now() - (hmi.kpiAt || -1e9)));
-  hmi.kpiTimer = setTimeout(() => { hmi.kpiTimer = null; hmi.kpiAt = performance.now(); drawKpis(hmi.kpis); }, wait);
+  hmi.newKpis = true;
+  requestPaint();
 }
 
 function drawKpis(k) {
@@ -255,16 +328,19 @@ function drawKpis(k) {
       card.append(el("div", { class: "name" }, label), el("div", { class: "value" }, "-"), el("canvas", { width: 160, height: 26 }));
       box.append(card);
     }
-    const trend = hmi.trends[key] || [];
-    card.querySelector(".value").textContent = value == null ? "-" : fmt === "%" ? `${(100 * value).toFixed(1)} %` : value.toFixed(fmt);
-    sparkline(card.querySelector("canvas"), trend);
+    setText(card.querySelector(".value"), value == null ? "-" : fmt === "%" ? `${(100 * value).toFixed(1)} %` : value.toFixed(fmt));
+    sparkline(card.querySelector("canvas"), hmi.trends[key] || []);
   }
   const b = k.bottleneck;
-  $("#bottleneck").textContent = b?.station ? `bottleneck ${b.station}: ${b.reason}` : "";
+  setText($("#bottleneck"), b?.station ? `bottleneck ${b.station}: ${b.reason}` : "");
   for (const [id, st] of Object.entries(k.stations || {})) shares(id, st.time_s || {});
 }
 
+// A trend's line, redrawn only when its values changed since it was last drawn.
 function sparkline(canvas, values) {
+  const key = `${values.length} ${values[0]} ${values[values.length - 1]}`;
+  if (canvas.drawn === key) return;
+  canvas.drawn = key;
   const g = canvas.getContext("2d"), w = canvas.width, h = canvas.height;
   g.clearRect(0, 0, w, h);
   if (values.length < 2) return;
@@ -278,17 +354,25 @@ function sparkline(canvas, values) {
   g.stroke();
 }
 
+// A station's bar of the time in each activity: one segment per activity, kept and resized.
 function shares(id, timeS) {
   const bar = document.querySelector(`.station-tile[data-device="${id}"] .shares`);
   if (!bar) return;
   const total = Object.values(timeS).reduce((a, b) => a + b, 0) || 1;
-  bar.replaceChildren(...Object.entries(timeS).filter(([, s]) => s > 0).map(([activity, s]) => {
-    const part = el("div", { title: `${activity} ${s.toFixed(0)} s` });
-    part.style.width = `${(100 * s) / total}%`;
-    part.style.background = ACTIVITY_COLORS[activity] || "#555";
-    return part;
-  }));
-  bar.title = Object.entries(timeS).map(([a, s]) => `${a} ${s.toFixed(0)} s`).join(", ");
+  const parts = (bar.parts ||= {});
+  for (const [activity, s] of Object.entries(timeS)) {
+    let part = parts[activity];
+    if (!part) {
+      if (!(s > 0)) continue;
+      part = parts[activity] = el("div");
+      part.style.background = ACTIVITY_COLORS[activity] || "#555";
+      bar.append(part);
+    }
+    const width = `${((100 * s) / total).toFixed(1)}%`;
+    if (part.style.width !== width) part.style.width = width;
+  }
+  const title = Object.entries(timeS).map(([a, s]) => `${a} ${s.toFixed(0)} s`).join(", ");
+  if (bar.title !== title) bar.title = title;
 }
 
 // -- alarms and events ------------------------------------------------------------------------

@@ -21,9 +21,14 @@ function material({ metalness = 0, roughness = 1, ...params }) {
   return software ? new THREE.MeshLambertMaterial(params) : new THREE.MeshStandardMaterial({ metalness, roughness, ...params });
 }
 
-export function createScene(container, welcome) {
+// The view draws a frame only when something in it changed (a state arrived, the user moved
+// the camera, the view was resized), from the page's frame (hmi.js), never in a loop of its
+// own: a still line costs nothing, a running one at most one frame per telemetry frame.
+export function createScene(container, welcome, requestFrame) {
   software = softwareRendering();
-  const minFrameS = software ? 1 / 10 : 1 / 31;  // 30 frames/s are smooth enough
+  // on a GPU, parts glide between two states at up to 30 frames/s; drawn by the CPU, each
+  // state is drawn once, at most 10 times a second, as it is (no frames in between)
+  const minFrameMs = software ? 100 : 1000 / 31;
   const renderer = new THREE.WebGLRenderer({ antialias: !software });
   renderer.setPixelRatio(window.devicePixelRatio);
   container.append(renderer.domElement);
@@ -41,8 +46,14 @@ export function createScene(container, welcome) {
   grid.rotation.x = Math.PI / 2;
   scene.add(grid);
 
-  const view = { belts: [], stations: {}, eyes: {}, arms: {}, parts: new Map(), partTypes: {} };
-  for (const t of welcome.part_types) view.partTypes[t.name] = t.size;
+  const view = { belts: [], stations: {}, eyes: {}, arms: {}, parts: new Map(), partLooks: {} };
+  for (const t of welcome.part_types) {
+    // one geometry and one material per part type, shared by all its parts
+    view.partLooks[t.name] = {
+      geometry: new THREE.BoxGeometry(...t.size),
+      material: material({ color: t.name === "cover" ? "#d9c27a" : "#c8ccd2", metalness: 0.3, roughness: 0.5 }),
+    };
+  }
   const bounds = new THREE.Box3();
   for (const dev of welcome.devices) {
     const g = dev.geometry;
@@ -59,7 +70,9 @@ export function createScene(container, welcome) {
 
   const partGroup = new THREE.Group();
   scene.add(partGroup);
-  let received = performance.now();
+  let received = performance.now(), drawnAt = -1e9, dirty = true, beltsMoving = false, gliding = false;
+  const changed = () => { dirty = true; requestFrame(); };
+  controls.addEventListener("change", changed);
 
   function resize() {
     const w = container.clientWidth, h = container.clientHeight;
@@ -68,31 +81,46 @@ export function createScene(container, welcome) {
     renderer.domElement.style.height = "100%";
     camera.aspect = w / Math.max(h, 1);
     camera.updateProjectionMatrix();
+    changed();
   }
   new ResizeObserver(resize).observe(container);
   resize();
 
-  let last = performance.now();
-  function frame() {
-    const now = performance.now(), dt = (now - last) / 1000;
-    if (dt < 0.8 * minFrameS) return;  // (timers fire a little early or late)
-    last = now;
-    const a = Math.min(1, (now - received) / 1000 / FRAME_S);
+  // Draws a frame if one is due; returns in how many ms the view wants the next (null: none).
+  function draw(now) {
+    const moving = !software && (gliding || beltsMoving);
+    if (!dirty && !moving) return null;
+    const wait = drawnAt + minFrameMs - now;
+    if (wait > 2) return wait;  // (frames come a little early or late)
+    const dt = Math.min(now - drawnAt, 1000) / 1000;
+    drawnAt = now;
+    dirty = false;
+    if (pending) { apply(pending); pending = null; }
+    const a = software ? 1 : Math.min(1, (now - received) / 1000 / FRAME_S);
+    gliding = a < 1;
     for (const p of view.parts.values()) {
       p.mesh.position.lerpVectors(p.from, p.to, a);
       p.mesh.quaternion.slerpQuaternions(p.qFrom, p.qTo, a);
     }
     for (const belt of view.belts) belt.texture.offset.x -= (belt.speed * dt) / belt.stripe;
-    controls.update();
     renderer.render(scene, camera);
+    return gliding || (!software && beltsMoving) ? minFrameMs : null;
   }
-  // on the CPU a timer, not a frame loop: a frame loop keeps the whole page compositing
-  if (software) setInterval(frame, 1000 * minFrameS);
-  else renderer.setAnimationLoop(frame);
 
+  // A new state is kept and applied when the next frame is drawn (the newest wins).
+  let pending = null;
   function update(state) {
+    pending = state;
+    dirty = true;
+  }
+
+  function apply(state) {
     received = performance.now();
-    for (const belt of view.belts) belt.speed = state.signals[belt.id]?.surface_speed ?? 0;
+    beltsMoving = false;
+    for (const belt of view.belts) {
+      belt.speed = state.signals[belt.id]?.surface_speed ?? 0;
+      beltsMoving ||= belt.speed !== 0;
+    }
     for (const [id, mesh] of Object.entries(view.stations)) {
       const s = state.signals[id]?.state;
       if (s) mesh.material.color.set(stateColor(s));
@@ -104,30 +132,32 @@ export function createScene(container, welcome) {
     updateParts(state.parts);
   }
 
+  const seen = new Set();
   function updateParts(parts) {
-    const seen = new Set();
+    seen.clear();
     for (const p of parts) {
       seen.add(p.id);
       let entry = view.parts.get(p.id);
-      const to = new THREE.Vector3(...p.position), qTo = new THREE.Quaternion(...p.orientation);
       if (!entry) {
-        const [sx, sy, sz] = view.partTypes[p.type] || [0.06, 0.06, 0.04];
-        const mesh = new THREE.Mesh(new THREE.BoxGeometry(sx, sy, sz), material({ color: p.type === "cover" ? "#d9c27a" : "#c8ccd2", metalness: 0.3, roughness: 0.5 }));
+        const look = view.partLooks[p.type] || (view.partLooks[p.type] = { geometry: new THREE.BoxGeometry(0.06, 0.06, 0.04), material: material({ color: "#c8ccd2" }) });
+        const mesh = new THREE.Mesh(look.geometry, look.material);
+        mesh.position.set(...p.position);
+        mesh.quaternion.set(...p.orientation);
         partGroup.add(mesh);
-        entry = { mesh, from: to.clone(), to, qFrom: qTo.clone(), qTo };
+        entry = { mesh, from: new THREE.Vector3(), to: new THREE.Vector3(), qFrom: new THREE.Quaternion(), qTo: new THREE.Quaternion() };
         view.parts.set(p.id, entry);
       }
-      entry.from.copy(entry.mesh.position.lengthSq() ? entry.mesh.position : to);
+      entry.from.copy(entry.mesh.position);
       entry.qFrom.copy(entry.mesh.quaternion);
-      entry.to = to;
-      entry.qTo = qTo;
+      entry.to.set(...p.position);
+      entry.qTo.set(...p.orientation);
     }
     for (const [id, entry] of view.parts) {
-      if (!seen.has(id)) { partGroup.remove(entry.mesh); entry.mesh.geometry.dispose(); view.parts.delete(id); }
+      if (!seen.has(id)) { partGroup.remove(entry.mesh); view.parts.delete(id); }
     }
   }
 
-  return { update, renderer, camera };
+  return { update, draw, renderer, camera };
 }
 
 function box(size, color, opts = {}) {
