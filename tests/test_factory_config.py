@@ -498,3 +498,97 @@ def test_a_sweep_path_selects_a_product_by_its_type():
     assert get_value(raw, "orders.products.cover.routing[0].cycle_time") == 12.0
     cfg = load_raw(raw)
     assert cfg.device("mill2_station").cycle_times["cover"] == 12.0  # type: ignore[union-attr]
+
+
+# the layout works physically --------------------------------------------------------------
+def _wait(line: Any, cond: Callable[[], bool], limit: float, what: str) -> None:
+    end = line.sim_time + limit
+    while not cond():
+        assert line.sim_time < end, f"{what}: not within {limit} s ({line.signals()})"
+        line.step(10)
+
+
+def test_a_part_travels_through_placed_cells_on_amrs():
+    """factory_small's templates placed facing south (mill1) and north (drill1): an AMR
+    docked at a placed in dock is where the cell's robot picks from, and one docked at the
+    out dock is where it places. A part is loaded at receiving, driven to mill1, milled,
+    placed on the AMR waiting at mill1's out dock, driven to drill1, drilled and placed on
+    the AMR at drill1's out dock; nothing is lost on the way."""
+    from twin.automation import build_line
+
+    raw = small_raw()
+    raw["fleet"] = {
+        "amrs": [
+            {"id": "a1", "start": "receiving_load"},
+            {"id": "a2", "start": "mill1_out"},
+            {"id": "a3", "start": "drill1_out"},
+        ],
+        "amr": {
+            "dock_speed": 0.5,
+            "max_speed": 2.0,
+            "max_acceleration": 1.5,
+            "max_deceleration": 2.0,
+            "turn_rate": 2.0,
+        },
+    }
+    raw["orders"]["products"][0]["routing"] = [
+        {"cell": "mill", "cycle_time": 3.0},
+        {"cell": "drill", "cycle_time": 3.0},
+    ]
+    line = build_line(load_raw(raw))
+    try:
+        signals = line.signals
+
+        def drive(amr: str, command: str, args: dict[str, Any]) -> None:
+            done = signals()[amr]["moves_done"]
+            line.apply(amr, command, args)
+            _wait(line, lambda: signals()[amr]["moves_done"] > done, 120, f"{amr} {command}")
+            assert signals()[amr]["result"] == "ok", (amr, command, signals()[amr])
+
+        line.step(10)
+        assert [signals()[a]["state"] for a in ("a1", "a2", "a3")] == ["docked"] * 3
+        line.apply("receiving_store", "spawn", {"type": "housing"})
+        _wait(line, lambda: signals()["a1"]["load"] is not None, 10, "loaded at receiving")
+        part = signals()["a1"]["load"]
+        for amr, cell in (("a1", "mill1"), ("a2", "drill1")):
+            drive(amr, "undock", {})
+            drive(amr, "go_to", {"node": f"{cell}_in_approach"})
+            drive(amr, "dock", {"dock": f"{cell}_in"})
+            nxt = "a2" if cell == "mill1" else "a3"
+            _wait(line, lambda a=nxt: signals()[a]["load"] == part, 60, f"through {cell}")
+            assert signals()[amr]["load"] is None
+        events = line.events.drain()
+        assert not [e for e in events if e.kind == "part_lost"]
+        assert signals()["a3"]["load_type"] == "housing"
+        # processed for the routing's cycle time of its type, not the template's default
+        done = {e.device: e.cycle_time for e in events if e.kind == "process_finished"}
+        assert done.keys() == {"mill1_station", "drill1_drill_a"}
+        assert all(t == pytest.approx(3.0) for t in done.values()), done
+    finally:
+        line.close()
+
+
+def test_a_factory_recording_replays_without_its_templates(tmp_path: Path):
+    """The recording keeps the expanded line config: replayed from another directory, where
+    the factory file and its templates are not, it reproduces the run bit for bit."""
+    from twin.factory.layout import expanded_toml
+
+    cfg = load(SMALL)
+    assert loads(expanded_toml(cfg), str(SMALL)) == cfg  # the text is the same config
+    rec = tmp_path / "factory.mcap"
+    twin = [sys.executable, "-m", "twin.cli"]
+    run = [*twin, "run", "configs/factory_small.toml", "--duration", "3", "--quiet"]
+    proc = subprocess.run(
+        [*run, "--record", str(rec)], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run(
+        [*twin, "replay", "--verify", str(rec)],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -90,7 +90,9 @@ class TelemetryStepper:
         self.make_state = state
         self.monitor = monitor
         self.sinks: list[Sink] = sinks if sinks is not None else []
-        self.cameras = cameras  # camera frames at their rates, rendered only when wanted
+        # camera frames at their rates, rendered only when wanted (a line with no camera
+        # has no frame ever due: its feed is left out of the step loop)
+        self.cameras = cameras if cameras is not None and cameras.cameras else None
 
     def advance(self, n: int) -> None:
         """Step n times: events as they drain, the state at its rate, KPIs with every n-th."""

@@ -9,7 +9,6 @@ from twin.analytics.factory_kpi import CellInfo, FactoryKpiTracker
 from twin.analytics.genealogy import Genealogy
 from twin.analytics.kpi import KpiTracker
 from twin.analytics.timeline import Timeline
-from twin.config import AmrConfig
 from twin.events import (
     Alarm,
     Estop,
@@ -74,7 +73,7 @@ class ProductionMonitor:
 def factory_tracker(line: Line) -> FactoryKpiTracker | None:
     """The factory KPIs of a line with cells or AMRs (None for a plain line)."""
     cfg = line.cfg
-    amrs = [d.cfg for d in line.devices.values() if isinstance(d.cfg, AmrConfig)]
+    amrs = [d for d in line.devices.values() if d.kind == "amr"]
     if cfg.factory is None and not amrs:
         return None
     docks = {d_id for d_id, d in line.devices.items() if d.kind == "dock"}
@@ -87,7 +86,7 @@ def factory_tracker(line: Line) -> FactoryKpiTracker | None:
                 d for d in cell.devices if getattr(line.devices.get(d), "kind", "") == "sink"
             }
     return FactoryKpiTracker(
-        {a.id: "docked" if a.start in docks else "idle" for a in amrs},
+        {a.id: "docked" if a.cfg.start in docks else "idle" for a in amrs},
         start=line.sim_time,
         shipping=shipping or None,  # no shipping cell named: every sink ships
         cells=cells,

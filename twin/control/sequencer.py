@@ -73,6 +73,8 @@ class Sequencer:
             id(t): [*self._pick_points[id(t)][:2], arms[t.arm].travel_height] for t in cfg.transfers
         }
         self._stations = [d.id for d in line_cfg.devices if isinstance(d, StationConfig)]
+        self._seat_keys = {st: f"{st}/seat" for st in self._stations}
+        self._transfers = {arm: [t for t in cfg.transfers if t.arm == arm] for arm in self._jobs}
         self._on_alarm = on_alarm
         self._waiting_at: dict[str, str | None] = {}  # arm -> station it waits above
         self._now = 0.0
@@ -128,7 +130,7 @@ class Sequencer:
     def _scan_station(self, dev_id: str, st: Mapping[str, Any]) -> None:
         state = st["state"]
         if st["seated"]:
-            self._succeeded(f"{dev_id}/seat")
+            self._succeeded(self._seat_keys[dev_id])
         if state == "Stopped" or (state == "Complete" and not st["part_present"]):
             self._send(dev_id, "reset")
         elif state == "Held" and not st["fault"]:  # held by a safe stop: carry on
@@ -246,7 +248,7 @@ class Sequencer:
                 return
         if a["busy"] or a["holding"] is not None:
             return
-        transfers = [t for t in self.cfg.transfers if t.arm == arm]
+        transfers = self._transfers[arm]
         for t in transfers:
             if self._reseat_needed(t, s):
                 self._reserved[self._dest_key(t)] = arm

@@ -109,7 +109,7 @@ _MAX_STRS = 1000  # items in a "strs" argument (e.g. the nodes of a route)
 _ATTR_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-def _compile_reader(specs: Sequence[SignalSpec], where: str) -> Callable[[Any], dict[str, Any]]:
+def compile_reader(specs: Sequence[SignalSpec], where: str) -> Callable[[Any], dict[str, Any]]:
     """A function returning {name: value} for the specs, as fast as a hand-written dict
     display (a generic loop costs about twice as much, and signals() runs at every scan)."""
     items = []
@@ -258,9 +258,9 @@ class Device:
         super().__init_subclass__(**kwargs)
         specs = cls.signal_specs
         where = f"{cls.__name__}"
-        cls._read_signals = staticmethod(_compile_reader(specs, where))  # type: ignore[assignment]
+        cls._read_signals = staticmethod(compile_reader(specs, where))  # type: ignore[assignment]
         cls._read_status = staticmethod(  # type: ignore[assignment]
-            _compile_reader([s for s in specs if s.scan], where)
+            compile_reader([s for s in specs if s.scan], where)
         )
         cls._sampled = tuple(s for s in specs if s.rate or s.noise)
         if not cls._sampled:

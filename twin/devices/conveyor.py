@@ -87,6 +87,7 @@ class Conveyor(Device):
         self._receiving_until = [-1.0] * n  # sim time until which a zone expects a part
         self._releasing = [False] * n
         self._full_for = 0.0  # s the last zone's eye has been blocked
+        self._quiet_until = -math.inf  # sim time up to which the zones' drives hold
         self.queued = 0
         self.frame = belt_frame(cfg)
         self._build()
@@ -199,8 +200,19 @@ class Conveyor(Device):
     def _update_zones(self, dt: float, now: float) -> None:
         """ZPA logic, last zone first: the drives each zone should have."""
         hits = self.ctx.world.rays.hit_body
-        n = self.cfg.zones
         full = [hits[r] >= 0 for r in self.zone_eyes]
+        if full == self._full and now <= self._quiet_until:
+            # the eyes see what they saw and no zone's wait for a part runs out: the drives
+            # stay as they are (the logic below would decide the same), unless the last
+            # zone's part has just settled against the end stop
+            if not full[-1]:
+                return
+            full_for = self._full_for + dt
+            settled = full_for >= _END_SETTLE
+            if not self.cfg.end_stop or settled == (self._full_for >= _END_SETTLE):
+                self._full_for = full_for
+                return
+        n = self.cfg.zones
         receiving = self._receiving_until
         for i in range(n):
             if full[i] or now > receiving[i]:
@@ -223,6 +235,8 @@ class Conveyor(Device):
                 run[i] = False
         self._full = full
         self.queued = sum(full)
+        # until then nothing changes the drives but the eyes
+        self._quiet_until = min((t for t in receiving if t >= 0), default=math.inf)
         if run != self._zone_run:
             self._zone_run = run
             self._drive_dirty = True

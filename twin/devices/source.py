@@ -84,13 +84,15 @@ class Source(Device):
         return self.cfg.max_parts > 0 and self.spawned >= self.cfg.max_parts
 
     def after_step(self) -> None:
-        now = self.ctx.world.sim_time
+        world = self.ctx.world
+        now = world.sim_time
         due = self.enabled and now >= self.next_at and not self._limit_reached()
         if not (due or self._requested):
             self.blocked = False
-            self._wait_for_pool(False)
+            if self.pool_full:
+                self._wait_for_pool(False)
             return
-        if (self.blocked or self.pool_full) and self.ctx.world.step_index % _RETRY_EVERY:
+        if (self.blocked or self.pool_full) and world.step_index % _RETRY_EVERY:
             return  # a blocked feeder tries again every few steps, not at every physics step
         self._wait_for_pool(self.ctx.pool.full)
         if self.pool_full:

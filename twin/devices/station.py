@@ -2,7 +2,8 @@
 
 PackML as a producing unit uses it: Reset and Start bring the station to Execute, where it
 works part after part. A part on the fixture is checked once it has come to rest (seated:
-flat and centred within tolerance); a seated part is processed for `cycle_time`. With no
+flat and centred within tolerance); a seated part is processed for `cycle_time` (its type's
+entry in `cycle_times`, if there is one). With no
 work (no part, a finished part not yet taken, or a part that is not seated) the station
 suspends itself, and unsuspends when a seated part arrives. Complete is the end of a batch
 (`batch_size` parts since Start) only.
@@ -75,7 +76,9 @@ class Station(Device):
         SignalSpec(
             name="progress", type="float", unit="s", min=0.0, doc="processing time done on it"
         ),
-        SignalSpec(name="cycle_time", type="float", unit="s", attr="cfg.cycle_time"),
+        SignalSpec(
+            name="cycle_time", type="float", unit="s", doc="processing time of the current part"
+        ),
         SignalSpec(name="processed", type="int", min=0, doc="parts finished"),
         SignalSpec(name="part_done", type="bool", doc="the part on the fixture is finished"),
         SignalSpec(name="starved", type="bool", doc="producing, with no part to work on"),
@@ -108,6 +111,7 @@ class Station(Device):
         self.seated: bool | None = None
         self._rest_for = 0.0
         self.progress = 0.0
+        self.cycle_time = cfg.cycle_time  # of the part in process (cycle_times by its type)
         self._progress_part: int | None = None
         self._done_part: int | None = None
         self.processed = 0
@@ -117,6 +121,9 @@ class Station(Device):
             cfg.mtbf, cfg.mttr, cfg.breakdowns, ctx.rng(cfg.id + "/breakdowns")
         )
         self.fault: str | None = None
+        # breakdowns (random or scripted) are the only source of a fault
+        self._can_break = cfg.mtbf > 0 or bool(cfg.breakdowns)
+        self._by_body = ctx.pool.by_body  # body -> part id (the pool only ever mutates it)
         self._held_by_fault = False
         self._suspended_by_command = False
         self.activity = "stopped"
@@ -259,10 +266,13 @@ class Station(Device):
                 if self.part != self._progress_part:
                     # processing runs from the end of this step, when its event is stamped
                     self._progress_part, self.progress = self.part, 0.0
+                    assert self.part is not None  # has_work
+                    kind = self.ctx.pool.active[self.part].type
+                    self.cycle_time = self.cfg.cycle_times.get(kind, self.cfg.cycle_time)
                     self.emit("process_started", part=self.part)
                     return
                 self.progress += dt
-                if self.progress >= self.cfg.cycle_time - 1e-9:
+                if self.progress >= self.cycle_time - 1e-9:
                     self._finish_part()
             elif self.part is None or self.seated is not None:
                 self.machine.command(Command.SUSPEND)  # starved, blocked or misloaded
@@ -275,35 +285,30 @@ class Station(Device):
             self.machine.command(Command.UNSUSPEND)
 
     def after_step(self) -> None:
-        dt = self.ctx.world.dt
-        now = self.ctx.world.sim_time
-        body = int(self.ctx.world.rays.hit_body[self.ray])
-        part = self.ctx.pool.part_at_body(body) if body >= 0 else None
+        world, machine = self.ctx.world, self.machine
+        dt = world.dt
+        body = world.rays.hit_body[self.ray]
+        part = self._by_body.get(body) if body >= 0 else None
         if part != self.part:
             self._on_part_change(part)
         elif part is not None and self.seated is None:
             self._judge_part(dt)
-        self._update_fault(now)
+        if self._can_break:  # without breakdowns there is never a fault to update
+            self._update_fault(world.sim_time)
         self.in_state_for += dt
-        if not self.fault and self.state in _PRODUCING:
+        if not self.fault and machine.state in _PRODUCING:
             self._produce(dt)
-        if self.machine.is_acting and self.in_state_for >= self.cfg.transition_time - 1e-9:
-            self.machine.state_complete()
+        if machine.is_acting and self.in_state_for >= self.cfg.transition_time - 1e-9:
+            machine.state_complete()
             self._hold_if_down()  # a breakdown holds what has just reached Execute
-        if self.state == State.RESETTING and self._done_part != self._progress_part:
+        state = machine.state
+        if state == State.RESETTING and self._done_part != self._progress_part:
             self._progress_part, self.progress = None, 0.0  # an aborted cycle starts over
-        self._interlocks = (self.load_ok, self.unload_ok)
-        key = (
-            self.machine.state,
-            self.part,
-            self.seated,
-            self._progress_part,
-            self._done_part,
-            self.fault,
-        )
+        key = (state, self.part, self.seated, self._progress_part, self._done_part, self.fault)
         if key == self._activity_of:
-            return  # activity depends on these only
+            return  # the interlocks and the activity depend on these only
         self._activity_of = key
+        self._interlocks = (self.load_ok, self.unload_ok)
         activity = self._activity()
         if activity != self.activity:
             self.emit("station_activity", activity=activity, previous=self.activity)

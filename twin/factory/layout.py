@@ -545,6 +545,23 @@ def _entry_label(raw: Any, path: str) -> str:
     return f"{m.group(0)} ({what} '{entry_id}'){path[m.end() :]}"
 
 
+def expanded_toml(cfg: LineConfig) -> str:
+    """The expanded line config as TOML text that loads into the same config without the
+    factory file or its templates (what a recording keeps, so it replays anywhere)."""
+    from twin.sweep.toml_text import dumps
+
+    def drop_none(value: Any) -> Any:  # TOML has no null: an absent field is its default
+        if isinstance(value, dict):
+            return {k: drop_none(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [drop_none(v) for v in value]
+        return value
+
+    doc = drop_none(msgspec.to_builtins(cfg))
+    doc.pop("source_path", None)
+    return f"# {cfg.source_path} expanded into one line config\n" + dumps(doc)
+
+
 def factory_summary(cfg: LineConfig) -> str:
     """One line on what a factory is made of (for `twin check`)."""
     spec = cfg.factory

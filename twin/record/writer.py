@@ -60,7 +60,7 @@ def recording_info(
         source=source,
         twin_version=twin.__version__,
         config_path=cfg.source_path,
-        config_toml=Path(cfg.source_path).read_text(),
+        config_toml=_config_text(cfg),
         seed=seed,
         builtin_controller=builtin_controller,
         mode=mode,
@@ -177,3 +177,13 @@ class Recorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _config_text(cfg: LineConfig) -> str:
+    """The config file's text; a factory expanded into its one line config, so that the
+    recording replays without the factory's cell templates."""
+    if cfg.factory is None:
+        return Path(cfg.source_path).read_text()
+    from twin.factory.layout import expanded_toml
+
+    return expanded_toml(cfg)

@@ -95,6 +95,8 @@ class Dispatcher:
         only send read-only requests."""
         request_id = None
         lease = None
+        lock = self.lock
+        checked = None  # the lease a request that needs control was checked against
         try:
             request = decode_request(payload)
             request_id, lease = request.id, request.lease
@@ -106,7 +108,8 @@ class Dispatcher:
                     f"this client's key has the {role} role (read-only requests only)",
                 )
             if kind not in _OPEN:
-                self.lock.check(client, lease, user)
+                lock.check(client, lease, user)
+                checked = lock.lease
             step, sim_time = self.host.line.step_index, self.host.line.sim_time
             reply = self._handlers[kind](client, request, now, user)
             if isinstance(reply, m.HelloReply):
@@ -121,8 +124,11 @@ class Dispatcher:
             traceback.print_exc(file=sys.stderr)
             reply = self._error("internal", f"{type(e).__name__}: {e}", request_id)
         # silence counts from the end of the holder's last request, so a long step is not it
-        self.lock.touch(client, lease, self.clock(), user)
-        self.host.controlled = self.lock.holder is not None
+        if checked is not None and lock.lease is checked:
+            lock.last_seen = self.clock()  # the holder's lease, checked and still the lease
+        else:
+            lock.touch(client, lease, self.clock(), user)
+        self.host.controlled = lock.holder is not None
         return encode(reply)
 
     def _accepted(self, client: bytes, request: Any, reply: Any, step: int, t: float) -> None:
@@ -392,7 +398,7 @@ class Dispatcher:
             step=line.step_index,
             time=line.sim_time,
             inputs=image.read(),
-            refused=[[r["index"], r["code"], r["message"]] for r in refused],
+            refused=[[r["index"], r["code"], r["message"]] for r in refused] if refused else [],
         )
         self._last_cycle = (batch, where)  # what the recorder is told (see _accepted)
         return reply

@@ -36,6 +36,11 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
+_RCVMORE = int(zmq.RCVMORE)
+_RCVTIMEO = int(zmq.RCVTIMEO)
+# the socket's own send, without the Python wrapper pyzmq puts around it (for options this
+# server never uses: DRAFT routing ids and groups)
+_send = zmq.backend.Socket.send
 
 
 @dataclass
@@ -87,8 +92,7 @@ class Server:
             self.endpoints.close()
             raise
         self.lock = ControlLock(opts.lease_timeout)
-        self._poller = zmq.Poller()
-        self._poller.register(self.endpoints.control, zmq.POLLIN)
+        self._rcvtimeo = -1  # the control socket's receive timeout (ms) as last set
         self.dispatcher = Dispatcher(self.host, self.lock)
         # what the composing code attaches (a recorder): told of watchdog trips
         # (holder, timeout, silent_for, step, time), closed first on close
@@ -122,14 +126,19 @@ class Server:
         """Answer the requests waiting now (waiting up to timeout_ms for the first one)."""
         self.read_subscriptions()
         router = self.endpoints.control
-        if not self._poller.poll(timeout_ms):  # a kept poller: building one costs more
-            return
         for i in range(MAX_REQUESTS_PER_POLL):
-            # the poll said the first is there; look before each further one (no exception)
-            if i and not cast(int, router.get(_EVENTS)) & _POLLIN:
-                return
             try:
-                frames, user = self._receive(router)
+                if i == 0 and timeout_ms > 0:
+                    # a blocking receive with a timeout: the kernel wakes this thread as the
+                    # request lands, with no poll call and its list of sockets in between
+                    if self._rcvtimeo != timeout_ms:
+                        router.setsockopt(_RCVTIMEO, timeout_ms)
+                        self._rcvtimeo = timeout_ms
+                    frames, user = self._receive(router, 0)
+                elif not cast(int, router.get(_EVENTS)) & _POLLIN:
+                    return  # look before taking one without waiting (no exception raised)
+                else:
+                    frames, user = self._receive(router, _NOBLOCK)
             except zmq.Again:
                 return
             if len(frames) < 2:
@@ -152,17 +161,22 @@ class Server:
                 reply = self.dispatcher.handle(client, payload, now, role, user)
             try:
                 for frame in envelope:
-                    router.send(frame, _MORE_NOBLOCK)
-                router.send(reply, _NOBLOCK)
+                    _send(router, frame, _MORE_NOBLOCK)
+                _send(router, reply, _NOBLOCK)
             except zmq.ZMQError:
                 pass  # the client is gone or not reading: its loss, not the line's
             self.check_watchdog()
 
-    def _receive(self, router: zmq.Socket) -> tuple[list[bytes], str | None]:
+    def _receive(self, router: zmq.Socket, flags: int) -> tuple[list[bytes], str | None]:
         """One request's frames and, with Curve, the sender's User-Id (its z85 public key)."""
         if self.roles is None:
-            return router.recv_multipart(_NOBLOCK), None
-        parts = router.recv_multipart(_NOBLOCK, copy=False)
+            # recv_multipart without its option lookups: a ROUTER's first frame (the
+            # identity) is always followed by the message, which arrives whole
+            frames = [router.recv(flags), router.recv(_NOBLOCK)]
+            while router.get(_RCVMORE):
+                frames.append(router.recv(_NOBLOCK))
+            return frames, None
+        parts = router.recv_multipart(flags, copy=False)
         return [p.bytes for p in parts], cast(str, parts[-1].get("User-Id"))
 
     def check_watchdog(self) -> None:

@@ -33,6 +33,8 @@ class RayBank:
         self._to: list[list[float]] = []
         self._active: list[bool] = []
         self._cast: list[int] | None = []  # indices of the active rays (None: recompute)
+        self._cast_from: list[list[float]] = []  # their ends, kept in step with _from/_to
+        self._cast_to: list[list[float]] = []
         self.hit_body: list[int] = []
         self.hit_fraction: list[float] = []
 
@@ -50,6 +52,9 @@ class RayBank:
         """Move a ray that follows a moving device (e.g. a suction cup)."""
         self._from[index] = start
         self._to[index] = end
+        if self._cast is not None and self._active[index]:
+            k = self._cast.index(index)
+            self._cast_from[k], self._cast_to[k] = start, end
 
     def set_active(self, index: int, active: bool) -> None:
         if self._active[index] != active:
@@ -62,6 +67,8 @@ class RayBank:
         cast = self._cast
         if cast is None:
             cast = self._cast = [i for i, on in enumerate(self._active) if on]
+            self._cast_from = [self._from[i] for i in cast]
+            self._cast_to = [self._to[i] for i in cast]
         if not cast:
             return
         if len(cast) == len(self._from):
@@ -69,9 +76,7 @@ class RayBank:
             self.hit_body = [r[0] for r in results]
             self.hit_fraction = [r[2] for r in results]
             return
-        results = pybullet.rayTestBatch(
-            [self._from[i] for i in cast], [self._to[i] for i in cast], physicsClientId=client_id
-        )
+        results = pybullet.rayTestBatch(self._cast_from, self._cast_to, physicsClientId=client_id)
         hit_body, hit_fraction = self.hit_body, self.hit_fraction
         for i, r in zip(cast, results):
             hit_body[i], hit_fraction[i] = r[0], r[2]

@@ -103,7 +103,7 @@ class FoxgloveBridge:
         link.start()
         describe = await link.request(m.Describe())
         self.line = describe.line
-        self.scene = SceneBuilder(describe.devices, describe.part_types)
+        self.scene = SceneBuilder(describe.devices, describe.part_types, describe.network)
         self.cameras = CameraChannels(
             describe.devices, self.opts.telemetry, self.context, self.clock.log_ns, self.opts.curve
         )

@@ -79,10 +79,26 @@ def _label(position: Any, text: str) -> TextPrimitive:
     )
 
 
+# an AMR's chassis by state (others: its idle yellow), as on the browser HMI
+AMR_COLORS: dict[str, tuple[float, float, float]] = {
+    "blocked": (0.82, 0.25, 0.25),
+    "stopped": (0.82, 0.44, 0.19),
+    "battery_empty": (0.44, 0.44, 0.44),
+    "charging": (0.29, 0.56, 0.85),
+}
+AMR_YELLOW = (0.88, 0.69, 0.13)
+
+
 class SceneBuilder:
-    def __init__(self, devices: list[dict[str, Any]], part_types: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        devices: list[dict[str, Any]],
+        part_types: list[dict[str, Any]],
+        network: dict[str, Any] | None = None,
+    ) -> None:
         self.devices = [d for d in devices if d.get("geometry")]
         self.part_sizes = {t["name"]: t["size"] for t in part_types}
+        self.network = _network_lines(network) if network else []
 
     def update(self, state: Any, log_ns: int) -> SceneUpdate:
         stamp = Timestamp(sec=log_ns // 1_000_000_000, nsec=log_ns % 1_000_000_000)
@@ -97,6 +113,10 @@ class SceneBuilder:
             for p in state.parts
         ]
         entities.append(SceneEntity(timestamp=stamp, frame_id=FRAME, id="parts", cubes=parts))
+        if self.network:
+            entities.append(
+                SceneEntity(timestamp=stamp, frame_id=FRAME, id="network", lines=self.network)
+            )
         return SceneUpdate(entities=[e for e in entities if e is not None])
 
     def _device(self, dev: dict[str, Any], sig: dict[str, Any], stamp: Timestamp) -> SceneEntity:
@@ -122,6 +142,19 @@ class SceneBuilder:
             tool = sig.get("tool_position")
             if tool:
                 lines.append(_line([base, (base[0], base[1], base[2] + 0.33), tool], (0.92, 0.92, 0.94), 0.05))  # fmt: skip
+        elif kind in ("source", "sink") and "deck_point" in g:  # at a dock: a patch beside it
+            p = g["deck_point"]
+            rgb = (0.36, 0.56, 0.84) if kind == "source" else (0.18, 0.62, 0.29)
+            cubes.append(_cube((p[0], p[1], 0.005), (0.25, 0.25, 0.01), rgb, a=0.6))
+        elif kind == "dock":
+            p = g["position"]
+            cubes.append(_cube((p[0], p[1], 0.002), (0.9, 0.66, 0.004), (0.24, 0.48, 0.31), g["yaw"], a=0.55))  # fmt: skip
+        elif kind == "amr":
+            length, width, deck = g["size"]
+            x, y, yaw = sig.get("x", 0.0), sig.get("y", 0.0), sig.get("yaw", 0.0)
+            rgb = AMR_COLORS.get(sig.get("state", ""), AMR_YELLOW)
+            cubes.append(_cube((x, y, deck / 2), (length, width, deck), rgb, yaw))
+            texts.append(_label((x, y, deck), f"{dev['id']}: {sig.get('state', '')}"))
         elif kind in ("source", "sink"):
             lo, hi = g["zone"]["min"], g["zone"]["max"]
             center = [(a + b) / 2 for a, b in zip(lo, hi)]
@@ -130,3 +163,16 @@ class SceneBuilder:
         elif "position" in g:
             cubes.append(_cube(g["position"], (0.1, 0.1, 0.1), GREY))
         return SceneEntity(timestamp=stamp, frame_id=FRAME, id=dev["id"], cubes=cubes, lines=lines, texts=texts)  # fmt: skip
+
+
+def _network_lines(net: dict[str, Any]) -> list[LinePrimitive]:
+    """The AMR route network's lanes, on the floor."""
+    where = {n["id"]: n["position"] for n in net["nodes"]}
+    return [
+        _line(
+            [(*where[lane["from"]], 0.003), (*where[lane["to"]], 0.003)],
+            (0.54, 0.59, 0.64) if lane["two_way"] else (0.36, 0.41, 0.45),
+            0.02,
+        )
+        for lane in net["lanes"]
+    ]

@@ -76,7 +76,9 @@ class RegisterMap:
         self._next = {t: 0 for t in TABLES}
         self._block(0)
         self._twin()
-        for n, dev in enumerate(model.devices, start=1):
+        # the twin's part takes as many blocks as it needs (a factory's many teach points)
+        first = max(1, -(-max(self._next.values()) // BLOCK))
+        for n, dev in enumerate(model.devices, start=first):
             self._block(n)
             self._device(dev, lengths)
         self.by_address = {

@@ -86,7 +86,7 @@ function buildTiles(msg) {
   devices.replaceChildren();
   for (const dev of msg.devices) {
     const packml = dev.kind === "station" || dev.kind === "line";
-    if (!packml && !["conveyor", "arm", "source"].includes(dev.kind)) continue;
+    if (!packml && !["conveyor", "arm", "source", "amr"].includes(dev.kind)) continue;
     const tile = el("div", { class: "tile", "data-device": dev.id, "data-kind": dev.kind });
     const head = el("div", { class: "head" });
     head.append(el("span", {}, dev.id), el("span", { class: "state" }, "-"));
@@ -109,7 +109,7 @@ function buildTiles(msg) {
 }
 
 function addDeviceButtons(tile, dev) {
-  const wanted = { conveyor: ["run", "stop"], arm: ["home", "halt"], source: ["enable", "disable"] };
+  const wanted = { conveyor: ["run", "stop"], arm: ["home", "halt"], source: ["enable", "disable"], amr: ["stop"] };
   const box = tile.querySelector(".buttons");
   for (const name of wanted[dev.kind] || []) {
     if (!dev.commands.some((c) => c.name === name)) continue;
@@ -283,6 +283,13 @@ function updateTile(tile, state, full) {
   } else if (tile.kind === "source") {
     setText(head, sig.enabled ? "enabled" : "disabled");
     if (full) setText(detail, `spawned ${sig.spawned}`);
+  } else if (tile.kind === "amr") {
+    setText(head, sig.state);
+    if (full) {
+      const where = sig.dock || sig.node || (sig.goal ? `to ${sig.goal}` : "on a lane");
+      const load = sig.load != null ? ` · part ${sig.load}` : "";
+      setText(detail, `${where} · battery ${(100 * sig.battery).toFixed(0)}%${load}`);
+    }
   }
   return changed;
 }
@@ -305,8 +312,8 @@ const KPI_VIEWS = [
 ];
 const TREND_LENGTH = 120;
 
-// KPIs arrive once a simulated second (many times a wall second in fast mode): the trends
-// take every value, the cards are drawn at most twice a second (see paintFrame).
+// KPIs arrive once a simulated second, and at most twice a wall second (the HMI sends the
+// newest: in fast mode the trends sample the run); the cards are drawn at most twice a second.
 function onKpis(k) {
   for (const [key, , pick] of KPI_VIEWS) {
     const value = pick(k), trend = (hmi.trends[key] ||= []);

@@ -6,8 +6,9 @@ import { stateColor } from "./colors.js";
 
 const FRAME_S = 0.1;  // nominal telemetry interval used to glide parts between frames
 
-// WebGL drawn by the CPU (SwiftShader, llvmpipe: headless browsers, VMs without a GPU):
-// no antialiasing and fewer frames, so the page keeps up with the telemetry.
+// WebGL drawn by the CPU (SwiftShader, llvmpipe: headless browsers, VMs without a GPU): each
+// frame costs the CPU in proportion to its pixels (drawn, then copied to the page), so fewer,
+// smaller frames without antialiasing, and the page and the twin beside it keep their CPU.
 function softwareRendering() {
   const gl = document.createElement("canvas").getContext("webgl2");
   const info = gl?.getExtension("WEBGL_debug_renderer_info");
@@ -26,11 +27,12 @@ function material({ metalness = 0, roughness = 1, ...params }) {
 // own: a still line costs nothing, a running one at most one frame per telemetry frame.
 export function createScene(container, welcome, requestFrame) {
   software = softwareRendering();
-  // on a GPU, parts glide between two states at up to 30 frames/s; drawn by the CPU, each
-  // state is drawn once, at most 10 times a second, as it is (no frames in between)
-  const minFrameMs = software ? 100 : 1000 / 31;
+  // On a GPU, parts glide between two states at up to 30 frames/s. Drawn by the CPU, the
+  // newest state is drawn as it is (no frames in between), at most 5 times a second, with
+  // 3/4 of the pixels across (upscaled by the page): a quarter of the CPU of 10 full frames.
+  const minFrameMs = software ? 200 : 1000 / 31;
   const renderer = new THREE.WebGLRenderer({ antialias: !software });
-  renderer.setPixelRatio(window.devicePixelRatio);
+  renderer.setPixelRatio(window.devicePixelRatio * (software ? 0.75 : 1));
   container.append(renderer.domElement);
   const scene = new THREE.Scene();
   scene.background = new THREE.Color("#1b2128");
@@ -42,11 +44,8 @@ export function createScene(container, welcome, requestFrame) {
   const sun = new THREE.DirectionalLight("#ffffff", 1.6);
   sun.position.set(2, -3, 5);
   scene.add(sun);
-  const grid = new THREE.GridHelper(8, 32, "#3a4654", "#28313b");
-  grid.rotation.x = Math.PI / 2;
-  scene.add(grid);
 
-  const view = { belts: [], stations: {}, eyes: {}, arms: {}, parts: new Map(), partLooks: {} };
+  const view = { belts: [], stations: {}, eyes: {}, arms: {}, amrs: {}, parts: new Map(), partLooks: {} };
   for (const t of welcome.part_types) {
     // one geometry and one material per part type, shared by all its parts
     view.partLooks[t.name] = {
@@ -61,6 +60,17 @@ export function createScene(container, welcome, requestFrame) {
     const obj = build(dev, g, view);
     if (obj) { scene.add(obj); bounds.expandByObject(obj); }
   }
+  if (welcome.network) {
+    const net = network(welcome.network);
+    scene.add(net);
+    bounds.expandByObject(net);
+  }
+  // a floor grid of 25 cm squares under the whole line (a factory floor is larger than a cell)
+  const extent = bounds.isEmpty() ? 0 : Math.max(...[bounds.min.x, bounds.min.y, bounds.max.x, bounds.max.y].map(Math.abs));
+  const half = Math.max(4, Math.ceil(extent + 1));
+  const grid = new THREE.GridHelper(2 * half, 8 * half, "#3a4654", "#28313b");
+  grid.rotation.x = Math.PI / 2;
+  scene.add(grid);
   // look at the whole line from the front, a little above
   const center = bounds.isEmpty() ? new THREE.Vector3(0, 0, 0.7) : bounds.getCenter(new THREE.Vector3());
   const size = bounds.isEmpty() ? 3 : bounds.getSize(new THREE.Vector3()).length();
@@ -85,11 +95,14 @@ export function createScene(container, welcome, requestFrame) {
   }
   new ResizeObserver(resize).observe(container);
   resize();
+  // scrolled out of sight (a small panel): nothing drawn until it is back
+  let visible = true;
+  new IntersectionObserver(([entry]) => { visible = entry.isIntersecting; if (visible) changed(); }).observe(container);
 
   // Draws a frame if one is due; returns in how many ms the view wants the next (null: none).
   function draw(now) {
     const moving = !software && (gliding || beltsMoving);
-    if (!dirty && !moving) return null;
+    if (!visible || (!dirty && !moving)) return null;
     const wait = drawnAt + minFrameMs - now;
     if (wait > 2) return wait;  // (frames come a little early or late)
     const dt = Math.min(now - drawnAt, 1000) / 1000;
@@ -101,6 +114,12 @@ export function createScene(container, welcome, requestFrame) {
     for (const p of view.parts.values()) {
       p.mesh.position.lerpVectors(p.from, p.to, a);
       p.mesh.quaternion.slerpQuaternions(p.qFrom, p.qTo, a);
+    }
+    for (const r of Object.values(view.amrs)) {
+      // glides as the parts on its deck do; the heading the short way round
+      r.group.position.set(r.from[0] + (r.to[0] - r.from[0]) * a, r.from[1] + (r.to[1] - r.from[1]) * a, 0);
+      const turn = Math.atan2(Math.sin(r.to[2] - r.from[2]), Math.cos(r.to[2] - r.from[2]));
+      r.group.rotation.z = r.from[2] + turn * a;
     }
     for (const belt of view.belts) belt.texture.offset.x -= (belt.speed * dt) / belt.stripe;
     renderer.render(scene, camera);
@@ -129,6 +148,13 @@ export function createScene(container, welcome, requestFrame) {
       line.material.color.set(state.signals[id]?.blocked ? "#ff4040" : "#40ff80");
     }
     for (const [id, arm] of Object.entries(view.arms)) poseArm(arm, state.signals[id]);
+    for (const [id, r] of Object.entries(view.amrs)) {
+      const sig = state.signals[id];
+      if (!sig) continue;
+      r.from = [r.group.position.x, r.group.position.y, r.group.rotation.z];
+      r.to = [sig.x, sig.y, sig.yaw];
+      r.body.material.color.set(AMR_COLORS[sig.state] || "#e0b020");
+    }
     updateParts(state.parts);
   }
 
@@ -185,11 +211,24 @@ function build(dev, g, view) {
     }
     case "arm": return arm(dev, g, view);
     case "source": case "sink": {
+      const color = dev.kind === "source" ? "#5b8fd6" : "#2e9d49";
+      if (!g.zone) {  // at a dock: a patch on the floor beside the dock's deck point
+        const patch = box([0.25, 0.25, 0.01], color, { transparent: true, opacity: 0.6 });
+        patch.position.set(g.deck_point[0], g.deck_point[1], 0.006);
+        return patch;
+      }
       const z = g.zone, size = [0, 1, 2].map((i) => z.max[i] - z.min[i]);
-      const zone = box(size, dev.kind === "source" ? "#5b8fd6" : "#2e9d49", { transparent: true, opacity: 0.18 });
+      const zone = box(size, color, { transparent: true, opacity: 0.18 });
       zone.position.set(...[0, 1, 2].map((i) => (z.max[i] + z.min[i]) / 2));
       return zone;
     }
+    case "dock": {
+      const mark = box([0.9, 0.66, 0.004], "#3d7a4f", { transparent: true, opacity: 0.55 });
+      mark.position.set(g.position[0], g.position[1], 0.002);
+      mark.rotation.z = g.yaw;
+      return mark;
+    }
+    case "amr": return amr(dev, g, view);
     default: {
       if (!g.position) return null;  // a kind this page does not know: a marker where it is
       const marker = box([0.1, 0.1, 0.1], "#888888");
@@ -197,6 +236,42 @@ function build(dev, g, view) {
       return marker;
     }
   }
+}
+
+// what an AMR's chassis looks like in each state (others: its idle yellow)
+const AMR_COLORS = { blocked: "#d04040", stopped: "#d07030", battery_empty: "#707070", charging: "#4a90d9" };
+
+// An AMR: its chassis up to the deck, a darker bumper at the front (its +x); placed where the
+// state says it is.
+function amr(dev, g, view) {
+  const group = new THREE.Group();
+  const [length, width, deck] = g.size;
+  const body = box([length, width, deck - 0.01], "#e0b020");
+  body.position.z = 0.01 + (deck - 0.01) / 2;
+  const bumper = box([0.04, width, 0.12], "#30343a");
+  bumper.position.set(length / 2 + 0.02, 0, 0.08);
+  group.add(body, bumper);
+  view.amrs[dev.id] = { group, body, from: [0, 0, 0], to: [0, 0, 0] };
+  return group;
+}
+
+// The route network on the floor: lanes as lines (one-way lanes darker), nodes as dots.
+function network(net) {
+  const group = new THREE.Group();
+  const where = Object.fromEntries(net.nodes.map((n) => [n.id, n.position]));
+  for (const lane of net.lanes) {
+    const a = where[lane.from], b = where[lane.to];
+    const geom = new THREE.BufferGeometry().setFromPoints([new THREE.Vector3(a[0], a[1], 0.003), new THREE.Vector3(b[0], b[1], 0.003)]);
+    group.add(new THREE.Line(geom, new THREE.LineBasicMaterial({ color: lane.two_way ? "#8a96a3" : "#5d6873" })));
+  }
+  const dot = new THREE.CircleGeometry(0.05, 16);
+  const charger = new Set(net.chargers.map((c) => c.node));
+  for (const n of net.nodes) {
+    const mesh = new THREE.Mesh(dot, material({ color: charger.has(n.id) ? "#4a90d9" : "#8a96a3" }));
+    mesh.position.set(n.position[0], n.position[1], 0.004);
+    group.add(mesh);
+  }
+  return group;
 }
 
 function conveyor(dev, g, view) {
