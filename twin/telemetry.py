@@ -88,6 +88,7 @@ class TelemetryStepper:
         # KPIs go out once per simulated second, with every n-th state message
         self.kpi_every = max(1, round(state_rate)) if (kpis and self.state_every) else 0
         self.make_state = state
+        self._drain = self.line.events.drain  # Line.drain_events, without the indirection
         self.monitor = monitor
         self.sinks: list[Sink] = sinks if sinks is not None else []
         # camera frames at their rates, rendered only when wanted (a line with no camera
@@ -118,7 +119,7 @@ class TelemetryStepper:
 
     def flush_events(self) -> list[Event]:
         """Drain the line's events now: to the monitor and out; returns them."""
-        events = self.line.drain_events()
+        events = self._drain()
         if events:
             if self.monitor is not None:
                 self.monitor.consume(events)

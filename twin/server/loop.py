@@ -122,11 +122,12 @@ class Server:
             elif msg[:1] == b"\x00":
                 demand.unsubscribe(msg[1:])
 
-    def serve_requests(self, timeout_ms: int) -> None:
-        """Answer the requests waiting now (waiting up to timeout_ms for the first one)."""
+    def serve_requests(self, timeout_ms: int, limit: int = MAX_REQUESTS_PER_POLL) -> None:
+        """Answer the requests waiting now, at most `limit` (waiting up to timeout_ms for
+        the first one)."""
         self.read_subscriptions()
         router = self.endpoints.control
-        for i in range(MAX_REQUESTS_PER_POLL):
+        for i in range(limit):
             try:
                 if i == 0 and timeout_ms > 0:
                     # a blocking receive with a timeout: the kernel wakes this thread as the
@@ -237,7 +238,9 @@ class Server:
 
     def _run_lockstep(self) -> None:
         while not self.stopping:
-            self.serve_requests(IDLE_POLL_MS)
+            # one request per wait: the next one is taken by the next wait, at once if it is
+            # there (so nothing looks for a further request in between)
+            self.serve_requests(IDLE_POLL_MS, 1)
             self.check_watchdog()
 
     def close(self) -> None:

@@ -312,8 +312,8 @@ const KPI_VIEWS = [
 ];
 const TREND_LENGTH = 120;
 
-// KPIs arrive once a simulated second (many times a wall second in fast mode): the trends
-// take every value, the cards are drawn at most twice a second (see paintFrame).
+// KPIs arrive once a simulated second, and at most twice a wall second (the HMI sends the
+// newest: in fast mode the trends sample the run); the cards are drawn at most twice a second.
 function onKpis(k) {
   for (const [key, , pick] of KPI_VIEWS) {
     const value = pick(k), trend = (hmi.trends[key] ||= []);
