@@ -142,14 +142,18 @@ class Client:
                 ) from None
             reply = decode_reply(data)
             rid = reply.id
-            if rid is None and isinstance(reply, m.Error):
+            error = isinstance(reply, m.Error)
+            if rid is None and error:
                 rid = waiting[0]  # replies come in order: it answers the oldest one waiting
-            if rid in waiting:  # drop it and the earlier ones (they will not be answered)
+            if waiting[0] == rid:  # the usual case: the reply to the oldest one waiting
+                waiting.popleft()
+            elif rid in waiting:  # drop it and the earlier ones (they will not be answered)
                 while waiting.popleft() != rid:
                     pass
             if rid != req.id:
                 continue  # a late reply to an earlier request that timed out
-            if isinstance(reply, m.Error):
+            if error:
+                assert isinstance(reply, m.Error)
                 raise TwinError(reply.code, reply.message)
             return reply
 

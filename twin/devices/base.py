@@ -131,16 +131,18 @@ def _number(cmd: str, arg: Arg, value: Any, integer: bool = False) -> float:
         raise CommandError("bad_type", f"{cmd}: '{arg.name}' must be an integer, got {value!r}")
     if not math.isfinite(value):
         raise CommandError("not_finite", f"{cmd}: '{arg.name}' must be finite, got {value!r}")
-    unit = f" {arg.unit}" if arg.unit else ""
-    if arg.min is not None and value < arg.min:
+    low, high = arg.min, arg.max
+    if low is not None and value < low:
+        unit = f" {arg.unit}" if arg.unit else ""
         raise CommandError(
             "out_of_range",
-            f"{cmd}: '{arg.name}' = {value}{unit} is below the minimum {arg.min}{unit}",
+            f"{cmd}: '{arg.name}' = {value}{unit} is below the minimum {low}{unit}",
         )
-    if arg.max is not None and value > arg.max:
+    if high is not None and value > high:
+        unit = f" {arg.unit}" if arg.unit else ""
         raise CommandError(
             "out_of_range",
-            f"{cmd}: '{arg.name}' = {value}{unit} is above the maximum {arg.max}{unit}",
+            f"{cmd}: '{arg.name}' = {value}{unit} is above the maximum {high}{unit}",
         )
     return value
 
@@ -153,9 +155,14 @@ def validate_args(spec: CommandSpec, args: Any) -> dict[str, Any]:
         raise CommandError(
             "bad_type", f"{spec.name}: args must be a map, got {type(args).__name__}"
         )
-    known = {a.name for a in spec.args}
-    extra = [k for k in args if k not in known]
-    if extra:
+    # unknown arguments first (the cheap way: count the declared ones given)
+    given = 0
+    for arg in spec.args:
+        if arg.name in args:
+            given += 1
+    if given != len(args):
+        known = {a.name for a in spec.args}
+        extra = [k for k in args if k not in known]
         raise CommandError(
             "unknown_arg",
             f"{spec.name}: unknown argument(s) {sorted(map(str, extra))} "

@@ -122,12 +122,12 @@ class Source(Device):
         if self.cfg.defect_rate > 0 and self.rng.random() < self.cfg.defect_rate:
             defect = "defective material"
         part = self.ctx.pool.spawn(type_name, pos, yaw, now, defect=defect)
-        if amr is not None:
-            amr.put_on(part.id)
         self.spawned += 1
         self.last_part = part.id
         quality = "reject" if defect else "good"
         self.emit("part_spawned", part=part.id, type=type_name, quality=quality, defect=defect)
+        if amr is not None:  # on its deck from now on (amr_loaded after part_spawned)
+            amr.put_on(part.id)
 
     def _dock(self) -> Dock:
         if self.dock is None:

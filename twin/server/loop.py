@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -94,6 +95,7 @@ class Server:
         self.lock = ControlLock(opts.lease_timeout)
         self._rcvtimeo = -1  # the control socket's receive timeout (ms) as last set
         self.dispatcher = Dispatcher(self.host, self.lock)
+        self.dispatcher.defer_telemetry = True  # settled below, as soon as a reply is sent
         # what the composing code attaches (a recorder): told of watchdog trips
         # (holder, timeout, silent_for, step, time), closed first on close
         self.watchdog_listeners: list[Callable[[bytes, float, float, int, float], None]] = []
@@ -122,11 +124,12 @@ class Server:
             elif msg[:1] == b"\x00":
                 demand.unsubscribe(msg[1:])
 
-    def serve_requests(self, timeout_ms: int) -> None:
-        """Answer the requests waiting now (waiting up to timeout_ms for the first one)."""
+    def serve_requests(self, timeout_ms: int, limit: int = MAX_REQUESTS_PER_POLL) -> None:
+        """Answer the requests waiting now, at most `limit` (waiting up to timeout_ms for
+        the first one)."""
         self.read_subscriptions()
         router = self.endpoints.control
-        for i in range(MAX_REQUESTS_PER_POLL):
+        for i in range(limit):
             try:
                 if i == 0 and timeout_ms > 0:
                     # a blocking receive with a timeout: the kernel wakes this thread as the
@@ -165,7 +168,14 @@ class Server:
                 _send(router, reply, _NOBLOCK)
             except zmq.ZMQError:
                 pass  # the client is gone or not reading: its loss, not the line's
+            self._settle()  # the telemetry the request's steps left due, now it is answered
             self.check_watchdog()
+
+    def _settle(self) -> None:
+        try:
+            self.host.settle()
+        except Exception:  # a server bug must not take the line down with it
+            traceback.print_exc(file=sys.stderr)
 
     def _receive(self, router: zmq.Socket, flags: int) -> tuple[list[bytes], str | None]:
         """One request's frames and, with Curve, the sender's User-Id (its z85 public key)."""
@@ -237,7 +247,9 @@ class Server:
 
     def _run_lockstep(self) -> None:
         while not self.stopping:
-            self.serve_requests(IDLE_POLL_MS)
+            # one request per wait: the next one is taken by the next wait, at once if it is
+            # there (so nothing looks for a further request in between)
+            self.serve_requests(IDLE_POLL_MS, 1)
             self.check_watchdog()
 
     def close(self) -> None:
