@@ -153,6 +153,7 @@ class Client:
             if rid != req.id:
                 continue  # a late reply to an earlier request that timed out
             if error:
+                assert isinstance(reply, m.Error)
                 raise TwinError(reply.code, reply.message)
             return reply
 

@@ -54,6 +54,10 @@ class Dispatcher:
         self.lock = lock
         self.clock = clock  # wall-clock for lease silence, read after each request is done
         self.image: ProcessImage | None = None
+        # whoever sends the replies may let a step's last telemetry wait until the reply is
+        # out, if it calls host.settle() right after sending (the server loop does): the
+        # controller's cycle then does not wait for the state message's build and sends
+        self.defer_telemetry = False
         self._last_cycle: tuple[list[Any], list[int]] = ([], [])
         self._images = 0  # layout numbers never repeat within a server's life
         self._schema: dict[str, Any] | None = None
@@ -93,6 +97,7 @@ class Dispatcher:
         """The encoded reply to `payload` from `client` (its ROUTER identity; `user` its Curve
         key); `now` is wall-clock; `role` is the client's (Curve key) role: an observer may
         only send read-only requests."""
+        self.host.settle()  # what the last request's steps left due goes out first
         request_id = None
         lease = None
         lock = self.lock
@@ -130,6 +135,11 @@ class Dispatcher:
             lock.touch(client, lease, self.clock(), user)
         self.host.controlled = lock.holder is not None
         return encode(reply)
+
+    def _defer(self) -> bool:
+        """Whether a step's last telemetry may wait for the reply: not while a recorder is
+        told of requests (the recording keeps a step's telemetry before its request)."""
+        return self.defer_telemetry and self.on_accepted is None
 
     def _accepted(self, client: bytes, request: Any, reply: Any, step: int, t: float) -> None:
         """Tell on_accepted (the recorder) what changed the line, never with the lease (a
@@ -317,7 +327,7 @@ class Dispatcher:
         refused = apply_commands(
             self.host.line, [(c.device, c.command, c.args) for c in req.commands]
         )
-        self.host.advance(req.n)
+        self.host.advance(req.n, defer=self._defer())
         state = self.host.state(req.id)
         state.refused = refused
         return state
@@ -390,7 +400,7 @@ class Dispatcher:
         refused = apply_commands(self.host.line, batch, where, label="outputs") if batch else []
         host = self.host
         if req.n:
-            host.advance(req.n)
+            host.advance(req.n, defer=self._defer())
         elif batch:
             host.flush_events()
         line = host.line

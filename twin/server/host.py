@@ -87,14 +87,20 @@ class LineHost:
         self._publish(topic, encode(msg))
 
     # stepping --------------------------------------------------------------------------
-    def advance(self, n: int) -> None:
-        """Step n times, publishing events as they happen and the state at its rate."""
-        self.stepper.advance(n)
+    def advance(self, n: int, *, defer: bool = False) -> None:
+        """Step n times, publishing events as they happen and the state at its rate (with
+        `defer`, those due after the last step only at `settle()`)."""
+        self.stepper.advance(n, defer=defer)
+
+    def settle(self) -> None:
+        """Publish what a deferred advance left due; before anything else touches the line."""
+        self.stepper.settle()
 
     def kpis(self, request_id: Any = None) -> Kpis:
         return kpi_message(self.line, self.monitor, request_id)
 
     def flush_events(self) -> None:
+        self.stepper.settle()
         self.stepper.flush_events()
 
     def server_event(self, kind: str, **data: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -96,6 +97,7 @@ class Server:
         self.lock = ControlLock(opts.lease_timeout)
         self._rcvtimeo = -1  # the control socket's receive timeout (ms) as last set
         self.dispatcher = Dispatcher(self.host, self.lock)
+        self.dispatcher.defer_telemetry = True  # settled below, as soon as a reply is sent
         # what the composing code attaches (a recorder): told of watchdog trips
         # (holder, timeout, silent_for, step, time), closed first on close
         self.watchdog_listeners: list[Callable[[bytes, float, float, int, float], None]] = []
@@ -168,7 +170,14 @@ class Server:
                 _send(router, reply, _NOBLOCK)
             except zmq.ZMQError:
                 pass  # the client is gone or not reading: its loss, not the line's
+            self._settle()  # the telemetry the request's steps left due, now it is answered
             self.check_watchdog()
+
+    def _settle(self) -> None:
+        try:
+            self.host.settle()
+        except Exception:  # a server bug must not take the line down with it
+            traceback.print_exc(file=sys.stderr)
 
     def _receive(self, router: zmq.Socket, flags: int) -> tuple[list[bytes], str | None]:
         """One request's frames and, with Curve, the sender's User-Id (its z85 public key)."""
