@@ -4,6 +4,8 @@ and the order records of the genealogy."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 
@@ -14,6 +16,8 @@ from twin.analytics.plot import plot_run
 from twin.analytics.timeline import Timeline
 from twin.events import EVENT_TYPES, Event, make_event
 from twin.run import factory_lines
+
+ROOT = Path(__file__).resolve().parents[1]
 
 _BLANK = {int: 0, float: 0.0, str: "", bool: False}
 

@@ -166,6 +166,8 @@ class _Expander:
             raise self.fail(here, str(e)) from None
         if any(isinstance(d, AmrConfig) for d in cfg.devices):
             raise self.fail(here, f"{path}: a cell holds no AMRs (they are the factory's [fleet])")
+        if cfg.factory is not None:
+            raise self.fail(here, f"{path}: a cell template has no [factory] of its own")
         self.templates[path] = cfg
         return path, cfg
 

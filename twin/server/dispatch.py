@@ -192,6 +192,7 @@ class Dispatcher:
             timestep=host.line.dt,
             seed=host.line.seed,
             builtin_controller=host.has_builtin_controller,
+            builtin_fleet=host.has_builtin_fleet,
             controlled=self.lock.holder is not None,
             you_control=self.lock.holds(client, req.lease, user),
             lease_timeout=self.lock.lease_timeout,

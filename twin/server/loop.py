@@ -52,6 +52,7 @@ class ServeOptions:
     telemetry: str = "tcp://127.0.0.1:5556"
     allow_remote: bool = False
     builtin_controller: bool = True
+    builtin_fleet: bool = True  # a factory: the built-in fleet manager drives the AMRs
     seed: int | None = None
     state_rate: float = 10.0  # simulated Hz
     record: str | None = None  # MCAP file to record config, telemetry and requests to
@@ -86,6 +87,7 @@ class Server:
                 mode=opts.mode,
                 seed=opts.seed,
                 builtin_controller=opts.builtin_controller,
+                builtin_fleet=opts.builtin_fleet,
                 state_rate=opts.state_rate,
                 publish=self._publish,
             )

@@ -234,14 +234,14 @@ function paintState(state, full) {
   setClass(lineState, `badge ${state.estopped ? "bad" : line.state === "Execute" ? "ok" : ""}`);
   const changed = [];
   for (const tile of hmi.tiles) {
-    if (updateTile(tile, state, full)) changed.push(tile.id);
+    if (updateTile(tile, state, full)) changed.push({ device: tile.id, state: hmi.since[tile.id].state });
   }
   if (changed.length) {
     // stamp when the change is on screen: the next frame, once this one has been painted
     const received = hmi.received;
     requestAnimationFrame(() => {
       const t = performance.timeOrigin + performance.now();
-      for (const device of changed) hmi.displayLog.push({ device, state: hmi.since[device].state, step: state.step, received, t });
+      for (const c of changed) hmi.displayLog.push({ ...c, step: state.step, received, t });
       if (hmi.displayLog.length > 2000) hmi.displayLog.splice(0, 1000);
     });
   }

@@ -102,13 +102,24 @@ export function createScene(container, welcome, requestFrame) {
   // Draws a frame if one is due; returns in how many ms the view wants the next (null: none).
   function draw(now) {
     const moving = !software && (gliding || beltsMoving);
-    if (!visible || (!dirty && !moving)) return null;
+    if (!visible || (!dirty && !pending && !moving)) return null;
     const wait = drawnAt + minFrameMs - now;
     if (wait > 2) return wait;  // (frames come a little early or late)
+    if (pending) {
+      // a state that changes nothing in the view (a stopped line) draws no frame; running
+      // belts always change it (their surface moves)
+      const look = looks(pending), belts = view.belts.some((b) => pending.signals[b.id]?.surface_speed);
+      if (look !== shownLook || belts) {
+        shownLook = look;
+        apply(pending);
+        dirty = true;
+      }
+      pending = null;
+      if (!dirty && !moving) return null;
+    }
     const dt = Math.min(now - drawnAt, 1000) / 1000;
     drawnAt = now;
     dirty = false;
-    if (pending) { apply(pending); pending = null; }
     const a = software ? 1 : Math.min(1, (now - received) / 1000 / FRAME_S);
     gliding = a < 1;
     for (const p of view.parts.values()) {
@@ -127,10 +138,9 @@ export function createScene(container, welcome, requestFrame) {
   }
 
   // A new state is kept and applied when the next frame is drawn (the newest wins).
-  let pending = null;
+  let pending = null, shownLook = "";
   function update(state) {
     pending = state;
-    dirty = true;
   }
 
   function apply(state) {
@@ -184,6 +194,19 @@ export function createScene(container, welcome, requestFrame) {
   }
 
   return { update, draw, renderer, camera };
+}
+
+// What of a state the view shows, to the mm and mrad: equal for two states, no new frame.
+const SHOWN = ["surface_speed", "state", "blocked", "tool_position", "holding", "vacuum", "x", "y", "yaw"];
+const rounded = (v) => (typeof v === "number" ? Math.round(1000 * v) : Array.isArray(v) ? v.map(rounded).join(" ") : String(v));
+function looks(state) {
+  const out = [];
+  for (const p of state.parts) out.push(p.id, rounded(p.position), rounded(p.orientation));
+  for (const id in state.signals) {
+    const sig = state.signals[id];
+    for (const key of SHOWN) if (key in sig) out.push(rounded(sig[key]));
+  }
+  return out.join(",");
 }
 
 function box(size, color, opts = {}) {
