@@ -193,7 +193,7 @@ export function createScene(container, welcome, requestFrame) {
     }
   }
 
-  return { update, draw, renderer, camera };
+  return { update, draw, drawnAt: () => drawnAt, renderer, camera };
 }
 
 // What of a state the view shows, to the mm and mrad: equal for two states, no new frame.
