@@ -602,3 +602,44 @@ def test_a_factory_recording_replays_without_its_templates(tmp_path: Path):
         timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_oee_counts_each_part_at_its_types_cycle_time():
+    """A station that works each part for exactly its type's cycle time performs at 100%,
+    though the times differ from its default cycle_time."""
+    from twin.analytics.kpi import KpiTracker
+    from twin.events import PartSpawned, ProcessFinished, StationActivity
+
+    kpis = KpiTracker({"mill": 30.0}, type_cycle_times={"mill": {"housing": 40.0, "cover": 25.0}})
+    t = 0.0
+    events: list[Any] = [
+        StationActivity(step=0, time=0.0, device="mill", activity="idle", previous="stopped")
+    ]
+    for part, (kind, cycle) in enumerate([("housing", 40.0), ("housing", 40.0), ("cover", 25.0)]):
+        events.append(
+            PartSpawned(
+                step=0, time=t, device="src", part=part, type=kind, quality="good", defect=None
+            )
+        )
+        events.append(
+            StationActivity(step=0, time=t, device="mill", activity="execute", previous="idle")
+        )
+        t += cycle
+        events.append(
+            StationActivity(step=0, time=t, device="mill", activity="idle", previous="execute")
+        )
+        events.append(
+            ProcessFinished(
+                step=0,
+                time=t,
+                device="mill",
+                part=part,
+                cycle_time=cycle,
+                quality="good",
+                defect=None,
+            )
+        )
+    kpis.consume(events)
+    mill = kpis.station_kpis(t)["mill"]
+    assert mill["processed"] == 3
+    assert mill["performance"] == pytest.approx(1.0)
