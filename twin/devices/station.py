@@ -124,8 +124,9 @@ class Station(Device):
         self._held_by_fault = False
         self._suspended_by_command = False
         self.activity = "stopped"
-        self._activity_of: tuple[Any, ...] = ()  # what the activity was worked out from
-        self._interlocks = (False, False)
+        # what the activity was worked out from at the end of the last step (the interlocks
+        # a part arriving or leaving is judged against are worked out from it too)
+        self._activity_of: tuple[Any, ...] = ()
 
     def point(self, along: float, across: float = 0.0, up: float = 0.0) -> list[float]:
         """World point on the table top, in the station frame."""
@@ -185,15 +186,27 @@ class Station(Device):
                 gap=round(gap, 4),
             )
 
+    def _interlocks_before(self) -> tuple[bool, bool]:
+        """load_ok and unload_ok as they were at the end of the last step."""
+        if not self._activity_of:
+            return False, False
+        state, part, seated, _, done_part, fault = self._activity_of
+        if fault is not None:
+            return False, False
+        load_ok = part is None and state in _LOADABLE
+        takeable = (part is not None and part == done_part) or seated is False
+        return load_ok, takeable and state in _UNLOADABLE
+
     def _on_part_change(self, part: int | None) -> None:
+        load_ok, unload_ok = self._interlocks_before()
         if self.part is not None:
-            if not self._interlocks[1]:
+            if not unload_ok:
                 self.emit(
                     "interlock_violated", part=self.part, action="unload", state=self.state.value
                 )
             self.emit("part_left", part=self.part)
         if part is not None:
-            if not self._interlocks[0]:
+            if not load_ok:
                 self.emit("interlock_violated", part=part, action="load", state=self.state.value)
             self.emit("part_entered", part=part)
         self.part = part
@@ -299,7 +312,6 @@ class Station(Device):
             self._hold_if_down()  # a breakdown holds what has just reached Execute
         if self.state == State.RESETTING and self._done_part != self._progress_part:
             self._progress_part, self.progress = None, 0.0  # an aborted cycle starts over
-        self._interlocks = (self.load_ok, self.unload_ok)
         key = (
             self.machine.state,
             self.part,
