@@ -38,6 +38,8 @@ NAMES = [
     "camera",
     "camera_free_run",
     "dataset",
+    "factory_scaling",
+    "factory_6cell",
 ]
 REQUIRED = {"name", "ours", "baseline", "unit", "ratio"}
 TIMEOUT_S = 300  # --quick takes ~60 s on 2 cores; generous for a loaded CI machine
@@ -168,3 +170,23 @@ def test_lockstep_image_splits_a_cycle(quick_results: dict[str, dict]) -> None:
     assert math.isclose(sum(split.values()), details["cycle_us"], rel_tol=1e-6)
     assert _positive(split["physics_us"]) and _positive(split["encoding_us"])
     assert details["bytes"]["image_reply"] < 200  # values only, no maps
+
+
+def test_factory_scaling_reports_each_factory_and_where_its_time_goes(
+    quick_results: dict[str, dict],
+) -> None:
+    result = quick_results["factory_scaling"]
+    assert result["better"] == "lower" and result["unit"] == "us/step"
+    per_cells = result["details"]["per_cells"]
+    assert list(per_cells) == ["1", "2"]  # --quick: the two smallest factories
+    for cells, figures in per_cells.items():
+        assert figures["amrs"] == int(cells)  # one AMR per cell
+        assert _positive(figures["us_per_step"]) and _positive(figures["bare_us_per_step"])
+        where = figures["where_us_per_step"]
+        for label in ("physics (stepSimulation)", "devices: amr", "devices: arm", "controller"):
+            assert _positive(where[label]), (cells, label, where)
+    assert per_cells["2"]["devices"] > per_cells["1"]["devices"]
+    six = quick_results["factory_6cell"]
+    assert six["unit"] == "x real time" and six["target"] == 2.0
+    assert six["details"]["amrs"] == 4
+    assert _positive(six["details"]["bare_real_time_factor"])

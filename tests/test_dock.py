@@ -129,6 +129,7 @@ def test_a_part_goes_store_amr_arm_station_arm_amr_store_to_completion() -> None
         assert amr.load is None and store.signals()["empty_amr"] is True
         evs = line.drain_events()
         kinds = [(e.kind, e.device) for e in evs]
+        assert kinds.index(("part_spawned", "store_in")) < kinds.index(("amr_loaded", "amr1"))
         assert ("part_completed", "store_out") in kinds
         results = [e.data["result"] for e in evs if e.kind == "arm_job_done"]
         assert len(results) >= 4 and set(results) == {"ok"}  # 2 picks, 2 places (+ waiting)
@@ -176,3 +177,24 @@ def test_teach_points_and_geometry_of_dock_transfers() -> None:
             "delivery",
             "claimed",
         ]
+
+
+def test_the_store_source_waits_for_an_empty_amr_on_its_dock() -> None:
+    with build_line(loads(LINE, "<test>"), builtin_controller=False) as line:
+        amr, source = line.devices["amr1"], line.devices["store_in"]
+        line.apply("amr1", "undock")
+        line.step(500)
+        assert amr.state == "idle" and amr.node == "s"
+        line.apply("store_in", "spawn", {})
+        line.step(100)
+        assert source.signals()["blocked"] is True and source.spawned == 0  # no AMR there
+        line.apply("amr1", "dock", {"dock": "store"})
+        for _ in range(1000):
+            line.step()
+            if amr.load is not None:
+                break
+        assert amr.state == "docked" and source.spawned == 1 and amr.load == source.last_part
+        line.apply("store_in", "spawn", {})
+        line.step(100)
+        assert source.signals()["blocked"] is True and source.spawned == 1  # its deck is full
+        assert line.devices["store_out"].count == 0  # loaded here: not a delivery to take

@@ -4,16 +4,26 @@ and the order records of the genealogy."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 
 from twin.analytics.factory_kpi import AMR_ACTIVITIES, CellInfo, FactoryKpiTracker
 from twin.analytics.genealogy import Genealogy
 from twin.analytics.kpi import KpiTracker
+from twin.analytics.monitor import ProductionMonitor
 from twin.analytics.plot import plot_run
 from twin.analytics.timeline import Timeline
+from twin.automation import build_line
+from twin.config import load
 from twin.events import EVENT_TYPES, Event, make_event
 from twin.run import factory_lines
+from twin.telemetry import TelemetryStepper, state_message
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 _BLANK = {int: 0, float: 0.0, str: "", bool: False}
 
@@ -408,3 +418,39 @@ def test_a_transport_requested_before_its_part_is_released_is_timed_from_the_req
     g.consume(events)
     (leg,) = g.get(4).transports
     assert (leg.requested, leg.amr, leg.assigned, leg.done) == (10.0, "a2", 15.0, 50.0)
+
+
+def test_a_running_factory_s_figures_match_its_parts_and_amrs():
+    """configs/factory_small.toml for two simulated minutes: the KPIs, from events alone,
+    agree with where the line says every part is and with what the AMRs carry."""
+    automated = build_line(load(ROOT / "configs" / "factory_small.toml"))
+    line = automated.line
+    monitor = ProductionMonitor(line)
+    stepper = TelemetryStepper(
+        automated, state_rate=0.0, state=lambda: state_message(line, "fast"), monitor=monitor
+    )
+    try:
+        stepper.advance(round(120.0 / line.dt))
+        stepper.flush_events()
+        kpis = monitor.kpis.snapshot(line.sim_time)
+        signals = line.signals()
+        counts = line.counts()
+    finally:
+        line.close()
+    f = kpis["factory"]
+    p = f["parts"]
+    assert p["spawned"] >= 2, "the factory released parts in two minutes"
+    assert p["spawned"] == counts["parts_spawned"] == f["orders"]["parts_released"]
+    assert p["completed"] == counts["parts_completed"]
+    assert p["scrapped"] == counts["parts_lost"] + counts["parts_scrapped"]
+    loads = {a for a in ("amr1", "amr2") if signals[a]["load"] is not None}
+    assert p["on_amrs"] == len(loads)
+    assert p["on_amrs"] + p["in_cells"] == counts["wip"]
+    for amr in ("amr1", "amr2"):
+        a = f["amrs"][amr]
+        assert sum(a["utilisation"].values()) == pytest.approx(1.0)
+        assert a["state"] == signals[amr]["state"]
+        assert a["distance_m"] > 1.0  # both AMRs were sent somewhere
+    assert f["transports"]["done"] >= 1
+    assert f["orders"]["arrived"] >= 1 and f["orders"]["released"] >= 1
+    assert kpis["bottleneck"]["ranking"][0]["active_share"] == kpis["bottleneck"]["active_share"]

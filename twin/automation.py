@@ -45,6 +45,11 @@ class AutomatedLine:
     def has_builtin_controller(self) -> bool:
         return self.controller is not None
 
+    @property
+    def has_builtin_fleet(self) -> bool:
+        """A factory whose AMRs the built-in fleet manager drives."""
+        return getattr(self.controller, "fleet", None) is not None
+
     def step(self, n: int = 1) -> None:
         line, controller = self.line, self.controller
         if controller is None and not self._estop_script and self._scripted_estop_until is None:
@@ -97,14 +102,32 @@ def build_line(
     gui: bool = False,
     builtin_controller: bool = True,
     visuals: bool = False,
+    builtin_fleet: bool = True,
 ) -> AutomatedLine:
     """Build the line of `cfg`, with the config's sequencer unless told otherwise;
-    `visuals` to render pictures of it."""
+    `visuals` to render pictures of it. A factory (`cfg.factory`) gets its composite
+    controller: the cells' sequencer, the order book and (unless `builtin_fleet` is False,
+    leaving the AMRs to an external fleet manager) the fleet manager."""
     from twin.control.sequencer import Sequencer
 
     line = Line(cfg, seed=seed, gui=gui, visuals=visuals)
-    controller = None
-    if builtin_controller and cfg.controller is not None:
+    controller: Controller | None = None
+    if builtin_controller and cfg.factory is not None:
+        from twin.factory.controller import FactoryController
+
+        factory = FactoryController(
+            cfg,
+            LinePort(line),
+            line.dt,
+            clock=lambda: line.sim_time,
+            emit=line.emit,
+            seed=line.seed,
+            builtin_fleet=builtin_fleet,
+            on_alarm=lambda device, **data: line.emit("alarm", device, **data),
+        )
+        line.events.listeners.append(factory.on_event)
+        controller = factory
+    elif builtin_controller and cfg.controller is not None:
         controller = Sequencer(
             cfg,
             LinePort(line),

@@ -79,6 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         plot=str(Path(args.report).with_suffix(".png")) if args.report else None,
         record=args.record,
+        builtin_fleet=args.builtin_fleet,
     )
     for text in summary.lines():
         print(text)
@@ -138,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument(
         "--record", metavar="FILE.mcap", help="record config, states and events (twin replay)"
+    )
+    run.add_argument(
+        "--no-builtin-fleet",
+        dest="builtin_fleet",
+        action="store_false",
+        help="a factory: cells and orders run, nothing drives the AMRs (they wait for an "
+        "external fleet manager, which `twin run` has none of)",
     )
     run.set_defaults(func=cmd_run)
 

@@ -39,6 +39,9 @@ from twin.protocol import messages as m
 from twin.protocol.codec import decode_reply, decode_telemetry, encode
 
 _NOBLOCK = int(zmq.NOBLOCK)  # a plain int: pyzmq's flag enums cost microseconds per call
+_RCVTIMEO = int(zmq.RCVTIMEO)
+# the socket's own send, without pyzmq's Python wrapper (for DRAFT options not used here)
+_send = zmq.backend.Socket.send
 
 
 class TwinError(Exception):
@@ -75,8 +78,7 @@ class Client:
             self._ctx.term()
             raise
         self._dealer.connect(control_addr)
-        self._replies = zmq.Poller()  # kept: a poller per request is a measurable cost
-        self._replies.register(self._dealer, zmq.POLLIN)
+        self._rcvtimeo = -1  # the control socket's receive timeout (ms) as last set
         self._sub: zmq.Socket | None = None
         self._waiting: deque[Any] = deque()  # ids sent and not answered yet, oldest first
         self.lease: str | None = None  # from take_control (or reset): sent with every request
@@ -104,9 +106,10 @@ class Client:
         wait = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
         payload = encode(req)
+        dealer = self._dealer
         while True:
             try:
-                self._dealer.send(payload, _NOBLOCK)
+                _send(dealer, payload, _NOBLOCK)
                 break
             except zmq.Again:
                 # nowhere to send yet (not connected, or the server refused this client's
@@ -122,21 +125,35 @@ class Client:
         waiting.append(req.id)
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not self._replies.poll(int(left * 1000) + 1):
+            # a blocking receive with the time left as its timeout: the thread wakes as the
+            # reply lands, with no poll call in between (the option is set only on change)
+            wait_ms = int(left * 1000) + 1
+            if left <= 0:
+                wait_ms = 0
+            elif wait_ms != self._rcvtimeo:
+                dealer.setsockopt(_RCVTIMEO, wait_ms)
+                self._rcvtimeo = wait_ms
+            try:
+                data = dealer.recv(0 if wait_ms else _NOBLOCK)
+            except zmq.Again:
                 raise TwinTimeout(
                     f"no reply to '{m.request_tag(type(req))}' from {self.control_addr} "
                     f"within {self.timeout if timeout is None else timeout} s"
-                )
-            reply = decode_reply(self._dealer.recv())
+                ) from None
+            reply = decode_reply(data)
             rid = reply.id
-            if rid is None and isinstance(reply, m.Error):
+            error = isinstance(reply, m.Error)
+            if rid is None and error:
                 rid = waiting[0]  # replies come in order: it answers the oldest one waiting
-            if rid in waiting:  # drop it and the earlier ones (they will not be answered)
+            if waiting[0] == rid:  # the usual case: the reply to the oldest one waiting
+                waiting.popleft()
+            elif rid in waiting:  # drop it and the earlier ones (they will not be answered)
                 while waiting.popleft() != rid:
                     pass
             if rid != req.id:
                 continue  # a late reply to an earlier request that timed out
-            if isinstance(reply, m.Error):
+            if error:
+                assert isinstance(reply, m.Error)
                 raise TwinError(reply.code, reply.message)
             return reply
 
@@ -282,8 +299,12 @@ class ProcessImage:
         """Write `outputs` (one entry per declared output: None for nothing this cycle, else
         the list of the command's arguments; or a map name -> arguments), step `n` times
         (lockstep only; 0 exchanges the latest image), and return the inputs read after."""
-        if isinstance(outputs, Mapping):
-            values: list[Any] = [None] * len(self.outputs)
+        if type(outputs) is list or type(outputs) is tuple:  # the usual case: no ABC check
+            values: list[Any] = [None if v is None else list(v) for v in outputs]
+            if not values:
+                values = [None] * len(self.outputs)
+        elif isinstance(outputs, Mapping):
+            values = [None] * len(self.outputs)
             for name, args in outputs.items():
                 values[self._slot[name]] = list(args)
         elif outputs:

@@ -402,18 +402,23 @@ class OrderLate(Event, tag="order_late", frozen=True, kw_only=True):
 
 
 class TransportRequested(Event, tag="transport_requested", frozen=True, kw_only=True):
-    """A part waits for an AMR to take it from one cell to the next (device "fleet")."""
+    """A part waits for an AMR to take it from one cell to the next (device "fleet"); `part`
+    is null for a part still to be released at the receiving store (`order` says for which
+    order)."""
 
-    part: int
+    part: int | None
     from_cell: str
     to_cell: str
+    order: str | None = None
 
 
 class TransportAssigned(Event, tag="transport_assigned", frozen=True, kw_only=True):
-    """An AMR was sent to carry a part (device "fleet")."""
+    """An AMR was sent to carry a part (device "fleet"); `part` null: one still to be
+    released (`order` says for which order)."""
 
-    part: int
+    part: int | None
     amr: str
+    order: str | None = None
 
 
 class TransportDone(Event, tag="transport_done", frozen=True, kw_only=True):
@@ -532,10 +537,15 @@ class EventLog:
         self.max_pending = max_pending
         self.dropped = 0  # since the line was built
         self._unreported = 0
+        # called with each event as it is emitted (a built-in controller that follows parts)
+        self.listeners: list[Callable[[Event], None]] = []
 
     def emit(self, kind: str, device: str, **data: Any) -> None:
         step, time = self._clock()
-        self._pending.append(make_event(kind, device, step, time, **data))
+        event = make_event(kind, device, step, time, **data)
+        self._pending.append(event)
+        for listener in self.listeners:
+            listener(event)
         if len(self._pending) > self.max_pending:
             excess = len(self._pending) - self.max_pending // 2
             del self._pending[:excess]  # amortised: trim in halves, not one by one

@@ -15,7 +15,14 @@ from twin.command_rules import ALLOWED_IN_ESTOP
 from twin.config import CameraConfig, LineConfig
 from twin.description import RECIPES, packml_description
 from twin.devices.arm import Arm
-from twin.devices.base import BuildContext, CommandError, Device, SignalSpec, validate_args
+from twin.devices.base import (
+    BuildContext,
+    CommandError,
+    Device,
+    SignalSpec,
+    compile_reader,
+    validate_args,
+)
 from twin.devices.kinds import BUILD_ORDER, device_class
 from twin.devices.sink import Sink
 from twin.devices.source import Source
@@ -28,9 +35,16 @@ from twin.routes import network_description
 from twin.sim.world import World
 
 LINE_SIGNALS = (  # the line's own signals (line_signals())
-    SignalSpec(name="state", type="str", choices=tuple(s.value for s in State), doc="PackML state"),
+    SignalSpec(
+        name="state",
+        type="str",
+        choices=tuple(s.value for s in State),
+        doc="PackML state",
+        attr="packml.state.value",
+    ),
     SignalSpec(name="estopped", type="bool", doc="e-stop active"),
 )
+_read_line_signals = compile_reader(LINE_SIGNALS, "Line")
 
 
 class Line:
@@ -242,7 +256,7 @@ class Line:
         return out
 
     def line_signals(self) -> dict[str, Any]:
-        return {"state": self.packml.state.value, "estopped": self.estopped}
+        return _read_line_signals(self)
 
     def drain_events(self) -> list[Event]:
         return self.events.drain()

@@ -185,9 +185,11 @@ def run_line(
     progress: bool = True,
     plot: str | None = None,
     record: str | None = None,
+    builtin_fleet: bool = True,
 ) -> RunSummary:
-    """Step the line with its built-in controller for `duration` simulated seconds."""
-    automated = build_line(cfg, seed=seed, gui=gui)
+    """Step the line with its built-in controller for `duration` simulated seconds
+    (a factory's AMRs without the built-in fleet manager if `builtin_fleet` is False)."""
+    automated = build_line(cfg, seed=seed, gui=gui, builtin_fleet=builtin_fleet)
     line = automated.line
     monitor = ProductionMonitor(line)
     stepper = TelemetryStepper(
@@ -251,6 +253,7 @@ def _recorder(
         source="run",
         seed=automated.line.seed,
         builtin_controller=automated.has_builtin_controller,
+        builtin_fleet=automated.has_builtin_fleet,
         mode=RUN_MODE,
         timestep=automated.line.dt,
         state_rate=RUN_STATE_RATE,

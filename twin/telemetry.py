@@ -88,12 +88,20 @@ class TelemetryStepper:
         # KPIs go out once per simulated second, with every n-th state message
         self.kpi_every = max(1, round(state_rate)) if (kpis and self.state_every) else 0
         self.make_state = state
+        self._drain = self.line.events.drain  # Line.drain_events, without the indirection
         self.monitor = monitor
         self.sinks: list[Sink] = sinks if sinks is not None else []
-        self.cameras = cameras  # camera frames at their rates, rendered only when wanted
+        # camera frames at their rates, rendered only when wanted (a line with no camera
+        # has no frame ever due: its feed is left out of the step loop)
+        self.cameras = cameras if cameras is not None and cameras.cameras else None
+        self.pending = False  # a deferred advance left its last messages to settle()
 
-    def advance(self, n: int) -> None:
-        """Step n times: events as they drain, the state at its rate, KPIs with every n-th."""
+    def advance(self, n: int, *, defer: bool = False) -> None:
+        """Step n times: events as they drain, the state at its rate, KPIs with every n-th.
+        With `defer`, what is due after the last step (its events, state, KPIs, frames) waits
+        for `settle()`, so that a caller can answer first; it must settle before anything
+        else touches the line (the messages are those an immediate send would give)."""
+        self.settle()
         line, every, step = self.line, self.state_every, self.automated.step
         while n > 0:
             k = min(n, every - line.step_index % every) if every else n
@@ -101,14 +109,28 @@ class TelemetryStepper:
                 k = min(k, self.cameras.steps_to_due())
             step(k)
             n -= k
-            self.flush_events()
-            if every and line.step_index % every == 0:
-                self._send(TOPIC_STATE, self.make_state())
-                if self.kpi_every and (line.step_index // every) % self.kpi_every == 0:
-                    self._send(TOPIC_KPI, self.kpis())
-            if self.cameras is not None:
-                for topic, frame in self.cameras.due():
-                    self._send(topic, frame)
+            if defer and n == 0:
+                self.pending = True
+                return
+            self._publish_due()
+
+    def settle(self) -> None:
+        """Send what a deferred advance left due (nothing if it left nothing)."""
+        if self.pending:
+            self.pending = False
+            self._publish_due()
+
+    def _publish_due(self) -> None:
+        """After a piece of steps: the events, and the state, KPIs and frames now due."""
+        line, every = self.line, self.state_every
+        self.flush_events()
+        if every and line.step_index % every == 0:
+            self._send(TOPIC_STATE, self.make_state())
+            if self.kpi_every and (line.step_index // every) % self.kpi_every == 0:
+                self._send(TOPIC_KPI, self.kpis())
+        if self.cameras is not None:
+            for topic, frame in self.cameras.due():
+                self._send(topic, frame)
 
     def kpis(self) -> Kpis:
         assert self.monitor is not None, "a stepper sending KPIs needs a monitor"
@@ -116,7 +138,7 @@ class TelemetryStepper:
 
     def flush_events(self) -> list[Event]:
         """Drain the line's events now: to the monitor and out; returns them."""
-        events = self.line.drain_events()
+        events = self._drain()
         if events:
             if self.monitor is not None:
                 self.monitor.consume(events)

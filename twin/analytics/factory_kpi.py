@@ -58,17 +58,6 @@ AMR_ACTIVITIES = (
     "stopped",
 )
 AMR_BUSY = frozenset(AMR_ACTIVITIES) - {"idle", "stopped"}
-AMR_STATES = (
-    "idle",
-    "driving",
-    "docking",
-    "docked",
-    "undocking",
-    "charging",
-    "stopped",
-    "blocked",
-    "battery_empty",
-)
 _BY_STATE = {
     "idle": "idle",
     "docking": "handling",
@@ -165,14 +154,6 @@ class CellInfo(NamedTuple):
     devices: list[str]
 
 
-class _Order:
-    __slots__ = ("due", "late")
-
-    def __init__(self, due: float) -> None:
-        self.due = due
-        self.late = False
-
-
 class FactoryKpiTracker:
     """Feed it every event; `snapshot` gives the factory section of the KPIs.
 
@@ -196,10 +177,9 @@ class FactoryKpiTracker:
         self.spawned = 0
         self.completed = 0
         self.shipped = 0
-        self.shipped_good = 0
         self.lost = 0
         # orders
-        self.orders: dict[str, _Order] = {}
+        self.due: dict[str, float] = {}  # order -> due time, of every order that arrived
         self.released: set[str] = set()
         self.parts_released = 0
         self.orders_completed = 0
@@ -208,6 +188,7 @@ class FactoryKpiTracker:
         self._order_leads: list[float] = []  # sorted
         self._order_lead_sum = 0.0
         self._tardiness_sum = 0.0  # s past due, over late completed orders
+        self._tardiness_n = 0
         self.transports = TransportMatcher()
         self.transports_requested = 0
         self.transports_assigned = 0
@@ -241,11 +222,10 @@ class FactoryKpiTracker:
                 self.completed += 1
                 if self.shipping is None or e.device in self.shipping:
                     self.shipped += 1
-                    self.shipped_good += e.quality == "good"
             elif isinstance(e, PartLost):
                 self.lost += 1
             elif isinstance(e, OrderArrived):
-                self.orders[e.order] = _Order(e.due)
+                self.due[e.order] = e.due
             elif isinstance(e, OrderReleased):
                 self.parts_released += 1
                 self.released.add(e.order)
@@ -284,11 +264,12 @@ class FactoryKpiTracker:
         lead = float(e.lead_time)
         bisect.insort(self._order_leads, lead)
         self._order_lead_sum += lead
-        order = self.orders.get(e.order)
+        due = self.due.get(e.order)
         if e.late:
             self.late.add(e.order)
-            if order is not None:
-                self._tardiness_sum += max(0.0, e.time - order.due)
+            if due is not None:
+                self._tardiness_sum += max(0.0, e.time - due)
+                self._tardiness_n += 1
         else:
             self.orders_on_time += 1
 
@@ -326,11 +307,11 @@ class FactoryKpiTracker:
             "transports": sum(a["transports"] for a in amrs.values()),
         }
 
-    def order_kpis(self, now: float) -> dict[str, Any]:
+    def order_kpis(self) -> dict[str, Any]:
         leads = self._order_leads
         done = self.orders_completed
-        late_done = done - self.orders_on_time
-        arrived = len(self.orders)
+        tardy = self._tardiness_n
+        arrived = len(self.due)
         return {
             "arrived": arrived,
             "released": len(self.released),
@@ -346,7 +327,7 @@ class FactoryKpiTracker:
             }
             if leads
             else None,
-            "tardiness_s": self._tardiness_sum / late_done if late_done else None,
+            "tardiness_s": self._tardiness_sum / tardy if tardy else None,
         }
 
     def transport_kpis(self) -> dict[str, Any]:
@@ -390,7 +371,7 @@ class FactoryKpiTracker:
         return {
             "throughput_per_hour": self.shipped / elapsed * 3600,
             "parts": self.parts(),
-            "orders": self.order_kpis(now),
+            "orders": self.order_kpis(),
             "transports": self.transport_kpis(),
             "amrs": amrs,
             "fleet": self.fleet_kpis(amrs),

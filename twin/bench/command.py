@@ -16,6 +16,7 @@ from collections.abc import Callable
 from twin.bench.breakdown import breakdown, print_breakdown
 from twin.bench.camera import camera
 from twin.bench.extras import gym_envs, sweep_throughput
+from twin.bench.factory import factory_scaling
 from twin.bench.free_run import free_run
 from twin.bench.gateways import gateway_latency, gateway_step_rate, opcua_change_rate
 from twin.bench.hmi import hmi
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "opcua_change_rate": opcua_change_rate,
     "gateway_step_rate": gateway_step_rate,
     "camera": camera,  # three lines: camera, camera_free_run, dataset
+    "factory_scaling": factory_scaling,  # two lines: factory_scaling, factory_6cell
 }
 
 

@@ -9,7 +9,9 @@ process, the server loop), encoding (both messages, both sides), dispatch (lease
 applied, image read), line (its step over bare physics) and physics (bare stepSimulation),
 from the served rate and an in-process copy of the served line that alternates the same
 cycle through the server's own dispatcher, the line's stepping alone, bare stepSimulation
-and the encoding, block by block, so all four see the same phase of the line.
+and the encoding, block by block, so all four see the same phase of the line. As in the
+server, the telemetry a step leaves due (events, the state message at its rate) is sent after
+the reply, outside the cycle.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class InProcessCycle:
             publish=lambda topic, payload: None,
         )
         self.dispatcher = Dispatcher(self.host, ControlLock())
+        # as the server runs it: the telemetry a step leaves due goes out after the reply
+        self.dispatcher.defer_telemetry = True
         lease = self._ask(m.TakeControl()).lease
         layout = self._ask(m.DeclareImage(inputs=INPUTS, outputs=OUTPUTS, lease=lease)).layout
         self.cycles = [
@@ -111,7 +115,11 @@ class InProcessCycle:
     def cycle_rate(self, steps: int) -> float:
         """Cycles per second: encode, dispatch (outputs, step, inputs), decode."""
         handle, cycles = self.dispatcher.handle, self.cycles
-        return _paced(lambda k: decode_reply(handle(b"bench", encode(cycles[k % 2]), 0.0)), steps)
+        return _paced(
+            lambda k: decode_reply(handle(b"bench", encode(cycles[k % 2]), 0.0)),
+            steps,
+            after=self.host.settle,
+        )
 
     def encoding_rate(self, steps: int) -> float:
         """Both messages encoded and decoded once, as client and server do per cycle."""
@@ -124,9 +132,10 @@ class InProcessCycle:
         return _paced(both, steps)
 
     def line_rate(self, steps: int) -> float:
-        """The served line's stepping alone (host.advance: devices, sensors, telemetry)."""
+        """The served line's stepping alone (host.advance: devices, sensors; the telemetry
+        due after the step goes out untimed, as the server sends it after the reply)."""
         advance = self.host.advance
-        return _paced(lambda k: advance(1), steps)
+        return _paced(lambda k: advance(1, defer=True), steps, after=self.host.settle)
 
     def bare_rate(self, steps: int) -> float:
         step = self.host.line.world.client.stepSimulation
@@ -139,16 +148,19 @@ class InProcessCycle:
 PAUSE_S = 100e-6  # between two paced calls: as long as a round trip leaves the server idle
 
 
-def _paced(call: Callable[[int], Any], n: int) -> float:
+def _paced(call: Callable[[int], Any], n: int, after: Callable[[], Any] | None = None) -> float:
     """Calls per second of `call(k)`, k = 0..n-1, each timed alone with a short sleep after
     it, as the served line runs: one step, then waiting for the next request. (A loop that
     never sleeps is a different workload to the scheduler: on a busy machine it is cut into
-    time slices mid-step and runs up to twice as slow.)"""
+    time slices mid-step and runs up to twice as slow.) `after` runs untimed after each call
+    (what the server does once the reply is sent)."""
     clock, sleep, total = time.perf_counter, time.sleep, 0.0
     for k in range(n):
         t0 = clock()
         call(k)
         total += clock() - t0
+        if after is not None:
+            after()
         sleep(PAUSE_S)
     return n / total
 

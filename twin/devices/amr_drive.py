@@ -79,7 +79,6 @@ class Drive:
         self.v = 0.0  # commanded speed along the segment's direction (m/s)
         self.w = 0.0  # commanded yaw rate (rad/s)
         self.direction = (1.0, 0.0)  # unit vector of travel on the current segment
-        self.origin = (0.0, 0.0)  # where the current segment started
 
     @property
     def active(self) -> bool:
@@ -89,7 +88,7 @@ class Drive:
         """Drive these segments from (x, y); the first starts where the AMR is. Still
         moving (braking from an abandoned move), it first comes to rest."""
         self.segments = list(segments)
-        self.settling = self.v != 0.0
+        self.settling = self.v != 0.0 or self.w != 0.0
         if not self.settling:
             self._begin(x, y)
 
@@ -104,7 +103,6 @@ class Drive:
         seg.length = math.hypot(dx, dy)
         if seg.length > 1e-9:
             self.direction = (dx / seg.length, dy / seg.length)
-        self.origin = (x, y)
         self.turning = seg.heading is not None
         self._ahead_key = None
 

@@ -26,10 +26,14 @@ class PhotoEye(Device):
         self.part: int | None = None
         self.count = 0
         self.faults = SensorFaults(cfg.faults, ctx.rng(cfg.id + "/faults")) if cfg.faults else None
+        self._rays = ctx.world.rays
+        self._by_body = ctx.pool.by_body  # body -> part id (the pool only ever mutates it)
 
     def after_step(self) -> None:
-        body = int(self.ctx.world.rays.hit_body[self.ray])
-        part = self.ctx.pool.part_at_body(body) if body >= 0 else None
+        body = self._rays.hit_body[self.ray]
+        if body < 0 and not self.blocked and self.faults is None:
+            return  # clear and still clear: nothing to update (part is None while clear)
+        part = self._by_body.get(body) if body >= 0 else None
         blocked = body >= 0
         if self.faults is not None:
             blocked, changes = self.faults.apply(blocked, self.ctx.world.sim_time)

@@ -40,8 +40,13 @@ class Sink(Device):
         if self.cfg.dock is not None:
             self._take_from_dock()
             return
-        c, pool = self.ctx.world.client, self.ctx.pool
-        hits = c.getOverlappingObjects(self.aabb_min, self.aabb_max) or ()
+        pool = self.ctx.pool
+        if not pool.active:
+            return  # no part on the line: none can have arrived
+        c = self.ctx.world.client
+        hits = c.getOverlappingObjects(self.aabb_min, self.aabb_max)
+        if not hits:
+            return
         for body, _link in hits:
             part_id = pool.part_at_body(body)
             if part_id is None or not self._inside(c.getBasePositionAndOrientation(body)[0]):

@@ -44,8 +44,13 @@ class Source(Device):
             CommandSpec(name="disable", doc="stop emitting parts"),
             CommandSpec(
                 name="spawn",
-                args=(Arg(name="type", type="str", choices=tuple(types), optional=True),),
-                doc="emit one part now (random type from the mix if not given)",
+                args=(
+                    # any part type of the line (a receiving store stocks them all); the
+                    # mix is what it emits by itself
+                    Arg(name="type", type="str", choices=tuple(ctx.pool.types), optional=True),
+                    Arg(name="order", type="str", optional=True, doc="the order it is for"),
+                ),
+                doc="emit one part now (random type from the mix if not given), for an order",
             ),
         )
         self.types = types
@@ -58,7 +63,7 @@ class Source(Device):
         self.pool_full = False
         self.next_at = cfg.first_at
         self.last_part: int | None = None
-        self._requested: list[str | None] = []
+        self._requested: list[tuple[str | None, str | None]] = []  # (type, order)
         if self.belt is not None:
             largest = max(max(ctx.pool.types[t].size[:2]) for t in types)
             self.zone_min, self.zone_max = source_zone(cfg, self.belt.cfg, largest)
@@ -69,10 +74,10 @@ class Source(Device):
     def cmd_disable(self) -> None:
         self.enabled = False
 
-    def cmd_spawn(self, type: str | None = None) -> None:
+    def cmd_spawn(self, type: str | None = None, order: str | None = None) -> None:
         if len(self._requested) >= 16:
             raise CommandError("busy", f"source '{self.id}': 16 spawn requests already waiting")
-        self._requested.append(type)
+        self._requested.append((type, order))
 
     def _zone_clear(self) -> bool:
         if self.belt is None:
@@ -84,13 +89,15 @@ class Source(Device):
         return self.cfg.max_parts > 0 and self.spawned >= self.cfg.max_parts
 
     def after_step(self) -> None:
-        now = self.ctx.world.sim_time
+        world = self.ctx.world
+        now = world.sim_time
         due = self.enabled and now >= self.next_at and not self._limit_reached()
         if not (due or self._requested):
             self.blocked = False
-            self._wait_for_pool(False)
+            if self.pool_full:
+                self._wait_for_pool(False)
             return
-        if (self.blocked or self.pool_full) and self.ctx.world.step_index % _RETRY_EVERY:
+        if (self.blocked or self.pool_full) and world.step_index % _RETRY_EVERY:
             return  # a blocked feeder tries again every few steps, not at every physics step
         self._wait_for_pool(self.ctx.pool.full)
         if self.pool_full:
@@ -100,9 +107,9 @@ class Source(Device):
             return
         self.blocked = False
         if self._requested:
-            wanted = self._requested.pop(0)
+            wanted, order = self._requested.pop(0)
         else:
-            wanted = None
+            wanted, order = None, None
             jitter = self.rng.uniform(-self.cfg.jitter, self.cfg.jitter) if self.cfg.jitter else 0.0
             self.next_at = now + max(self.ctx.world.dt, self.cfg.interval + jitter)
         type_name = wanted or self.types[int(self.rng.choice(len(self.types), p=self.weights))]
@@ -120,12 +127,19 @@ class Source(Device):
         if self.cfg.defect_rate > 0 and self.rng.random() < self.cfg.defect_rate:
             defect = "defective material"
         part = self.ctx.pool.spawn(type_name, pos, yaw, now, defect=defect)
-        if amr is not None:
-            amr.put_on(part.id)
         self.spawned += 1
         self.last_part = part.id
         quality = "reject" if defect else "good"
-        self.emit("part_spawned", part=part.id, type=type_name, quality=quality, defect=defect)
+        self.emit(
+            "part_spawned",
+            part=part.id,
+            type=type_name,
+            quality=quality,
+            defect=defect,
+            order=order,
+        )
+        if amr is not None:  # on its deck from now on (amr_loaded after part_spawned)
+            amr.put_on(part.id)
 
     def _dock(self) -> Dock:
         if self.dock is None:

@@ -121,12 +121,14 @@ class Station(Device):
             cfg.mtbf, cfg.mttr, cfg.breakdowns, ctx.rng(cfg.id + "/breakdowns")
         )
         self.fault: str | None = None
+        # breakdowns (random or scripted) are the only source of a fault
+        self._can_break = cfg.mtbf > 0 or bool(cfg.breakdowns)
+        self._by_body = ctx.pool.by_body  # body -> part id (the pool only ever mutates it)
         self._held_by_fault = False
         self._suspended_by_command = False
         self.activity = "stopped"
-        # what the activity was worked out from at the end of the last step (the interlocks
-        # a part arriving or leaving is judged against are worked out from it too)
-        self._activity_of: tuple[Any, ...] = ()
+        self._activity_of: tuple[Any, ...] = ()  # what the activity was worked out from
+        self._interlocks = (False, False)
 
     def point(self, along: float, across: float = 0.0, up: float = 0.0) -> list[float]:
         """World point on the table top, in the station frame."""
@@ -186,27 +188,15 @@ class Station(Device):
                 gap=round(gap, 4),
             )
 
-    def _interlocks_before(self) -> tuple[bool, bool]:
-        """load_ok and unload_ok as they were at the end of the last step."""
-        if not self._activity_of:
-            return False, False
-        state, part, seated, _, done_part, fault = self._activity_of
-        if fault is not None:
-            return False, False
-        load_ok = part is None and state in _LOADABLE
-        takeable = (part is not None and part == done_part) or seated is False
-        return load_ok, takeable and state in _UNLOADABLE
-
     def _on_part_change(self, part: int | None) -> None:
-        load_ok, unload_ok = self._interlocks_before()
         if self.part is not None:
-            if not unload_ok:
+            if not self._interlocks[1]:
                 self.emit(
                     "interlock_violated", part=self.part, action="unload", state=self.state.value
                 )
             self.emit("part_left", part=self.part)
         if part is not None:
-            if not load_ok:
+            if not self._interlocks[0]:
                 self.emit("interlock_violated", part=part, action="load", state=self.state.value)
             self.emit("part_entered", part=part)
         self.part = part
@@ -295,34 +285,30 @@ class Station(Device):
             self.machine.command(Command.UNSUSPEND)
 
     def after_step(self) -> None:
-        dt = self.ctx.world.dt
-        now = self.ctx.world.sim_time
-        body = int(self.ctx.world.rays.hit_body[self.ray])
-        part = self.ctx.pool.part_at_body(body) if body >= 0 else None
+        world, machine = self.ctx.world, self.machine
+        dt = world.dt
+        body = world.rays.hit_body[self.ray]
+        part = self._by_body.get(body) if body >= 0 else None
         if part != self.part:
             self._on_part_change(part)
         elif part is not None and self.seated is None:
             self._judge_part(dt)
-        self._update_fault(now)
+        if self._can_break:  # without breakdowns there is never a fault to update
+            self._update_fault(world.sim_time)
         self.in_state_for += dt
-        if not self.fault and self.state in _PRODUCING:
+        if not self.fault and machine.state in _PRODUCING:
             self._produce(dt)
-        if self.machine.is_acting and self.in_state_for >= self.cfg.transition_time - 1e-9:
-            self.machine.state_complete()
+        if machine.is_acting and self.in_state_for >= self.cfg.transition_time - 1e-9:
+            machine.state_complete()
             self._hold_if_down()  # a breakdown holds what has just reached Execute
-        if self.state == State.RESETTING and self._done_part != self._progress_part:
+        state = machine.state
+        if state == State.RESETTING and self._done_part != self._progress_part:
             self._progress_part, self.progress = None, 0.0  # an aborted cycle starts over
-        key = (
-            self.machine.state,
-            self.part,
-            self.seated,
-            self._progress_part,
-            self._done_part,
-            self.fault,
-        )
+        key = (state, self.part, self.seated, self._progress_part, self._done_part, self.fault)
         if key == self._activity_of:
-            return  # activity depends on these only
+            return  # the interlocks and the activity depend on these only
         self._activity_of = key
+        self._interlocks = (self.load_ok, self.unload_ok)
         activity = self._activity()
         if activity != self.activity:
             self.emit("station_activity", activity=activity, previous=self.activity)

@@ -166,6 +166,8 @@ class _Expander:
             raise self.fail(here, str(e)) from None
         if any(isinstance(d, AmrConfig) for d in cfg.devices):
             raise self.fail(here, f"{path}: a cell holds no AMRs (they are the factory's [fleet])")
+        if cfg.factory is not None:
+            raise self.fail(here, f"{path}: a cell template has no [factory] of its own")
         self.templates[path] = cfg
         return path, cfg
 
@@ -543,6 +545,23 @@ def _entry_label(raw: Any, path: str) -> str:
         return path
     what = "cell" if m.group(1) == "cells" else "device"
     return f"{m.group(0)} ({what} '{entry_id}'){path[m.end() :]}"
+
+
+def expanded_toml(cfg: LineConfig) -> str:
+    """The expanded line config as TOML text that loads into the same config without the
+    factory file or its templates (what a recording keeps, so it replays anywhere)."""
+    from twin.sweep.toml_text import dumps
+
+    def drop_none(value: Any) -> Any:  # TOML has no null: an absent field is its default
+        if isinstance(value, dict):
+            return {k: drop_none(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [drop_none(v) for v in value]
+        return value
+
+    doc = drop_none(msgspec.to_builtins(cfg))
+    doc.pop("source_path", None)
+    return f"# {cfg.source_path} expanded into one line config\n" + dumps(doc)
 
 
 def factory_summary(cfg: LineConfig) -> str:

@@ -107,7 +107,8 @@ def decode_request(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Request |
             peek_request_id(data),
         )
     try:
-        if is_array(data):
+        # is_array, inline: a cycle is the request most often sent
+        if data and (0x90 <= data[0] <= 0x9F or data[0] in (0xDC, 0xDD)):
             return _decode_cycle(data)
         return _decode_request(data)
     except RecursionError:
@@ -163,7 +164,7 @@ def _decode_request(data: bytes) -> Request:
 
 
 def decode_reply(data: bytes) -> Reply | ImageReply:
-    if is_array(data):
+    if data and (0x90 <= data[0] <= 0x9F or data[0] in (0xDC, 0xDD)):  # is_array, inline
         return _cycle_reply_decoder.decode(data)
     return _reply_decoder.decode(data)
 

@@ -207,6 +207,7 @@ class HelloReply(_Reply, tag="hello"):
     timestep: float = 0.0
     seed: int = 0
     builtin_controller: bool = False
+    builtin_fleet: bool = False  # a factory whose AMRs the built-in fleet manager drives
     controlled: bool = False  # someone holds control
     you_control: bool = False
     role: str = "controller"  # "observer" for a Curve client with an observer key

@@ -51,6 +51,7 @@ class RecordingInfo(msgspec.Struct, kw_only=True):
     config_toml: str  # the config file's text as loaded
     seed: int
     builtin_controller: bool
+    builtin_fleet: bool = True  # a factory's AMRs driven by the built-in fleet manager
     mode: str
     timestep: float  # s per step
     state_rate: float  # simulated Hz of the state channel

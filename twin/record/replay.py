@@ -159,6 +159,7 @@ class _ServeReplay:
             mode=info.mode,
             seed=info.seed,
             builtin_controller=info.builtin_controller,
+            builtin_fleet=info.builtin_fleet,
             state_rate=info.state_rate,
             publish=lambda topic, payload: None,
         )
@@ -204,7 +205,12 @@ class _RunReplay:
         from twin.vision.feed import recording_feed
 
         cfg = loads(info.config_toml, info.config_path)
-        automated = build_line(cfg, seed=info.seed, builtin_controller=info.builtin_controller)
+        automated = build_line(
+            cfg,
+            seed=info.seed,
+            builtin_controller=info.builtin_controller,
+            builtin_fleet=info.builtin_fleet,
+        )
         self.line = automated.line
         line, mode = self.line, info.mode
         self.stepper = TelemetryStepper(

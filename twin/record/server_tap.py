@@ -20,6 +20,7 @@ class _Host(Protocol):
     mode: str
     seed: int | None
     builtin_controller: bool
+    builtin_fleet: bool
     state_rate: float
     state_every: int
     sinks: list[Callable[[bytes, Any], None]]
@@ -49,6 +50,7 @@ def record_server(path: str | Path, cfg: LineConfig, server: Served) -> Recorder
         source="serve",
         seed=host.line.seed,
         builtin_controller=host.builtin_controller,
+        builtin_fleet=host.builtin_fleet,
         mode=host.mode,
         timestep=host.line.dt,
         state_rate=host.state_rate,

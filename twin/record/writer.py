@@ -51,6 +51,7 @@ def recording_info(
     seed: int,
     builtin_controller: bool,
     mode: str,
+    builtin_fleet: bool = True,
     timestep: float,
     state_rate: float,
     state_every: int,
@@ -60,9 +61,10 @@ def recording_info(
         source=source,
         twin_version=twin.__version__,
         config_path=cfg.source_path,
-        config_toml=Path(cfg.source_path).read_text(),
+        config_toml=_config_text(cfg),
         seed=seed,
         builtin_controller=builtin_controller,
+        builtin_fleet=builtin_fleet,
         mode=mode,
         timestep=timestep,
         state_rate=state_rate,
@@ -177,3 +179,13 @@ class Recorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _config_text(cfg: LineConfig) -> str:
+    """The config file's text; a factory expanded into its one line config, so that the
+    recording replays without the factory's cell templates."""
+    if cfg.factory is None:
+        return Path(cfg.source_path).read_text()
+    from twin.factory.layout import expanded_toml
+
+    return expanded_toml(cfg)

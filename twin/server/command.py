@@ -113,6 +113,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="do not run the config's sequencer: nothing moves unless commanded",
     )
+    p.add_argument(
+        "--no-builtin-fleet",
+        dest="builtin_fleet",
+        action="store_false",
+        help="a factory: cells and orders keep running, the AMRs are left to an external "
+        "fleet manager (examples/fleet_manager.py)",
+    )
     p.add_argument("--seed", type=_seed, default=None, help="override the config's seed")
     p.add_argument(
         "--state-rate",
@@ -170,6 +177,7 @@ def run_serve(args: argparse.Namespace) -> int:
         telemetry=args.telemetry,
         allow_remote=args.allow_remote,
         builtin_controller=args.builtin_controller,
+        builtin_fleet=args.builtin_fleet,
         seed=args.seed,
         state_rate=args.state_rate,
         record=args.record,

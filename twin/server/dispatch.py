@@ -54,6 +54,10 @@ class Dispatcher:
         self.lock = lock
         self.clock = clock  # wall-clock for lease silence, read after each request is done
         self.image: ProcessImage | None = None
+        # whoever sends the replies may let a step's last telemetry wait until the reply is
+        # out, if it calls host.settle() right after sending (the server loop does): the
+        # controller's cycle then does not wait for the state message's build and sends
+        self.defer_telemetry = False
         self._last_cycle: tuple[list[Any], list[int]] = ([], [])
         self._images = 0  # layout numbers never repeat within a server's life
         self._schema: dict[str, Any] | None = None
@@ -93,8 +97,11 @@ class Dispatcher:
         """The encoded reply to `payload` from `client` (its ROUTER identity; `user` its Curve
         key); `now` is wall-clock; `role` is the client's (Curve key) role: an observer may
         only send read-only requests."""
+        self.host.settle()  # what the last request's steps left due goes out first
         request_id = None
         lease = None
+        lock = self.lock
+        checked = None  # the lease a request that needs control was checked against
         try:
             request = decode_request(payload)
             request_id, lease = request.id, request.lease
@@ -106,7 +113,8 @@ class Dispatcher:
                     f"this client's key has the {role} role (read-only requests only)",
                 )
             if kind not in _OPEN:
-                self.lock.check(client, lease, user)
+                lock.check(client, lease, user)
+                checked = lock.lease
             step, sim_time = self.host.line.step_index, self.host.line.sim_time
             reply = self._handlers[kind](client, request, now, user)
             if isinstance(reply, m.HelloReply):
@@ -121,9 +129,17 @@ class Dispatcher:
             traceback.print_exc(file=sys.stderr)
             reply = self._error("internal", f"{type(e).__name__}: {e}", request_id)
         # silence counts from the end of the holder's last request, so a long step is not it
-        self.lock.touch(client, lease, self.clock(), user)
-        self.host.controlled = self.lock.holder is not None
+        if checked is not None and lock.lease is checked:
+            lock.last_seen = self.clock()  # the holder's lease, checked and still the lease
+        else:
+            lock.touch(client, lease, self.clock(), user)
+        self.host.controlled = lock.holder is not None
         return encode(reply)
+
+    def _defer(self) -> bool:
+        """Whether a step's last telemetry may wait for the reply: not while a recorder is
+        told of requests (the recording keeps a step's telemetry before its request)."""
+        return self.defer_telemetry and self.on_accepted is None
 
     def _accepted(self, client: bytes, request: Any, reply: Any, step: int, t: float) -> None:
         """Tell on_accepted (the recorder) what changed the line, never with the lease (a
@@ -176,6 +192,7 @@ class Dispatcher:
             timestep=host.line.dt,
             seed=host.line.seed,
             builtin_controller=host.has_builtin_controller,
+            builtin_fleet=host.has_builtin_fleet,
             controlled=self.lock.holder is not None,
             you_control=self.lock.holds(client, req.lease, user),
             lease_timeout=self.lock.lease_timeout,
@@ -310,7 +327,7 @@ class Dispatcher:
         refused = apply_commands(
             self.host.line, [(c.device, c.command, c.args) for c in req.commands]
         )
-        self.host.advance(req.n)
+        self.host.advance(req.n, defer=self._defer())
         state = self.host.state(req.id)
         state.refused = refused
         return state
@@ -383,7 +400,7 @@ class Dispatcher:
         refused = apply_commands(self.host.line, batch, where, label="outputs") if batch else []
         host = self.host
         if req.n:
-            host.advance(req.n)
+            host.advance(req.n, defer=self._defer())
         elif batch:
             host.flush_events()
         line = host.line
@@ -392,7 +409,7 @@ class Dispatcher:
             step=line.step_index,
             time=line.sim_time,
             inputs=image.read(),
-            refused=[[r["index"], r["code"], r["message"]] for r in refused],
+            refused=[[r["index"], r["code"], r["message"]] for r in refused] if refused else [],
         )
         self._last_cycle = (batch, where)  # what the recorder is told (see _accepted)
         return reply

@@ -33,12 +33,14 @@ class LineHost:
         seed: int | None,
         builtin_controller: bool,
         state_rate: float,
+        builtin_fleet: bool = True,
         publish: Publish,
     ) -> None:
         self.cfg = cfg
         self.mode = mode
         self.seed = seed
         self.builtin_controller = builtin_controller
+        self.builtin_fleet = builtin_fleet
         self.state_rate = state_rate
         self.paused = False
         self.controlled = False  # kept up to date by the dispatcher, reported in the state
@@ -50,7 +52,12 @@ class LineHost:
         self.line = self._build(seed)
 
     def _build(self, seed: int | None) -> Line:
-        built = build_line(self.cfg, seed=seed, builtin_controller=self.builtin_controller)
+        built = build_line(
+            self.cfg,
+            seed=seed,
+            builtin_controller=self.builtin_controller,
+            builtin_fleet=self.builtin_fleet,
+        )
         line = built.line
         monitor = ProductionMonitor(line)
         stepper = TelemetryStepper(
@@ -72,18 +79,28 @@ class LineHost:
     def has_builtin_controller(self) -> bool:
         return self.automation.has_builtin_controller
 
+    @property
+    def has_builtin_fleet(self) -> bool:
+        return self.automation.has_builtin_fleet
+
     def _publish_message(self, topic: bytes, msg: Any) -> None:
         self._publish(topic, encode(msg))
 
     # stepping --------------------------------------------------------------------------
-    def advance(self, n: int) -> None:
-        """Step n times, publishing events as they happen and the state at its rate."""
-        self.stepper.advance(n)
+    def advance(self, n: int, *, defer: bool = False) -> None:
+        """Step n times, publishing events as they happen and the state at its rate (with
+        `defer`, those due after the last step only at `settle()`)."""
+        self.stepper.advance(n, defer=defer)
+
+    def settle(self) -> None:
+        """Publish what a deferred advance left due; before anything else touches the line."""
+        self.stepper.settle()
 
     def kpis(self, request_id: Any = None) -> Kpis:
         return kpi_message(self.line, self.monitor, request_id)
 
     def flush_events(self) -> None:
+        self.stepper.settle()
         self.stepper.flush_events()
 
     def server_event(self, kind: str, **data: Any) -> None:

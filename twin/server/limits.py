@@ -31,7 +31,8 @@ class RateLimiter:
 
     def admit(self, client: Hashable, now: float) -> bool:
         """Take one token from `client`'s bucket; False if it is empty."""
-        if not self.rate:
+        rate = self.rate
+        if not rate:
             return True
         if now - self._pruned_at > PRUNE_EVERY_S:
             self._prune(now)
@@ -39,7 +40,9 @@ class RateLimiter:
         if bucket is None:
             self._buckets[client] = [self.burst - 1.0, now]
             return True
-        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        tokens = bucket[0] + (now - bucket[1]) * rate
+        if tokens > self.burst:
+            tokens = self.burst  # a full bucket
         bucket[1] = now
         if tokens < 1.0:
             bucket[0] = tokens

@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -36,6 +37,11 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
+_RCVMORE = int(zmq.RCVMORE)
+_RCVTIMEO = int(zmq.RCVTIMEO)
+# the socket's own send, without the Python wrapper pyzmq puts around it (for options this
+# server never uses: DRAFT routing ids and groups)
+_send = zmq.backend.Socket.send
 
 
 @dataclass
@@ -46,6 +52,7 @@ class ServeOptions:
     telemetry: str = "tcp://127.0.0.1:5556"
     allow_remote: bool = False
     builtin_controller: bool = True
+    builtin_fleet: bool = True  # a factory: the built-in fleet manager drives the AMRs
     seed: int | None = None
     state_rate: float = 10.0  # simulated Hz
     record: str | None = None  # MCAP file to record config, telemetry and requests to
@@ -80,6 +87,7 @@ class Server:
                 mode=opts.mode,
                 seed=opts.seed,
                 builtin_controller=opts.builtin_controller,
+                builtin_fleet=opts.builtin_fleet,
                 state_rate=opts.state_rate,
                 publish=self._publish,
             )
@@ -87,9 +95,9 @@ class Server:
             self.endpoints.close()
             raise
         self.lock = ControlLock(opts.lease_timeout)
-        self._poller = zmq.Poller()
-        self._poller.register(self.endpoints.control, zmq.POLLIN)
+        self._rcvtimeo = -1  # the control socket's receive timeout (ms) as last set
         self.dispatcher = Dispatcher(self.host, self.lock)
+        self.dispatcher.defer_telemetry = True  # settled below, as soon as a reply is sent
         # what the composing code attaches (a recorder): told of watchdog trips
         # (holder, timeout, silent_for, step, time), closed first on close
         self.watchdog_listeners: list[Callable[[bytes, float, float, int, float], None]] = []
@@ -118,18 +126,24 @@ class Server:
             elif msg[:1] == b"\x00":
                 demand.unsubscribe(msg[1:])
 
-    def serve_requests(self, timeout_ms: int) -> None:
-        """Answer the requests waiting now (waiting up to timeout_ms for the first one)."""
+    def serve_requests(self, timeout_ms: int, limit: int = MAX_REQUESTS_PER_POLL) -> None:
+        """Answer the requests waiting now, at most `limit` (waiting up to timeout_ms for
+        the first one)."""
         self.read_subscriptions()
         router = self.endpoints.control
-        if not self._poller.poll(timeout_ms):  # a kept poller: building one costs more
-            return
-        for i in range(MAX_REQUESTS_PER_POLL):
-            # the poll said the first is there; look before each further one (no exception)
-            if i and not cast(int, router.get(_EVENTS)) & _POLLIN:
-                return
+        for i in range(limit):
             try:
-                frames, user = self._receive(router)
+                if i == 0 and timeout_ms > 0:
+                    # a blocking receive with a timeout: the kernel wakes this thread as the
+                    # request lands, with no poll call and its list of sockets in between
+                    if self._rcvtimeo != timeout_ms:
+                        router.setsockopt(_RCVTIMEO, timeout_ms)
+                        self._rcvtimeo = timeout_ms
+                    frames, user = self._receive(router, 0)
+                elif not cast(int, router.get(_EVENTS)) & _POLLIN:
+                    return  # look before taking one without waiting (no exception raised)
+                else:
+                    frames, user = self._receive(router, _NOBLOCK)
             except zmq.Again:
                 return
             if len(frames) < 2:
@@ -152,17 +166,29 @@ class Server:
                 reply = self.dispatcher.handle(client, payload, now, role, user)
             try:
                 for frame in envelope:
-                    router.send(frame, _MORE_NOBLOCK)
-                router.send(reply, _NOBLOCK)
+                    _send(router, frame, _MORE_NOBLOCK)
+                _send(router, reply, _NOBLOCK)
             except zmq.ZMQError:
                 pass  # the client is gone or not reading: its loss, not the line's
+            self._settle()  # the telemetry the request's steps left due, now it is answered
             self.check_watchdog()
 
-    def _receive(self, router: zmq.Socket) -> tuple[list[bytes], str | None]:
+    def _settle(self) -> None:
+        try:
+            self.host.settle()
+        except Exception:  # a server bug must not take the line down with it
+            traceback.print_exc(file=sys.stderr)
+
+    def _receive(self, router: zmq.Socket, flags: int) -> tuple[list[bytes], str | None]:
         """One request's frames and, with Curve, the sender's User-Id (its z85 public key)."""
         if self.roles is None:
-            return router.recv_multipart(_NOBLOCK), None
-        parts = router.recv_multipart(_NOBLOCK, copy=False)
+            # recv_multipart without its option lookups: a ROUTER's first frame (the
+            # identity) is always followed by the message, which arrives whole
+            frames = [router.recv(flags), router.recv(_NOBLOCK)]
+            while router.get(_RCVMORE):
+                frames.append(router.recv(_NOBLOCK))
+            return frames, None
+        parts = router.recv_multipart(flags, copy=False)
         return [p.bytes for p in parts], cast(str, parts[-1].get("User-Id"))
 
     def check_watchdog(self) -> None:
@@ -223,7 +249,9 @@ class Server:
 
     def _run_lockstep(self) -> None:
         while not self.stopping:
-            self.serve_requests(IDLE_POLL_MS)
+            # one request per wait: the next one is taken by the next wait, at once if it is
+            # there (so nothing looks for a further request in between)
+            self.serve_requests(IDLE_POLL_MS, 1)
             self.check_watchdog()
 
     def close(self) -> None:

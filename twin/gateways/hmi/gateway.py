@@ -85,6 +85,7 @@ class HmiGateway:
         self.welcome: dict[str, Any] = {}
         self._state: m.State | None = None
         self._state_json: str | None = None
+        self._kpis: m.Kpis | None = None
         self._kpis_json: str | None = None
         self._step, self._time = 0, 0.0
         self._control_seen: tuple[bool, int] = (False, 0)
@@ -210,8 +211,15 @@ class HmiGateway:
         return self._camera_json.get(camera)
 
     def _on_kpis(self, kpis: m.Kpis) -> None:
-        self._kpis_json = _json.encode(kpis).decode()
-        self._broadcast(self._kpis_json)
+        self._kpis = kpis
+        self._kpis_json = None  # encoded when a page is sent them, as for the state
+        for session in self.sessions:
+            session.kpis_ready()
+
+    def latest_kpis_json(self) -> str | None:
+        if self._kpis_json is None and self._kpis is not None:
+            self._kpis_json = _json.encode(self._kpis).decode()
+        return self._kpis_json
 
     def _on_event(self, event: m.EventMsg) -> None:
         entry = self.alarms.from_event(event)
@@ -270,7 +278,13 @@ class HmiGateway:
             role, why = "observer", "read-only: the twin gives this HMI the observer role"
         await websocket.accept()
         session = Session(
-            websocket, role, why, peer or "?", self.latest_state_json, self.latest_camera_json
+            websocket,
+            role,
+            why,
+            peer or "?",
+            self.latest_state_json,
+            self.latest_camera_json,
+            self.latest_kpis_json,
         )
         welcome = {
             **self.welcome,
@@ -281,8 +295,7 @@ class HmiGateway:
         }
         session.push(_json.encode(welcome).decode())
         session.push(self._control_message(session))
-        if self._kpis_json is not None:
-            session.push(self._kpis_json)
+        session.kpis_ready()
         session.state_ready()
         self.sessions.add(session)
         if self.cameras is not None:

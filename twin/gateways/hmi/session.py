@@ -1,14 +1,17 @@
 """One browser connected to the HMI: its role, its outgoing queue, its request budget.
 
-Telemetry must never wait for a browser. Each session keeps only the newest `state` and sends
-it at most STATE_HZ times a second (a slow page skips frames instead of falling behind), and a
-bounded queue of other messages (oldest dropped when full); its own task sends them, and a
-send that does not complete within SEND_TIMEOUT_S (a client that never reads) ends the session.
+Telemetry must never wait for a browser. Each session sends only the newest `state`, at most
+STATE_HZ times a second, and the newest `kpis`, at most KPI_HZ times a second (a slow page
+skips frames instead of falling behind; a twin in fast mode publishes hundreds of states and
+tens of KPIs a second, more than a page can show), and a bounded queue of other messages
+(oldest dropped when full); its own task sends them, and a send that does not complete within
+SEND_TIMEOUT_S (a client that never reads) ends the session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections import deque
@@ -23,6 +26,7 @@ MAX_REFUSED_IN_A_ROW = 200  # a page that keeps sending what is refused is disco
 # states sent to a page per second at most (the newest each time): the page paints at most 20
 # frames a second (static/hmi.js), more states would only be parsed and dropped
 STATE_HZ = 20.0
+KPI_HZ = 2.0  # the page draws its KPI cards twice a second
 
 _ids = itertools.count(1)
 
@@ -43,6 +47,25 @@ class TokenBucket:
         return False
 
 
+class Newest:
+    """A stream of which a page needs only the newest message, at most `hz` a second."""
+
+    def __init__(self, latest: Callable[[], str | None], hz: float) -> None:
+        self.latest = latest  # the newest message as JSON (encoded once, shared by the pages)
+        self.period = 1.0 / hz
+        self.pending = False
+        self.sent_at = -1e9
+
+    def wait(self, now: float) -> float | None:
+        """Seconds until the newest message may be sent; None if there is none to send."""
+        return max(0.0, self.sent_at + self.period - now) if self.pending else None
+
+    def take(self, now: float) -> str | None:
+        self.pending = False
+        self.sent_at = now
+        return self.latest()
+
+
 class Session:
     def __init__(
         self,
@@ -52,6 +75,7 @@ class Session:
         peer: str,
         latest_state: Callable[[], str | None],
         latest_camera: Callable[[str], str | None] = lambda camera: None,
+        latest_kpis: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.id = next(_ids)
         self.websocket = websocket
@@ -61,13 +85,12 @@ class Session:
         self.budget = TokenBucket(RATE_PER_S, BURST)
         self.refused_in_a_row = 0
         self._queue: deque[str] = deque(maxlen=MAX_QUEUED)
-        self._latest_state = latest_state  # the newest state as JSON (encoded once, shared)
-        self._state_pending = False
+        self._state = Newest(latest_state, STATE_HZ)
+        self._kpis = Newest(latest_kpis, KPI_HZ)
         self._latest_camera = latest_camera  # a camera's newest image message
         self._cameras_pending: set[str] = set()
         self._wake = asyncio.Event()
         self._closing: tuple[int, str] | None = None
-        self._last_state = 0.0
         self._closed = asyncio.Event()
         self.closed_cleanly = False  # the browser closed the WebSocket on purpose
 
@@ -81,7 +104,12 @@ class Session:
 
     def state_ready(self) -> None:
         """A new state: the page gets the newest one when its turn comes (older are skipped)."""
-        self._state_pending = True
+        self._state.pending = True
+        self._wake.set()
+
+    def kpis_ready(self) -> None:
+        """New KPIs: as for the state, the newest when their turn comes."""
+        self._kpis.pending = True
         self._wake.set()
 
     def camera_ready(self, camera: str) -> None:
@@ -90,22 +118,23 @@ class Session:
 
     async def send_forever(self) -> None:
         """Returns (by TimeoutError or a closed socket) when the browser stops taking data."""
+        streams = (self._state, self._kpis)
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            now = time.monotonic()
+            waits = [w for w in (s.wait(now) for s in streams) if w is not None]
+            if not waits or min(waits) > 0:
+                # a new message, or a stream's turn (faster would only queue up in the socket
+                # and delay what the page shows)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), min(waits) if waits else None)
+                self._wake.clear()
             while self._queue:
                 await self._send(self._queue.popleft())
-            if self._state_pending:
-                # at most STATE_HZ states a second: a faster stream would only queue up in the
-                # socket and delay what the page shows
-                wait = self._last_state + 1.0 / STATE_HZ - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                self._state_pending = False
-                self._last_state = time.monotonic()
-                text = self._latest_state()
-                if text is not None:
-                    await self._send(text)
+            for stream in streams:
+                if stream.wait(time.monotonic()) == 0.0:
+                    text = stream.take(time.monotonic())
+                    if text is not None:
+                        await self._send(text)
             while self._cameras_pending:
                 image = self._latest_camera(self._cameras_pending.pop())
                 if image is not None:

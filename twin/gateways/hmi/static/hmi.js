@@ -154,7 +154,8 @@ function paintCameras() {
 // A frame at most every PAINT_MS: 20 a second is more than anyone reads, and keeps a PackML
 // change on screen within a frame or two of its arrival. Numbers that change all the time
 // (step, time, timers) are redrawn 5 times a second, the KPI cards twice. The 3D view draws in
-// the same frames, when it has something new (scene.js).
+// the same frames, when it has something new (scene.js); numbers and cards half due are
+// drawn along with it, so that the page changes in as few frames as it can.
 const PAINT_MS = 50;
 const TEXT_EVERY_MS = 200;
 const KPI_EVERY_MS = 500;
@@ -184,22 +185,27 @@ function paintFrame() {
   paint.at = now;
   let next = null;  // ms until something not painted yet is due
   const later = (ms) => { next = next === null ? ms : Math.min(next, ms); };
+  const scene = hmi.scene?.draw(now);
+  if (scene != null) later(scene);
+  // While the 3D view draws (a running line), numbers and cards change in its frames, once at
+  // least half their interval has passed; otherwise on their own.
+  const drawn = hmi.scene ? hmi.scene.drawnAt() : -1e9, live = now - drawn < 1.5 * TEXT_EVERY_MS;
+  const due = (at, every) => (drawn === now ? now - at >= every / 2 : !live && now - at >= every);
+  const dueIn = (at, every) => Math.max(at + every - now, live ? drawn + 1.5 * TEXT_EVERY_MS - now : 0);
   if (hmi.newState || hmi.textPending) {
-    const text = now - paint.textAt >= TEXT_EVERY_MS;
+    const text = due(paint.textAt, TEXT_EVERY_MS);
     if (text) paint.textAt = now;
     if (hmi.newState) paintState(hmi.state, text);
     else if (text) paintState(hmi.state, true);
     hmi.newState = false;
     hmi.textPending = !text;
-    if (!text) later(paint.textAt + TEXT_EVERY_MS - now);
+    if (!text) later(dueIn(paint.textAt, TEXT_EVERY_MS));
   }
   if (hmi.newKpis) {
-    if (now - paint.kpiAt >= KPI_EVERY_MS) { paint.kpiAt = now; hmi.newKpis = false; drawKpis(hmi.kpis); }
-    else later(paint.kpiAt + KPI_EVERY_MS - now);
+    if (due(paint.kpiAt, KPI_EVERY_MS)) { paint.kpiAt = now; hmi.newKpis = false; drawKpis(hmi.kpis); }
+    else later(dueIn(paint.kpiAt, KPI_EVERY_MS));
   }
   paintCameras();
-  const scene = hmi.scene?.draw(now);
-  if (scene != null) later(scene);
   if (next !== null) requestPaint(next);
 }
 
@@ -234,14 +240,14 @@ function paintState(state, full) {
   setClass(lineState, `badge ${state.estopped ? "bad" : line.state === "Execute" ? "ok" : ""}`);
   const changed = [];
   for (const tile of hmi.tiles) {
-    if (updateTile(tile, state, full)) changed.push(tile.id);
+    if (updateTile(tile, state, full)) changed.push({ device: tile.id, state: hmi.since[tile.id].state });
   }
   if (changed.length) {
     // stamp when the change is on screen: the next frame, once this one has been painted
     const received = hmi.received;
     requestAnimationFrame(() => {
       const t = performance.timeOrigin + performance.now();
-      for (const device of changed) hmi.displayLog.push({ device, state: hmi.since[device].state, step: state.step, received, t });
+      for (const c of changed) hmi.displayLog.push({ ...c, step: state.step, received, t });
       if (hmi.displayLog.length > 2000) hmi.displayLog.splice(0, 1000);
     });
   }
@@ -312,8 +318,8 @@ const KPI_VIEWS = [
 ];
 const TREND_LENGTH = 120;
 
-// KPIs arrive once a simulated second (many times a wall second in fast mode): the trends
-// take every value, the cards are drawn at most twice a second (see paintFrame).
+// KPIs arrive once a simulated second, and at most twice a wall second (the HMI sends the
+// newest: in fast mode the trends sample the run); the cards are drawn at most twice a second.
 function onKpis(k) {
   for (const [key, , pick] of KPI_VIEWS) {
     const value = pick(k), trend = (hmi.trends[key] ||= []);

@@ -6,8 +6,9 @@ import { stateColor } from "./colors.js";
 
 const FRAME_S = 0.1;  // nominal telemetry interval used to glide parts between frames
 
-// WebGL drawn by the CPU (SwiftShader, llvmpipe: headless browsers, VMs without a GPU):
-// no antialiasing and fewer frames, so the page keeps up with the telemetry.
+// WebGL drawn by the CPU (SwiftShader, llvmpipe: headless browsers, VMs without a GPU): each
+// frame costs the CPU in proportion to its pixels (drawn, then copied to the page), so fewer,
+// smaller frames without antialiasing, and the page and the twin beside it keep their CPU.
 function softwareRendering() {
   const gl = document.createElement("canvas").getContext("webgl2");
   const info = gl?.getExtension("WEBGL_debug_renderer_info");
@@ -26,11 +27,12 @@ function material({ metalness = 0, roughness = 1, ...params }) {
 // own: a still line costs nothing, a running one at most one frame per telemetry frame.
 export function createScene(container, welcome, requestFrame) {
   software = softwareRendering();
-  // on a GPU, parts glide between two states at up to 30 frames/s; drawn by the CPU, each
-  // state is drawn once, at most 10 times a second, as it is (no frames in between)
-  const minFrameMs = software ? 100 : 1000 / 31;
+  // On a GPU, parts glide between two states at up to 30 frames/s. Drawn by the CPU, the
+  // newest state is drawn as it is (no frames in between), at most 5 times a second, with
+  // 3/4 of the pixels across (upscaled by the page): a quarter of the CPU of 10 full frames.
+  const minFrameMs = software ? 200 : 1000 / 31;
   const renderer = new THREE.WebGLRenderer({ antialias: !software });
-  renderer.setPixelRatio(window.devicePixelRatio);
+  renderer.setPixelRatio(window.devicePixelRatio * (software ? 0.75 : 1));
   container.append(renderer.domElement);
   const scene = new THREE.Scene();
   scene.background = new THREE.Color("#1b2128");
@@ -93,17 +95,31 @@ export function createScene(container, welcome, requestFrame) {
   }
   new ResizeObserver(resize).observe(container);
   resize();
+  // scrolled out of sight (a small panel): nothing drawn until it is back
+  let visible = true;
+  new IntersectionObserver(([entry]) => { visible = entry.isIntersecting; if (visible) changed(); }).observe(container);
 
   // Draws a frame if one is due; returns in how many ms the view wants the next (null: none).
   function draw(now) {
     const moving = !software && (gliding || beltsMoving);
-    if (!dirty && !moving) return null;
+    if (!visible || (!dirty && !pending && !moving)) return null;
     const wait = drawnAt + minFrameMs - now;
     if (wait > 2) return wait;  // (frames come a little early or late)
+    if (pending) {
+      // a state that changes nothing in the view (a stopped line) draws no frame; running
+      // belts always change it (their surface moves)
+      const look = looks(pending), belts = view.belts.some((b) => pending.signals[b.id]?.surface_speed);
+      if (look !== shownLook || belts) {
+        shownLook = look;
+        apply(pending);
+        dirty = true;
+      }
+      pending = null;
+      if (!dirty && !moving) return null;
+    }
     const dt = Math.min(now - drawnAt, 1000) / 1000;
     drawnAt = now;
     dirty = false;
-    if (pending) { apply(pending); pending = null; }
     const a = software ? 1 : Math.min(1, (now - received) / 1000 / FRAME_S);
     gliding = a < 1;
     for (const p of view.parts.values()) {
@@ -122,10 +138,9 @@ export function createScene(container, welcome, requestFrame) {
   }
 
   // A new state is kept and applied when the next frame is drawn (the newest wins).
-  let pending = null;
+  let pending = null, shownLook = "";
   function update(state) {
     pending = state;
-    dirty = true;
   }
 
   function apply(state) {
@@ -178,7 +193,20 @@ export function createScene(container, welcome, requestFrame) {
     }
   }
 
-  return { update, draw, renderer, camera };
+  return { update, draw, drawnAt: () => drawnAt, renderer, camera };
+}
+
+// What of a state the view shows, to the mm and mrad: equal for two states, no new frame.
+const SHOWN = ["surface_speed", "state", "blocked", "tool_position", "holding", "vacuum", "x", "y", "yaw"];
+const rounded = (v) => (typeof v === "number" ? Math.round(1000 * v) : Array.isArray(v) ? v.map(rounded).join(" ") : String(v));
+function looks(state) {
+  const out = [];
+  for (const p of state.parts) out.push(p.id, rounded(p.position), rounded(p.orientation));
+  for (const id in state.signals) {
+    const sig = state.signals[id];
+    for (const key of SHOWN) if (key in sig) out.push(rounded(sig[key]));
+  }
+  return out.join(",");
 }
 
 function box(size, color, opts = {}) {
