@@ -488,6 +488,14 @@ def test_the_fleet_sweep_sets_factory_fields():
         seen.add((amrs, policy))
     assert seen == {(n, p) for n in (1, 2, 3) for p in ("push", "conwip")}
     assert len(tasks) == 12
+    # a sweep worker runs a scenario from its text alone (here a few seconds of it)
+    from msgspec.structs import replace
+
+    from twin.sweep.worker import execute
+
+    result = execute(replace(tasks[-1], duration=3.0))
+    assert result.status == "ok", result.error
+    assert result.kpis["kpis.factory.fleet.busy"] is not None
 
 
 def test_a_sweep_path_selects_a_product_by_its_type():
