@@ -269,13 +269,29 @@ class KpiTracker:
             "reason": reason,
         }
 
+    def _pooled_oee(self, elapsed: float, stations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """A factory's cells work in parallel, so no one station paces it: its OEE pools its
+        stations (PBT the elapsed time of each, APT, ideal times, PQ and GQ summed), the
+        time-weighted mean of theirs."""
+        clocks = self.stations.values()
+        apt = sum(st["time_s"]["execute"] for st in stations.values())
+        pq = sum(c.processed for c in clocks)
+        ideal = sum(c.ideal_time for c in clocks)
+        out: dict[str, Any] = oee_factors(
+            elapsed * len(stations), apt, ideal / pq if pq else 0.0, pq, sum(c.good for c in clocks)
+        )
+        out["pacing_station"] = None
+        return out
+
     def snapshot(self, now: float) -> dict[str, Any]:
         elapsed = max(now - self.start, 1e-12)
         stations = self.station_kpis(now)
         robots = self.robot_kpis(now)
         wip_area = self._wip_area + self._wip * (now - self._wip_since)
         leads = self._leads_sorted
-        if stations:
+        if stations and self.factory is not None:
+            oee = self._pooled_oee(elapsed, stations)
+        elif stations:
             # the line is paced by its constraint: the station with the longest cycle time
             pacer = max(stations, key=lambda k: self.stations[k].ideal_cycle_time)
             oee: dict[str, Any] = oee_factors(
