@@ -503,6 +503,11 @@ def test_describe_tells_the_network_and_the_amr_and_dock_geometry() -> None:
             "exactly one of 'conveyor' or 'dock'",
         ),
         (
+            '[[devices]]\nkind = "dock"\nid = "d1"\nposition = [0.0, 1.0, 0.2]\nnode = "a"\n',
+            "(device 'd1').position",
+            "a dock is on the floor",
+        ),
+        (
             '[[devices]]\nkind = "sink"\nid = "s"\ndock = "a"\n' + amr("r1", "a"),
             "(device 's').dock",
             "refers to dock 'a', which is not defined",

@@ -488,6 +488,14 @@ def test_the_fleet_sweep_sets_factory_fields():
         seen.add((amrs, policy))
     assert seen == {(n, p) for n in (1, 2, 3) for p in ("push", "conwip")}
     assert len(tasks) == 12
+    # a sweep worker runs a scenario from its text alone (here a few seconds of it)
+    from msgspec.structs import replace
+
+    from twin.sweep.worker import execute
+
+    result = execute(replace(tasks[-1], duration=3.0))
+    assert result.status == "ok", result.error
+    assert result.kpis["kpis.factory.fleet.busy"] is not None
 
 
 def test_a_sweep_path_selects_a_product_by_its_type():
@@ -594,3 +602,44 @@ def test_a_factory_recording_replays_without_its_templates(tmp_path: Path):
         timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_oee_counts_each_part_at_its_types_cycle_time():
+    """A station that works each part for exactly its type's cycle time performs at 100%,
+    though the times differ from its default cycle_time."""
+    from twin.analytics.kpi import KpiTracker
+    from twin.events import PartSpawned, ProcessFinished, StationActivity
+
+    kpis = KpiTracker({"mill": 30.0}, type_cycle_times={"mill": {"housing": 40.0, "cover": 25.0}})
+    t = 0.0
+    events: list[Any] = [
+        StationActivity(step=0, time=0.0, device="mill", activity="idle", previous="stopped")
+    ]
+    for part, (kind, cycle) in enumerate([("housing", 40.0), ("housing", 40.0), ("cover", 25.0)]):
+        events.append(
+            PartSpawned(
+                step=0, time=t, device="src", part=part, type=kind, quality="good", defect=None
+            )
+        )
+        events.append(
+            StationActivity(step=0, time=t, device="mill", activity="execute", previous="idle")
+        )
+        t += cycle
+        events.append(
+            StationActivity(step=0, time=t, device="mill", activity="idle", previous="execute")
+        )
+        events.append(
+            ProcessFinished(
+                step=0,
+                time=t,
+                device="mill",
+                part=part,
+                cycle_time=cycle,
+                quality="good",
+                defect=None,
+            )
+        )
+    kpis.consume(events)
+    mill = kpis.station_kpis(t)["mill"]
+    assert mill["processed"] == 3
+    assert mill["performance"] == pytest.approx(1.0)

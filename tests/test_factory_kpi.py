@@ -454,3 +454,31 @@ def test_a_running_factory_s_figures_match_its_parts_and_amrs():
     assert f["transports"]["done"] >= 1
     assert f["orders"]["arrived"] >= 1 and f["orders"]["released"] >= 1
     assert kpis["bottleneck"]["ranking"][0]["active_share"] == kpis["bottleneck"]["active_share"]
+
+
+def test_a_factory_s_oee_pools_its_parallel_stations():
+    """Two mills in parallel, 10 s a part: one works 60 of 100 s (6 parts, one a reject),
+    the other 20 s (2 parts). Five parts shipped would make a paced line's performance
+    exceed 1; pooled, the factory is the stations' time-weighted mean."""
+    events = [ev(0, "station_activity", m, activity="starved") for m in ("m1", "m2")]
+    for i in range(1, 9):
+        events.append(ev(0, "part_spawned", "src", part=i, type="a"))
+    events += [ev(0, "station_activity", "m1", activity="execute")]
+    events += [ev(10 * i, "process_finished", "m1", part=i, quality="good") for i in (1, 2, 3)]
+    events += [ev(40, "process_finished", "m1", part=4, quality="reject")]
+    events += [ev(10 * i, "process_finished", "m1", part=i, quality="good") for i in (5, 6)]
+    events += [ev(60, "station_activity", "m1", activity="starved")]
+    events += [ev(0, "station_activity", "m2", activity="execute")]
+    events += [
+        ev(t, "process_finished", "m2", part=p, quality="good") for t, p in ((10, 7), (20, 8))
+    ]
+    events += [ev(20, "station_activity", "m2", activity="starved")]
+    events += [ev(90, "part_completed", "ship_sink", part=i, type="a") for i in (1, 2, 3, 5, 6)]
+    k = KpiTracker({"m1": 10.0, "m2": 10.0}, factory=tracker())
+    k.consume(sorted(events, key=_t))
+    oee = k.snapshot(100.0)["oee"]
+    assert oee["pacing_station"] is None
+    assert oee["availability"] == pytest.approx(80 / 200)
+    assert oee["performance"] == pytest.approx(1.0)
+    assert oee["quality"] == pytest.approx(7 / 8)
+    assert oee["oee"] == pytest.approx(0.4 * 7 / 8)

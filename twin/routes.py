@@ -174,6 +174,11 @@ def check_network(cfg: LineConfig, fail: Fail) -> None:
     dock_ids = {d.id for d in docks}
     for d in docks:
         node(f"devices (device '{d.id}').node", d.node)
+        if d.position[2] != 0.0:
+            fail(
+                f"devices (device '{d.id}').position",
+                f"z = {d.position[2]} m: a dock is on the floor (z = 0), where AMRs drive",
+            )
     starts: dict[str, str] = {}
     for a in amrs:
         if a.start not in names and a.start not in dock_ids:

@@ -67,7 +67,8 @@ class RunSummary(msgspec.Struct, kw_only=True):
         oee = k["oee"]
         out = [
             f"WIP (mean)      {k['wip_mean']:.2f} parts",
-            f"OEE (line)      {oee['oee']:.1%}  = availability {oee['availability']:.1%}"
+            f"{'OEE (pooled)' if k.get('factory') else 'OEE (line)':<16}{oee['oee']:.1%}"
+            f"  = availability {oee['availability']:.1%}"
             f" x performance {oee['performance']:.1%} x quality {oee['quality']:.1%}",
         ]
         for sid, s in k["stations"].items():

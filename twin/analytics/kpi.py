@@ -81,9 +81,11 @@ class _Clock:
 
 
 class _StationClock(_Clock):
-    def __init__(self, ideal_cycle_time: float, start: float) -> None:
+    def __init__(self, ideal_cycle_time: float, start: float, by_type: dict[str, float]) -> None:
         super().__init__(ACTIVITIES, "stopped", start)
         self.ideal_cycle_time = ideal_cycle_time
+        self.by_type = by_type  # part type -> its own cycle time (StationConfig.cycle_times)
+        self.ideal_time = 0.0  # s: the ideal cycle times of the parts processed, summed
         self.processed = 0
         self.good = 0
 
@@ -110,10 +112,18 @@ class KpiTracker:
         start: float = 0.0,
         robots: Iterable[str] = (),
         factory: FactoryKpiTracker | None = None,
+        type_cycle_times: dict[str, dict[str, float]] | None = None,
     ) -> None:
+        """`type_cycle_times`: station -> part type -> cycle time, where a station's cycle
+        time depends on the part (the ideal time of each part processed counts for OEE)."""
         self.start = start
         self.factory = factory  # a factory's figures (twin.analytics.factory_kpi), if one
-        self.stations = {sid: _StationClock(c, start) for sid, c in ideal_cycle_times.items()}
+        by_type = type_cycle_times or {}
+        self.stations = {
+            sid: _StationClock(c, start, by_type.get(sid, {}))
+            for sid, c in ideal_cycle_times.items()
+        }
+        self._part_types: dict[int, str] | None = {} if any(by_type.values()) else None
         self.robots = {rid: _Clock(ROBOT_ACTIVITIES, "idle", start) for rid in robots}
         self.alarms: Counter[str] = Counter(dict.fromkeys(ALARMS, 0))  # raised, by name
         self.pick_failures = 0  # picks an arm gave up on after its own retries
@@ -144,16 +154,22 @@ class KpiTracker:
             if isinstance(e, PartSpawned):
                 self.spawned += 1
                 self._spawn_time[e.part] = e.time
+                if self._part_types is not None:
+                    self._part_types[e.part] = e.type
                 self._wip_change(+1, e.time)
             elif isinstance(e, PartLost):
                 self.lost += 1
                 self._spawn_time.pop(e.part, None)
+                if self._part_types is not None:
+                    self._part_types.pop(e.part, None)
                 self._wip_change(-1, e.time)
             elif isinstance(e, PartCompleted):
                 self.completed += 1
                 if e.quality == "good":
                     self.good += 1
                 self._spawn_time.pop(e.part, None)
+                if self._part_types is not None:
+                    self._part_types.pop(e.part, None)
                 lead = float(e.lead_time)
                 bisect.insort(self._leads_sorted, lead)
                 self._lead_sum += lead
@@ -181,15 +197,17 @@ class KpiTracker:
                 clock = self.stations[e.device]
                 clock.processed += 1
                 clock.good += e.quality == "good"
+                kind = self._part_types.get(e.part) if self._part_types is not None else None
+                clock.ideal_time += clock.by_type.get(kind or "", clock.ideal_cycle_time)
 
     def station_kpis(self, now: float) -> dict[str, dict[str, Any]]:
         out = {}
         pbt = max(now - self.start, 1e-12)
         for sid, clock in self.stations.items():
             totals = clock.totals_at(now)
-            factors = oee_factors(
-                pbt, totals["execute"], clock.ideal_cycle_time, clock.processed, clock.good
-            )
+            # the mean ideal cycle time of the parts it processed (they may differ by type)
+            ideal = clock.ideal_time / clock.processed if clock.processed else 0.0
+            factors = oee_factors(pbt, totals["execute"], ideal, clock.processed, clock.good)
             out[sid] = {
                 "utilisation": {k: v / pbt for k, v in totals.items()},
                 "time_s": totals,
@@ -251,13 +269,29 @@ class KpiTracker:
             "reason": reason,
         }
 
+    def _pooled_oee(self, elapsed: float, stations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """A factory's cells work in parallel, so no one station paces it: its OEE pools its
+        stations (PBT the elapsed time of each, APT, ideal times, PQ and GQ summed), the
+        time-weighted mean of theirs."""
+        clocks = self.stations.values()
+        apt = sum(st["time_s"]["execute"] for st in stations.values())
+        pq = sum(c.processed for c in clocks)
+        ideal = sum(c.ideal_time for c in clocks)
+        out: dict[str, Any] = oee_factors(
+            elapsed * len(stations), apt, ideal / pq if pq else 0.0, pq, sum(c.good for c in clocks)
+        )
+        out["pacing_station"] = None
+        return out
+
     def snapshot(self, now: float) -> dict[str, Any]:
         elapsed = max(now - self.start, 1e-12)
         stations = self.station_kpis(now)
         robots = self.robot_kpis(now)
         wip_area = self._wip_area + self._wip * (now - self._wip_since)
         leads = self._leads_sorted
-        if stations:
+        if stations and self.factory is not None:
+            oee = self._pooled_oee(elapsed, stations)
+        elif stations:
             # the line is paced by its constraint: the station with the longest cycle time
             pacer = max(stations, key=lambda k: self.stations[k].ideal_cycle_time)
             oee: dict[str, Any] = oee_factors(

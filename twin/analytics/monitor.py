@@ -48,8 +48,17 @@ class ProductionMonitor:
             dev_id: d.cfg.cycle_time for dev_id, d in line.devices.items() if d.kind == "station"
         }
         robots = [dev_id for dev_id, d in line.devices.items() if d.kind == "arm"]
+        by_type = {
+            dev_id: dict(d.cfg.cycle_times)
+            for dev_id, d in line.devices.items()
+            if d.kind == "station" and d.cfg.cycle_times
+        }
         self.kpis = KpiTracker(
-            stations, start=line.sim_time, robots=robots, factory=factory_tracker(line)
+            stations,
+            start=line.sim_time,
+            robots=robots,
+            factory=factory_tracker(line),
+            type_cycle_times=by_type,
         )
         self.genealogy = Genealogy()
         factory = self.kpis.factory

@@ -498,11 +498,6 @@ class Arm(Device):
         self._sensed_at = step
         self.q, self.qd, self.tool, self.yaw = self.model.read()
 
-    @property
-    def _still(self) -> bool:
-        """Parked with nothing to watch: no job, no vacuum, no part on the cup."""
-        return not self.busy and not self.cup.vacuum and self.holding is None
-
     def _contacts(self) -> list[Contact]:
         held = self.holding
         if held is None:
@@ -513,7 +508,9 @@ class Arm(Device):
         return self.touch.contacts(self.ctx.pool.active[held].body, carrying)
 
     def after_step(self) -> None:
-        still = self._still
+        # still: parked with nothing to watch (no job, no vacuum, no part on the cup)
+        cup = self.cup
+        still = not self.queue and self.running is None and not cup.vacuum and cup.holding is None
         if still and self._was_still:
             return  # the pose is only read when someone asks for the signals
         self._was_still = still
