@@ -20,7 +20,9 @@ def mini_factory_toml(
     policy: str = "push",
     wip_cap: int = 4,
     seed: int = 5,
+    estops: str = "",
 ) -> str:
+    """`estops`: a TOML array of scripted e-stops, e.g. '[{ at = 20.0, duration = 4.0 }]'."""
     mill_cells = "".join(
         f"""
 [[cells]]
@@ -53,6 +55,7 @@ yaw = 1.5707963267949
     )
     return f"""
 name = "mini_factory"
+{f"estops = {estops}" if estops else ""}
 
 [physics]
 seed = {seed}

@@ -117,3 +117,20 @@ def test_same_config_and_seed_same_factory_trajectory(tmp_path: Path) -> None:
     first, second = trajectory(), trajectory()
     assert first == second
     assert any(k == "transport_done" for _, k, _, _ in first[1])
+
+
+def test_after_an_emergency_stop_the_amrs_carry_on_where_they_were(tmp_path: Path) -> None:
+    """E-stops while AMRs drive and dock: they stop at once; after the reset each finishes
+    the move it was on (from wherever it stopped, mid-lane too) and the parts keep moving."""
+    cfg = mini_factory(
+        tmp_path,
+        amrs=2,
+        mills=1,
+        cycle_time=5.0,
+        estops="[{ at = 20.0, duration = 4.0 }, { at = 47.0, duration = 3.0 }]",
+    )
+    result = run(cfg, 100.0)
+    kinds = result["kinds"]
+    assert kinds["estop"] == 2 and kinds["estop_reset"] == 2
+    assert kinds["transport_done"] >= 3, kinds  # receiving -> mill -> shipping, and more
+    assert not [e for e in result["errors"] if "refused" in e], result["errors"]

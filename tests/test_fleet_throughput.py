@@ -27,9 +27,9 @@ def test_another_amr_raises_throughput_of_a_fleet_bound_factory(tmp_path: Path) 
 def test_a_cell_fewer_lowers_throughput_where_the_cells_are_the_bottleneck(
     tmp_path: Path,
 ) -> None:
-    """At a long cycle time the mills are the bottleneck: with one of the two gone, fewer
-    parts are processed in the same time."""
-    kw: dict[str, Any] = {"tmp_path": tmp_path, "amrs": 2, "cycle_time": 30.0}
-    one = shipped_work("process_finished", 150.0, mills=1, **kw)
-    two = shipped_work("process_finished", 150.0, mills=2, **kw)
+    """At a long cycle time, with AMRs to spare, the mills are the bottleneck: with one of
+    the two gone, fewer parts are processed in the same time."""
+    kw: dict[str, Any] = {"tmp_path": tmp_path, "amrs": 3, "cycle_time": 40.0}
+    one = shipped_work("process_finished", 170.0, mills=1, **kw)
+    two = shipped_work("process_finished", 170.0, mills=2, **kw)
     assert one < two, (one, two)

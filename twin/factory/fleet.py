@@ -2,8 +2,8 @@
 charging and parking; the traffic manager drives them.
 
 Requests come from what a control engineer would see:
-- a finished part waits at a station of a cell (one whose parts leave by the out dock): it
-  needs an AMR at that out dock;
+- a finished part waits at a station of a cell (one whose parts leave by the out dock), or
+  will within `PREFETCH` s: it needs an AMR at that out dock;
 - an order's part is due for release (the order book and its policy say so): it needs an
   empty AMR at a receiving store's dock, where the source puts it on the deck.
 A request names its destination at once: the part's next routing step, a cell of that kind
@@ -35,7 +35,8 @@ Emit = Callable[..., None]  # (kind, **data)
 
 _RETRY = 1.0  # s before a refused command is sent again
 _JOBS_PER_RECEIVING_DOCK = 2
-PARK_AFTER = 20.0  # s a free AMR stays where it is before it goes to a park node  # releases on their way to one receiving dock at once
+PARK_AFTER = 20.0  # s a free AMR stays where it is before it goes to a park node
+PREFETCH = 15.0  # s before a part's cycle ends that an AMR may be sent to fetch it  # releases on their way to one receiving dock at once
 
 
 @dataclass
@@ -256,18 +257,32 @@ class FleetManager:
             for st in cell.exit_stations:
                 sig = s[st]
                 part = sig.get("part")
-                if not sig.get("part_done") or part is None or part in moving:
+                if part is None or part in moving:
                     continue
                 state = self.parts.get(part)
                 if state is None:
                     continue  # not a part the fleet brought: it does not know its routing
+                if not sig.get("part_done") and not self._nearly_done(cell, state, sig):
+                    continue
                 dest = self._destination(state.product, state.step + 1, cell.out_dock)
                 if dest is not None:
                     self._new_transport(part, state.product, state.step + 1, cell, dest, None)
                     continue
                 routing = self.routing(state.product)
-                stuck.append((cell, part, routing[state.step + 1].cell))
+                if sig.get("part_done") and state.step + 1 < len(routing):
+                    stuck.append((cell, part, routing[state.step + 1].cell))
         self._break_circles(stuck)
+
+    def _nearly_done(self, cell: Cell, state: _PartState, sig: Mapping[str, Any]) -> bool:
+        """A part within `PREFETCH` s of the end of its cycle: the AMR may set off now and
+        wait at the out dock (only where that does not block the in dock)."""
+        routing = self.routing(state.product)
+        if cell.in_dock == cell.out_dock or not 0 <= state.step < len(routing):
+            return False
+        if not sig.get("part_present") or sig.get("fault") or not sig.get("seated"):
+            return False
+        left = routing[state.step].cycle_time - float(sig.get("progress", 0.0))
+        return 0.0 < left <= PREFETCH
 
     def _break_circles(self, stuck: list[tuple[Cell, int, str]]) -> None:
         """Parts wait for each other's cells (routings that cross, e.g. mill -> drill and

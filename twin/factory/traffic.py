@@ -450,10 +450,11 @@ class TrafficManager:
         if self.now < step.retry_at:
             return
         if step.command == "go_along":
-            args: dict[str, Any] = {"nodes": self._rest_of_route(a)}
-            if len(args["nodes"]) < 2:  # already at its end
-                self._step_done(a)
+            rest = self._rest_of_route(a)
+            if len(rest) < 2 and (a.signals.get("node") or "") == rest[-1]:
+                self._step_done(a)  # already at its end
                 return
+            args: dict[str, Any] = {"nodes": rest}
         elif step.command == "dock":
             args = {"dock": step.dock}
         else:
@@ -467,12 +468,18 @@ class TrafficManager:
         step.sent_at_moves = int(a.signals.get("moves_done", 0))
 
     def _rest_of_route(self, a: _Amr) -> list[str]:
-        """The route still to drive: from the node it stands on, or, stopped on a lane, from
-        the end of that lane (the lane is still held)."""
-        rest = a.route[a.passed :]
-        if (a.signals.get("node") or "") != rest[0] and len(rest) > 1:
-            return rest[1:]  # on the lane from rest[0]: on to its end and beyond
-        return rest
+        """The route still to drive: from the node it stands on, or, stopped on a lane (the
+        lane is still held), from the end of that lane ahead of it."""
+        route, k = a.route, a.passed
+        s = a.signals
+        if (s.get("node") or "") == route[k] or k + 1 >= len(route):
+            return route[k:]
+        pos = (float(s.get("x", 0.0)), float(s.get("y", 0.0)))
+        nodes = self.net.nodes
+        ahead = _point_segment(pos, nodes[route[k]], nodes[route[k + 1]])
+        if k > 0 and _point_segment(pos, nodes[route[k - 1]], nodes[route[k]]) < ahead:
+            return route[k:]  # short of node k, on the lane that ends there
+        return route[k + 1 :]
 
     def _follow(self, a: _Amr) -> None:
         step = a.steps[0]
