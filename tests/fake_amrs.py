@@ -30,6 +30,7 @@ class FakeAmr:
         self.battery = 1.0
         self._end: tuple[str, str] = ("", "")  # node, dock when the move ends
         self._nodes_ahead: list[str] = []
+        self.obstacle = False  # something ahead: every move ends blocked where it starts
 
     def signals(self) -> dict[str, Any]:
         return {
@@ -84,6 +85,10 @@ class FakeAmr:
 
     def step(self, dt: float, speed: float = 1.0) -> None:
         if not self.path:
+            return
+        if self.obstacle and self.state == "driving":
+            self.path, self.state, self.result = [], "idle", "blocked"
+            self.moves_done += 1
             return
         budget = speed * dt
         while self.path and budget > 0:

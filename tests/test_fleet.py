@@ -155,3 +155,29 @@ def test_random_traffic_on_a_grid_never_collides_or_deadlocks(seed: int) -> None
         goals[a] = [n for k, n in enumerate(g) if n != (g[k - 1] if k else starts[a])]
     traffic, fleet, reached = run(net, starts, goals, 900)
     assert reached == {a: len(g) for a, g in goals.items()}, traffic.errors
+
+
+def test_an_amr_blocked_again_and_again_raises_an_alarm_and_clears_it_when_it_moves() -> None:
+    net = network({"a": (0, 0), "b": (3, 0)}, [("a", "b")])
+    fleet = FakeFleet(net, {"amr1": "a"})
+    alarms: list[tuple[str, bool, int, str]] = []
+    traffic = TrafficManager(
+        net, amrs({"amr1": "a"}), fleet, on_alarm=lambda *args: alarms.append(args)
+    )
+    fleet.amrs["amr1"].obstacle = True  # e.g. a part fallen onto the lane
+    traffic.send("amr1", "b")
+    t = 0.0
+    while t < 20.0:
+        traffic.tick(t, fleet.signals())
+        fleet.step(DT)
+        t += DT
+    assert len(alarms) == 1 and alarms[0][:3] == ("amr1", True, 3), alarms
+    assert "blocked 3 times in a row" in alarms[0][3]
+    assert not traffic.arrived("amr1")  # it keeps trying: the obstacle may be taken away
+    fleet.amrs["amr1"].obstacle = False
+    while t < 40.0 and not traffic.arrived("amr1"):
+        traffic.tick(t, fleet.signals())
+        fleet.step(DT)
+        t += DT
+    assert traffic.arrived("amr1")
+    assert alarms[-1][:2] == ("amr1", False)

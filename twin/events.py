@@ -279,7 +279,9 @@ class InterlockViolated(Event, tag="interlock_violated", frozen=True, kw_only=Tr
 class Alarm(Event, tag="alarm", frozen=True, kw_only=True):
     """The built-in sequencer raised (`active` true) or cleared an alarm: `pick_failed`,
     `place_failed` or `part_not_seated`, after `tries` failed attempts. It clears when the
-    source or destination changes (an operator took the part away)."""
+    source or destination changes (an operator took the part away). A factory's fleet
+    manager (device "fleet") raises `amr_blocked` when an AMR's moves end blocked
+    `tries` times in a row, and clears it when the AMR moves again."""
 
     alarm: str
     active: bool

@@ -137,7 +137,9 @@ class FleetManager:
         self.net = RouteNetwork.from_config(cfg)
         amr_cfgs = [d for d in cfg.devices if isinstance(d, AmrConfig)]
         self.amrs = {a.id: _Amr(a) for a in amr_cfgs}
-        self.traffic = TrafficManager(self.net, amr_cfgs, port, on_error=self._log)
+        self.traffic = TrafficManager(
+            self.net, amr_cfgs, port, on_error=self._log, on_alarm=self._amr_alarm
+        )
         self.cells = {c.id: c for c in factory_cells(cfg)}
         products = cfg.factory.orders.products if cfg.factory.orders is not None else []
         self.products: dict[str, ProductConfig] = {p.type: p for p in products}
@@ -621,6 +623,9 @@ class FleetManager:
                 self.traffic.send(amr, None)
             else:
                 c.sent = False  # interrupted (a stop): charge again
+
+    def _amr_alarm(self, amr: str, active: bool, tries: int, message: str) -> None:
+        self.emit("alarm", alarm="amr_blocked", active=active, tries=tries, message=message)
 
     def _log(self, message: str) -> None:
         self.errors.append(message)

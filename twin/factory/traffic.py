@@ -43,6 +43,7 @@ DOCK = "@"  # a place that is a dock is written "@<dock id>" (ids start with a l
 MOVING_STATES = frozenset({"driving", "docking", "undocking"})
 _AT_NODE = 0.12  # m: an AMR this close to a node is at it
 _RETRY = 1.0  # s before a refused or failed command is sent again
+BLOCKED_ALARM = 3  # moves in a row ended blocked before an alarm says so
 _EVICT_PENALTY = 25.0  # m: a route through a movable AMR counts this much longer
 
 
@@ -233,6 +234,7 @@ class _Amr:
     passed: int = 0  # index in `route` of the last node reached
     target: str | None = None  # where the current steps end (the goal, or a place to evade to)
     waiting_since: float | None = None
+    blocked: int = 0  # moves in a row that ended blocked
     signals: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -252,7 +254,10 @@ class TrafficManager:
         *,
         clearance: float = 0.05,
         on_error: Callable[[str], None] | None = None,
+        on_alarm: Callable[[str, bool, int, str], None] | None = None,
     ) -> None:
+        """`on_alarm(amr, active, tries, message)`: an AMR keeps being blocked by something
+        the reservations do not know (a part on the floor), or moves again."""
         self.net = net
         self.port = port
         length = max(a.size[0] for a in amrs)
@@ -262,6 +267,7 @@ class TrafficManager:
         self.amrs: dict[str, _Amr] = {a.id: _Amr(a.id) for a in amrs}
         self._start = {a.id: a.start for a in amrs}
         self._on_error = on_error
+        self._on_alarm = on_alarm
         self.now = 0.0
         self.errors: list[str] = []
 
@@ -492,6 +498,9 @@ class TrafficManager:
         if int(s.get("moves_done", 0)) == step.sent_at_moves or s.get("state") in MOVING_STATES:
             return  # still on its way
         if s.get("result") == "ok":
+            if a.blocked >= BLOCKED_ALARM and self._on_alarm is not None:
+                self._on_alarm(a.id, False, a.blocked, f"{a.id}: moving again")
+            a.blocked = 0
             if step.command == "go_along":
                 a.passed = len(a.route) - 1
                 self._release_behind(a)
@@ -501,6 +510,20 @@ class TrafficManager:
         step.sent_at_moves = None
         step.retry_at = self.now + _RETRY
         self._error(f"{a.id}: {step.command} ended {s.get('result')}; sent again")
+        if s.get("result") == "blocked":
+            a.blocked += 1
+            if a.blocked == BLOCKED_ALARM and self._on_alarm is not None:
+                where = (
+                    s.get("node")
+                    or f"near ({float(s.get('x', 0)):.2f}, {float(s.get('y', 0)):.2f})"
+                )
+                self._on_alarm(
+                    a.id,
+                    True,
+                    a.blocked,
+                    f"{a.id}: blocked {a.blocked} times in a row {where} on its way to "
+                    f"{a.target}: something not an AMR is in its path",
+                )
 
     def _redirect(self, a: _Amr) -> None:
         """Its goal changed on the way: end the move at the next node (keeping what is
