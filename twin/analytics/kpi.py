@@ -289,19 +289,22 @@ class KpiTracker:
         robots = self.robot_kpis(now)
         wip_area = self._wip_area + self._wip * (now - self._wip_since)
         leads = self._leads_sorted
+        oee: dict[str, Any]
         if stations and self.factory is not None:
             oee = self._pooled_oee(elapsed, stations)
         elif stations:
             # the line is paced by its constraint: the station with the longest cycle time
             pacer = max(stations, key=lambda k: self.stations[k].ideal_cycle_time)
-            oee: dict[str, Any] = oee_factors(
-                elapsed,
-                stations[pacer]["time_s"]["execute"],
-                self.stations[pacer].ideal_cycle_time,
-                self.completed,
-                self.good,
-            )
-            oee["pacing_station"] = pacer
+            oee = {
+                **oee_factors(
+                    elapsed,
+                    stations[pacer]["time_s"]["execute"],
+                    self.stations[pacer].ideal_cycle_time,
+                    self.completed,
+                    self.good,
+                ),
+                "pacing_station": pacer,
+            }
         else:
             quality = self.good / self.completed if self.completed else 1.0
             oee = {"availability": 1.0, "performance": 0.0, "quality": quality, "oee": 0.0}
