@@ -12,7 +12,7 @@ import inspect
 import itertools
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import zmq
@@ -20,6 +20,19 @@ import zmq.asyncio
 
 from twin.protocol import messages as m
 from twin.protocol.codec import decode_reply, decode_telemetry, encode
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task | None]) -> None:
+    """Cancel background tasks and wait for each to end; whatever one raised on its way out
+    is of no interest to a gateway that is closing."""
+    running = [t for t in tasks if t is not None]
+    for task in running:
+        task.cancel()
+    for task in running:
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):
+            pass
 
 
 class LinkError(Exception):
@@ -186,13 +199,7 @@ class TwinLink:
             await asyncio.sleep(period)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         self._dealer.close(linger=0)
         self._sub.close(linger=0)
         self._ctx.term()

@@ -17,6 +17,7 @@ import zmq.asyncio
 from foxglove import Channel, Context, Schema
 from foxglove.messages import CompressedImage, RawImage
 
+from twin.gateways.link import cancel_and_wait
 from twin.protocol import messages as m
 from twin.protocol.codec import decode_telemetry
 from twin.record import images
@@ -103,12 +104,6 @@ class CameraChannels:
                 calibration.log(images.calibration_message(frame, ns), log_time=ns)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         self._sub.close(linger=0)
         self._ctx.term()

@@ -17,6 +17,7 @@ import zmq
 import zmq.asyncio
 from PIL import Image
 
+from twin.gateways.link import cancel_and_wait
 from twin.protocol import messages as m
 from twin.protocol.codec import decode_telemetry
 
@@ -94,11 +95,6 @@ class CameraFeed:
             self.on_frame(frame, url)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait([self._task])
         self._sub.close(linger=0)
         self._ctx.term()

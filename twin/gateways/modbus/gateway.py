@@ -19,7 +19,7 @@ from pymodbus.datastore import ModbusServerContext
 from pymodbus.server import ModbusTcpServer
 
 from twin.gateways.lease import Lease, LeaseRefused
-from twin.gateways.link import LinkError, TwinLink
+from twin.gateways.link import LinkError, TwinLink, cancel_and_wait
 from twin.gateways.modbus.register_map import (
     COIL,
     DISCRETE,
@@ -355,12 +355,7 @@ class ModbusGateway:
         await self.lease.release()
         if self.server is not None:
             await self.server.shutdown()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait([self._task])
         await self.link.close()
 
 
