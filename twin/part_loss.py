@@ -144,6 +144,8 @@ class LostPartDetector:
     def check(self) -> int:
         """Scrap every part found off the line; returns how many."""
         c, pool, bounds = self.world.client, self.pool, self.bounds
+        if not pool.active:
+            return 0  # no part on the line: none can be lost
         candidates: set[int] = set()
         for lo, hi in self._regions:
             for body, _link in c.getOverlappingObjects(lo, hi) or ():

@@ -195,6 +195,7 @@ class PackMLMachine:
 
     def __init__(self, initial: State = State.STOPPED) -> None:
         self._state = State(initial)
+        self.state_value: str = self._state.value  # the state's name, read at every scan
         self.on_transition: TransitionListener | None = None
 
     def __repr__(self) -> str:
@@ -254,5 +255,6 @@ class PackMLMachine:
         old = self._state
         # Update before notifying so a listener reading ``state`` sees the new value.
         self._state = new
+        self.state_value = new.value
         if self.on_transition is not None:
             self.on_transition(old, new, cause)
