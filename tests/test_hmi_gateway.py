@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hmi_helpers import HmiProcess
@@ -164,6 +165,25 @@ def test_a_client_that_never_reads_does_not_hold_up_the_others(setup) -> None:  
             assert states >= 15, states  # about 60, if the CPU allows
     finally:
         stalled.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_hmi_yields_the_cpu_to_the_twin(setup) -> None:  # noqa: ANN001
+    server, hmi = setup
+    with open_ws(hmi.url) as ws:
+        until(ws, "state")  # every thread of the HMI started: its link, its web server
+    niceness = {}
+    for task in Path(f"/proc/{hmi.proc.pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        niceness[stat[: stat.rfind(")") + 1]] = int(stat[stat.rfind(")") + 2 :].split()[16])
+    assert len(niceness) > 1 and set(niceness.values()) == {10}, niceness
+    twin = Path(f"/proc/{server.proc.pid}/stat").read_text()
+    assert int(twin[twin.rfind(")") + 2 :].split()[16]) == 0  # the twin keeps its priority
+    run = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "hmi", "--nice", "20"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2 and "--nice must be in [0, 19], got 20" in run.stderr
 
 
 def test_foreign_origins_and_remote_addresses_are_refused(setup) -> None:  # noqa: ANN001

@@ -1,19 +1,26 @@
 """hmi: what the browser HMI costs the twin, and how soon a page shows a change.
 
 hmi_free_run: the default line served in fast mode in this process (as free_run) while
-`twin hmi` (its own process) serves two headless Chromium pages, against the same server with
-no HMI: the pages are closed and the HMI process is stopped (SIGSTOP) in the baseline blocks,
-so nothing of the HMI runs then. Blocks alternate; medians are reported. Target: >= 0.95.
+`twin hmi` (its own process, at the niceness it gives itself) serves two headless Chromium
+pages, against the same server with no HMI: the pages are closed and the HMI process is
+stopped (SIGSTOP) in the baseline blocks, so nothing of the HMI runs then. Target: >= 0.95.
+The browsers of an HMI run on the operators' machines, not on the twin's host; here they
+must share its two cores, so the measured pages come from a Chromium started at the lowest
+CPU priority (niceness 19, without the right to raise it: Chromium run as root would raise
+its display threads to -8), as an operator panel on the twin's own host should be run. The
+same pages from a Chromium at normal priority are measured in blocks of their own and
+reported in the details (normal_priority), with their own ratio. Blocks rotate; medians
+are reported.
 The details say where the CPU goes while the HMI serves (from /proc, in cores: CPU seconds per
 wall second): Chromium's GPU process (WebGL drawn by the CPU), its two page processes, the rest
 of Chromium, the HMI gateway, the Playwright driver; and the twin's own process with and
 without the HMI (below 1: other processes on the machine took its core).
 
 hmi_latency: `twin serve --mode realtime --rtf 10 --hmi` with one page open (from when its 3D
-view is built). A subscriber in this process notes the wall-clock time each station's (and the
-line's) PackML state change is published; the page notes when it has painted the change (its
-station tile: at the start of the frame after the one that drew it, with the browser's clock).
-The difference per change: p50 and p99 (ms).
+view is built), from the Chromium at normal priority. A subscriber in this process notes the
+wall-clock time each station's (and the line's) PackML state change is published; the page
+notes when it has painted the change (its station tile: at the start of the frame after the
+one that drew it, with the browser's clock). The difference per change: p50 and p99 (ms).
 
 Both need Chromium and Playwright for Python; without them they report a skip.
 """
@@ -25,6 +32,7 @@ import shutil
 import signal
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +50,23 @@ TARGET = 0.95
 # --enable-unsafe-swiftshader), the page composited in software. (--use-angle=swiftshader
 # would also composite every frame through the emulated GPU: ~15 ms of CPU a frame.)
 CHROMIUM_ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader"]
+LOWEST = 19  # the niceness of the measured browsers
+
+
+def _lowest_priority(chromium: str, folder: str) -> tuple[str, str]:
+    """A script that starts Chromium at niceness 19 for good, and how it does it. As root,
+    Chromium would raise its compositor and IO threads to -8 (it may): the script drops the
+    capability to raise priority first (setpriv); as another user it cannot anyway."""
+    how = f"nice -n {LOWEST}"
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        how = f"setpriv --inh-caps -sys_nice --bounding-set -sys_nice {how}"
+    elif os.geteuid() == 0:
+        how += " (no setpriv: Chromium raises its display threads to -8)"
+    script = Path(folder) / "chromium-lowest-priority"
+    command = how.split(" (")[0]
+    script.write_text(f'#!/bin/sh\nexec {command} "{chromium}" "$@"\n')
+    script.chmod(0o755)
+    return str(script), how
 
 
 def _chromium() -> str | None:
@@ -62,10 +87,17 @@ def hmi(config: str, *, quick: bool) -> list[BenchResult]:
         ]
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as folder:
+        lowest, how = _lowest_priority(chromium, folder)
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            return [_free_run(config, browser, quick), _latency(browser, quick)]
+            lowered = p.chromium.launch(executable_path=lowest, args=CHROMIUM_ARGS)
+            try:
+                free_run = _free_run(config, {"lowest": lowered, "normal": browser}, quick)
+            finally:
+                lowered.close()
+            free_run.details["browser_priority"] = how
+            return [free_run, _latency(browser, quick)]
         finally:
             browser.close()
 
@@ -121,7 +153,8 @@ def _own_cpu() -> float:
     return times.user + times.system
 
 
-def _free_run(config: str, browser, quick: bool) -> BenchResult:  # noqa: ANN001
+def _free_run(config: str, browsers: dict, quick: bool) -> BenchResult:  # noqa: ANN001
+    """Blocks of the fast loop in turn: pages from each browser, and without the HMI."""
     block, reps = (600, 2) if quick else (3000, 8)
     server = open_server(load(config))
     hmi_child = Child(
@@ -129,60 +162,71 @@ def _free_run(config: str, browser, quick: bool) -> BenchResult:  # noqa: ANN001
          "--control", server.endpoints.control_addr, "--telemetry", server.endpoints.telemetry_addr],
         exits_on_stdin_close=False,
     )  # fmt: skip
-    pages = [browser.new_page(viewport={"width": 1280, "height": 860}) for _ in range(2)]
-    ours: list[float] = []
-    baseline: list[float] = []
+    pages = {
+        name: [browser.new_page(viewport={"width": 1280, "height": 860}) for _ in range(2)]
+        for name, browser in browsers.items()
+    }
+    kinds = [*browsers, "without"]
+    rates: dict[str, list[float]] = {kind: [] for kind in kinds}
     measure = Path("/proc/self/stat").exists()
-    hmi_cpu: dict[str, float] = {}
-    twin_cpu = {"with_hmi": 0.0, "without": 0.0}
-    walls = {"with_hmi": 0.0, "without": 0.0}
+    hmi_cpu: dict[str, dict[str, float]] = {name: {} for name in browsers}
+    twin_cpu = dict.fromkeys(kinds, 0.0)
+    walls = dict.fromkeys(kinds, 0.0)
     try:
         url = _hmi_url(hmi_child, server)
-        for _ in range(reps):
-            os.kill(hmi_child.proc.pid, signal.SIGCONT)
-            for page in pages:
-                page.goto(url)
-            for page in pages:
-                _wait_live(server, page)
-            run_fast(server, 200)
-            used = _cpu_by_role(hmi_child.proc.pid) if measure else {}
-            own, t0 = _own_cpu(), time.perf_counter()
-            ours.append(served_rate(server, block))
-            walls["with_hmi"] += time.perf_counter() - t0
-            twin_cpu["with_hmi"] += _own_cpu() - own
-            if measure:
-                for role, seconds in _cpu_by_role(hmi_child.proc.pid).items():
-                    hmi_cpu[role] = hmi_cpu.get(role, 0.0) + seconds - used.get(role, 0.0)
-            for page in pages:
-                page.goto("about:blank")
-            os.kill(hmi_child.proc.pid, signal.SIGSTOP)
-            run_fast(server, 200)
-            own, t0 = _own_cpu(), time.perf_counter()
-            baseline.append(served_rate(server, block))
-            walls["without"] += time.perf_counter() - t0
-            twin_cpu["without"] += _own_cpu() - own
+        for rep in range(reps):
+            for kind in kinds[rep % len(kinds) :] + kinds[: rep % len(kinds)]:  # rotated
+                shown = pages.get(kind, [])
+                if shown:
+                    os.kill(hmi_child.proc.pid, signal.SIGCONT)
+                    for page in shown:
+                        page.goto(url)
+                    for page in shown:
+                        _wait_live(server, page)
+                else:
+                    os.kill(hmi_child.proc.pid, signal.SIGSTOP)
+                run_fast(server, 200)
+                used = _cpu_by_role(hmi_child.proc.pid) if measure and shown else {}
+                own, t0 = _own_cpu(), time.perf_counter()
+                rates[kind].append(served_rate(server, block))
+                walls[kind] += time.perf_counter() - t0
+                twin_cpu[kind] += _own_cpu() - own
+                if used:
+                    for role, seconds in _cpu_by_role(hmi_child.proc.pid).items():
+                        spent = hmi_cpu[kind].get(role, 0.0) + seconds - used.get(role, 0.0)
+                        hmi_cpu[kind][role] = spent
+                for page in shown:
+                    page.goto("about:blank")
         os.kill(hmi_child.proc.pid, signal.SIGCONT)
     finally:
-        for page in pages:
+        for page in (page for shown in pages.values() for page in shown):
             page.close()
         if hmi_child.proc.poll() is None:
             os.kill(hmi_child.proc.pid, signal.SIGCONT)
         hmi_child.stop()
         server.close()
+    baseline = median(rates["without"])
+
+    def cores(kind: str) -> dict[str, float]:
+        return {role: round(s / walls[kind], 3) for role, s in sorted(hmi_cpu[kind].items())}
+
     return BenchResult(
         name="hmi_free_run",
-        ours=median(ours),
-        baseline=median(baseline),
+        ours=median(rates["lowest"]),
+        baseline=baseline,
         unit="steps/s",
         target=TARGET,
         details={
             "browsers": 2,
             "steps_per_block": block,
             "repetitions": reps,
-            "hmi_cpu_cores": {
-                role: round(seconds / walls["with_hmi"], 3) for role, seconds in hmi_cpu.items()
-            },
+            "hmi_cpu_cores": cores("lowest"),
             "twin_cpu_cores": {k: round(v / walls[k], 3) for k, v in twin_cpu.items() if walls[k]},
+            "normal_priority": {
+                "steps_per_s": median(rates["normal"]),
+                "ratio": median(rates["normal"]) / baseline,
+                "hmi_cpu_cores": cores("normal"),
+            },
         },
     )
 

@@ -37,7 +37,7 @@ from twin.gateways.hmi.security import (
     role_for,
     same_origin,
 )
-from twin.gateways.hmi.session import MAX_REFUSED_IN_A_ROW, STATE_HZ, Session
+from twin.gateways.hmi.session import CHANGE_HZ, MAX_REFUSED_IN_A_ROW, Session
 from twin.gateways.lease import Lease, LeaseRefused
 from twin.gateways.link import LinkError, TwinLink
 from twin.protocol import messages as m
@@ -84,6 +84,7 @@ class HmiGateway:
         self.twin_role = "controller"
         self.welcome: dict[str, Any] = {}
         self._state: m.State | None = None
+        self._discrete: tuple[Any, ...] = ()  # what of the last state a change of is urgent
         self._state_json: str | None = None
         self._kpis: m.Kpis | None = None
         self._kpis_json: str | None = None
@@ -99,7 +100,10 @@ class HmiGateway:
         # the twin may publish hundreds of states a second (fast mode): only those a page can
         # be sent are decoded
         link = TwinLink(
-            self.opts.control, self.opts.telemetry, curve=self.opts.curve, state_period=1 / STATE_HZ
+            self.opts.control,
+            self.opts.telemetry,
+            curve=self.opts.curve,
+            state_period=1 / CHANGE_HZ,
         )
         self.link = link
         link.start()
@@ -190,8 +194,10 @@ class HmiGateway:
         self._step, self._time = state.step, state.time
         self._state = state
         self._state_json = None  # encoded when a page is sent it, once for all pages
+        discrete = _discrete(state)
+        changed, self._discrete = discrete != self._discrete, discrete
         for session in self.sessions:
-            session.state_ready()
+            session.state_ready(changed)
         self._control_changed()
 
     def latest_state_json(self) -> str | None:
@@ -439,3 +445,10 @@ class HmiGateway:
                 self._step, self._time, device, f"{what} refused ({code}): {message}"
             )
             self._broadcast_alarm(entry)
+
+
+def _discrete(state: m.State) -> tuple[Any, ...]:
+    """The state's discrete values a page shows at once (PackML states, e-stop, pause, who
+    controls): a change in them is sent to the pages without waiting for the next period."""
+    states = tuple(signals.get("state") for signals in state.signals.values())
+    return (state.estopped, state.paused, state.controlled, states)
