@@ -277,8 +277,12 @@ class Conveyor(Device):
             return  # at rest: nothing to wrap, nothing to measure
         c = world.client
         states = c.getJointStates(self.body, self.joints)
-        # the surface speed is the fastest zone's (all zones' on a plain belt)
-        v = max((s[1] for s in states), key=abs)
+        # the surface speed is the fastest zone's (all zones' on a plain belt); the first
+        # of equally fast zones, as max() would pick it
+        v = states[0][1]
+        for s in states[1:]:
+            if abs(s[1]) > abs(v):
+                v = s[1]
         if not self.running and abs(v) < 1e-9:
             v = 0.0
         self.surface_speed = v
