@@ -4,6 +4,7 @@ what it does with bad input (garbage, floods, oversized frames, a client that ne
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -172,11 +173,15 @@ def test_the_hmi_yields_the_cpu_to_the_twin(setup) -> None:  # noqa: ANN001
     server, hmi = setup
     with open_ws(hmi.url) as ws:
         until(ws, "state")  # every thread of the HMI started: its link, its web server
-    niceness = {}
+    niceness, policies = {}, {}
     for task in Path(f"/proc/{hmi.proc.pid}/task").iterdir():
         stat = (task / "stat").read_text()
-        niceness[stat[: stat.rfind(")") + 1]] = int(stat[stat.rfind(")") + 2 :].split()[16])
+        thread = stat[: stat.rfind(")") + 1]
+        niceness[thread] = int(stat[stat.rfind(")") + 2 :].split()[16])
+        policies[thread] = os.sched_getscheduler(int(task.name))
+    # every thread below the twin's priority, none preempting it when it wakes up
     assert len(niceness) > 1 and set(niceness.values()) == {10}, niceness
+    assert set(policies.values()) == {os.SCHED_BATCH}, policies
     twin = Path(f"/proc/{server.proc.pid}/stat").read_text()
     assert int(twin[twin.rfind(")") + 2 :].split()[16]) == 0  # the twin keeps its priority
     run = subprocess.run(

@@ -1,16 +1,16 @@
 """hmi: what the browser HMI costs the twin, and how soon a page shows a change.
 
 hmi_free_run: the default line served in fast mode in this process (as free_run) while
-`twin hmi` (its own process, at the niceness it gives itself) serves two headless Chromium
+`twin hmi` (its own process, at the priority it gives itself) serves two headless Chromium
 pages, against the same server with no HMI: the pages are closed and the HMI process is
 stopped (SIGSTOP) in the baseline blocks, so nothing of the HMI runs then. Target: >= 0.95.
 The browsers of an HMI run on the operators' machines, not on the twin's host; here they
 must share its two cores, so the measured pages come from a Chromium started at the lowest
-CPU priority (niceness 19, without the right to raise it: Chromium run as root would raise
-its display threads to -8), as an operator panel on the twin's own host should be run. The
-same pages from a Chromium at normal priority are measured in blocks of their own and
-reported in the details (normal_priority), with their own ratio. Blocks rotate; medians
-are reported.
+CPU priority (niceness 19, a batch task, without the right to raise it: Chromium run as
+root would raise its display threads to -8), as an operator panel on the twin's own host
+should be run. The same pages from a Chromium at normal priority are measured in blocks of
+their own and reported in the details (normal_priority), with their own ratio. Blocks
+rotate; medians are reported.
 The details say where the CPU goes while the HMI serves (from /proc, in cores: CPU seconds per
 wall second): Chromium's GPU process (WebGL drawn by the CPU), its two page processes, the rest
 of Chromium, the HMI gateway, the Playwright driver; and the twin's own process with and
@@ -54,10 +54,13 @@ LOWEST = 19  # the niceness of the measured browsers
 
 
 def _lowest_priority(chromium: str, folder: str) -> tuple[str, str]:
-    """A script that starts Chromium at niceness 19 for good, and how it does it. As root,
+    """A script that starts Chromium at niceness 19 for good (a batch task, which never
+    preempts the twin when it wakes up), and how it does it. As root,
     Chromium would raise its compositor and IO threads to -8 (it may): the script drops the
     capability to raise priority first (setpriv); as another user it cannot anyway."""
     how = f"nice -n {LOWEST}"
+    if shutil.which("chrt"):
+        how += " chrt --batch 0"  # and never preempting the twin when it wakes up
     if os.geteuid() == 0 and shutil.which("setpriv"):
         how = f"setpriv --inh-caps -sys_nice --bounding-set -sys_nice {how}"
     elif os.geteuid() == 0:
