@@ -150,6 +150,9 @@ class HmiGateway:
             lifespan="off",
             ws="websockets-sansio",  # a send waits for a full socket buffer: see session.py
             ws_max_size=ops.MAX_MESSAGE_BYTES,
+            # a page gets about 25 kB/s (states of 2 kB, 10 a second; camera images are JPEG):
+            # deflating them would cost the HMI and the browser CPU for nothing
+            ws_per_message_deflate=False,
             limit_concurrency=2 * MAX_SESSIONS,  # beyond: HTTP 503, not unbounded work
             ws_ping_interval=5.0,
             ws_ping_timeout=10.0,
