@@ -21,6 +21,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from twin.client import Client
 from twin.gateways.hmi.security import role_for
+from twin.gateways.hmi.session import CHANGE_HZ, STATE_HZ, Newest
 
 
 @pytest.fixture(scope="module")
@@ -325,3 +326,16 @@ def test_pages_get_the_lines_camera_images_while_they_look(serve) -> None:  # no
                 assert image.size == (msg["width"], msg["height"])
                 assert image.size == (cameras[camera]["camera"]["intrinsics"]["width"],
                                       cameras[camera]["camera"]["intrinsics"]["height"])  # fmt: skip
+
+
+def test_a_page_gets_ten_states_a_second_and_a_packml_change_at_once() -> None:
+    states = Newest(lambda: "state", STATE_HZ, CHANGE_HZ)
+    assert states.wait(0.0) is None  # nothing new: nothing to send
+    states.pending = True
+    assert states.wait(0.0) == 0.0 and states.take(0.0) == "state"
+    states.pending = True  # an ordinary state waits for the period (10 a second) ...
+    assert states.wait(0.01) == pytest.approx(1 / STATE_HZ - 0.01)
+    states.urgent = True  # ... one with a changed PackML state only for 1/20 s
+    assert states.wait(0.01) == pytest.approx(1 / CHANGE_HZ - 0.01)
+    assert states.wait(0.06) == 0.0 and states.take(0.06) == "state"
+    assert not states.urgent and states.wait(0.06) is None
