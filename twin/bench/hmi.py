@@ -168,10 +168,10 @@ def _signal_tree(roots: set[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-def _cpu_by_role(gateway: int) -> dict[str, float]:
-    """CPU seconds used so far by each kind of process this benchmark started (Linux /proc)."""
+def _cpu_by_process(gateway: int) -> dict[int, tuple[str, float]]:
+    """pid -> (its kind, CPU seconds used so far) for each process this benchmark started."""
     processes = _processes()
-    used: dict[str, float] = {}
+    used = {}
     for pid in _descendants({os.getpid()}, processes) - {os.getpid()}:
         _, seconds, cmdline = processes[pid]
         role = (
@@ -181,7 +181,18 @@ def _cpu_by_role(gateway: int) -> dict[str, float]:
             else "chromium_other" if "chromium" in cmdline
             else "playwright_driver"
         )  # fmt: skip
-        used[role] = used.get(role, 0.0) + seconds
+        used[pid] = (role, seconds)
+    return used
+
+
+def _cpu_by_role(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds each kind of process used between two samples (of the processes in both)."""
+    used: dict[str, float] = {}
+    for pid, (role, seconds) in after.items():
+        if pid in before:
+            used[role] = used.get(role, 0.0) + seconds - before[pid][1]
     return used
 
 
@@ -233,15 +244,15 @@ def _free_run(config: str, browsers: dict, quick: bool) -> BenchResult:  # noqa:
                         _signal_tree(stopped, signal.SIGSTOP)
                     run_fast(server, 400)
                     gateway = hmi.proc.pid if hmi is not None else 0
-                    used = _cpu_by_role(gateway) if measure and running else {}
+                    used = _cpu_by_process(gateway) if measure and running else {}
                     own, t0 = _own_cpu(), time.perf_counter()
                     phase["with" if running else "without"].append(served_rate(server, block))
                     phase["wall"][running] += time.perf_counter() - t0
                     phase["twin"][running] += _own_cpu() - own
-                    for role, seconds in (_cpu_by_role(gateway) if used else {}).items():
-                        phase["cpu"][role] = (
-                            phase["cpu"].get(role, 0.0) + seconds - used.get(role, 0.0)
-                        )
+                    if used:
+                        spent = _cpu_by_role(used, _cpu_by_process(gateway))
+                        for role, seconds in spent.items():
+                            phase["cpu"][role] = phase["cpu"].get(role, 0.0) + seconds
             _signal_tree(stopped, signal.SIGCONT)
             stopped = set()
             for page in pages:
