@@ -98,15 +98,20 @@ def run_hmi(args: argparse.Namespace) -> int:
 
 def lower_priority(nice: int) -> None:
     """Run at niceness `nice` at least (never raised: a caller that started the HMI lower
-    keeps it so). On Linux niceness is per thread: the threads started at import (e.g. numpy's)
-    are lowered one by one, those started later inherit it."""
+    keeps it so), as a batch task (Linux: SCHED_BATCH, which never preempts the twin when it
+    wakes up, but waits for the running task's time slice to end). Both are per thread on
+    Linux: the threads started at import (e.g. numpy's) are lowered one by one, those started
+    later inherit it."""
     if nice <= 0 or not hasattr(os, "setpriority"):
         return
     tasks = Path("/proc/self/task")
     threads = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]
+    batch = getattr(os, "SCHED_BATCH", None)
     for thread in threads:
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
             current = os.getpriority(os.PRIO_PROCESS, thread)
+            if batch is not None and os.sched_getscheduler(thread) == os.SCHED_OTHER:
+                os.sched_setscheduler(thread, batch, os.sched_param(0))
             os.setpriority(os.PRIO_PROCESS, thread, max(current, nice))
 
 

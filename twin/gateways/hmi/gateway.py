@@ -85,6 +85,7 @@ class HmiGateway:
         self.welcome: dict[str, Any] = {}
         self._state: m.State | None = None
         self._discrete: tuple[Any, ...] = ()  # what of the last state a change of is urgent
+        self._packml: list[str] = []  # the line and its stations
         self._state_json: str | None = None
         self._kpis: m.Kpis | None = None
         self._kpis_json: str | None = None
@@ -110,6 +111,7 @@ class HmiGateway:
         hello = await link.request(m.Hello(client="hmi"))
         describe = await link.request(m.Describe())
         self.twin_role = hello.role
+        self._packml = [d["id"] for d in describe.devices if d.get("kind") in ("station", "line")]
         self.lease = Lease(link, watchdog=self.opts.watchdog, idle_timeout=self.opts.idle_timeout)
         self.welcome = {
             "type": "welcome",
@@ -148,6 +150,9 @@ class HmiGateway:
             lifespan="off",
             ws="websockets-sansio",  # a send waits for a full socket buffer: see session.py
             ws_max_size=ops.MAX_MESSAGE_BYTES,
+            # a page gets about 25 kB/s (states of 2 kB, 10 a second; camera images are JPEG):
+            # deflating them would cost the HMI and the browser CPU for nothing
+            ws_per_message_deflate=False,
             limit_concurrency=2 * MAX_SESSIONS,  # beyond: HTTP 503, not unbounded work
             ws_ping_interval=5.0,
             ws_ping_timeout=10.0,
@@ -194,7 +199,7 @@ class HmiGateway:
         self._step, self._time = state.step, state.time
         self._state = state
         self._state_json = None  # encoded when a page is sent it, once for all pages
-        discrete = _discrete(state)
+        discrete = _discrete(state, self._packml)
         changed, self._discrete = discrete != self._discrete, discrete
         for session in self.sessions:
             session.state_ready(changed)
@@ -447,8 +452,8 @@ class HmiGateway:
             self._broadcast_alarm(entry)
 
 
-def _discrete(state: m.State) -> tuple[Any, ...]:
-    """The state's discrete values a page shows at once (PackML states, e-stop, pause, who
-    controls): a change in them is sent to the pages without waiting for the next period."""
-    states = tuple(signals.get("state") for signals in state.signals.values())
+def _discrete(state: m.State, packml: list[str]) -> tuple[Any, ...]:
+    """What of a state a page shows at once (the PackML states of the line and its stations,
+    e-stop, pause, who controls): a change in it is sent without waiting for the next period."""
+    states = tuple(state.signals.get(device, {}).get("state") for device in packml)
     return (state.estopped, state.paused, state.controlled, states)

@@ -229,11 +229,12 @@ function onState(state) {
   requestPaint(changed ? 0 : nextDue(hmi.stateAt));
 }
 
-// What of a state is painted as soon as it changes (PackML and device states, e-stop, pause,
-// control); anything else waits for the frame in which the numbers or the 3D view are due.
+// What of a state is painted as soon as it changes (the PackML states of the line and its
+// stations, e-stop, pause, control); anything else waits for the frame in which the numbers or
+// the 3D view are due.
 function discrete(state) {
   let key = `${state.estopped} ${state.paused} ${state.controlled}`;
-  for (const id in state.signals) key += ` ${state.signals[id].state}`;
+  for (const tile of hmi.tiles) if (tile.station) key += ` ${state.signals[tile.id]?.state}`;
   return key;
 }
 
