@@ -74,6 +74,9 @@ class Sequencer:
         }
         self._stations = [d.id for d in line_cfg.devices if isinstance(d, StationConfig)]
         self._seat_keys = {st: f"{st}/seat" for st in self._stations}
+        # each transfer's keys, looked up at every scan rather than built
+        self._source_keys = {id(t): self._source_key(t) for t in cfg.transfers}
+        self._dest_keys = {id(t): self._dest_key(t) for t in cfg.transfers}
         self._transfers = {arm: [t for t in cfg.transfers if t.arm == arm] for arm in self._jobs}
         self._on_alarm = on_alarm
         self._waiting_at: dict[str, str | None] = {}  # arm -> station it waits above
@@ -112,7 +115,12 @@ class Sequencer:
         dt = self.period * self.dt
         self._now += dt
         for rule in self.cfg.belts:
-            blocked = rule.stop_eye is not None and s[rule.stop_eye]["blocked"]
+            if rule.stop_eye is None:  # a belt without a stop eye always runs
+                if self._belt_out.get(rule.conveyor) is not True:
+                    self._belt_out[rule.conveyor] = True
+                    self._send(rule.conveyor, "run")
+                continue
+            blocked = s[rule.stop_eye]["blocked"]
             timer = self._blocked_for[rule.conveyor] = (
                 self._blocked_for.get(rule.conveyor, 0.0) + dt if blocked else 0.0
             )
@@ -173,7 +181,7 @@ class Sequencer:
 
     # arms ----------------------------------------------------------------------------
     def _source_ready(self, t: Transfer, s: Signals) -> bool:
-        if not self._may_try(self._source_key(t)):
+        if not self._may_try(self._source_keys[id(t)]):
             return False
         if t.pick.eye is not None:
             return s[t.pick.eye]["blocked"]
@@ -183,7 +191,7 @@ class Sequencer:
         return bool(st["unload_ok"] and st["part_done"])
 
     def _dest_ready(self, t: Transfer, s: Signals) -> bool:
-        key = self._dest_key(t)
+        key = self._dest_keys[id(t)]
         if key in self._reserved or not self._may_try(key):
             return False
         if t.place.station is not None:

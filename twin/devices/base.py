@@ -113,13 +113,19 @@ def compile_reader(specs: Sequence[SignalSpec], where: str) -> Callable[[Any], d
     """A function returning {name: value} for the specs, as fast as a hand-written dict
     display (a generic loop costs about twice as much, and signals() runs at every scan)."""
     items = []
-    for spec in specs:
-        path = spec.attr or spec.name
+    shared: dict[str, str] = {}  # a path that several signals read: read once, into a local
+    paths = [spec.attr or spec.name for spec in specs]
+    for spec, path in zip(specs, paths):
         if not _ATTR_PATH.match(path):
             raise ValueError(f"{where}: signal '{spec.name}' reads '{path}', not an attribute path")
-        items.append(f"{spec.name!r}: d.{path}")
+        if paths.count(path) > 1:
+            shared.setdefault(path, f"v{len(shared)}")
+            items.append(f"{spec.name!r}: {shared[path]}")
+        else:
+            items.append(f"{spec.name!r}: d.{path}")
+    prelude = "".join(f"    {name} = d.{path}\n" for path, name in shared.items())
     namespace: dict[str, Any] = {}
-    exec(f"def read(d):\n    return {{{', '.join(items)}}}\n", namespace)  # noqa: S102
+    exec(f"def read(d):\n{prelude}    return {{{', '.join(items)}}}\n", namespace)  # noqa: S102
     return namespace["read"]
 
 
