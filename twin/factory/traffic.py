@@ -12,6 +12,10 @@ No deadlock:
 - a move reserves ALL of its route at once (its current place, every lane and node to the
   goal, the dock path and dock): a moving AMR never waits for another, so it always arrives;
   it frees what it has passed as it goes;
+- or it follows AMRs driving ahead of it: it holds its start and first lane, and the rest of
+  its route is queued for it (nobody else may take it) and taken as those ahead leave it,
+  never near where they stop; so it waits only for AMRs that are on their way (a waiting
+  chain always ends at one that holds all of its route), never in a circle;
 - a route is planned around resources others hold; an AMR with no free route waits holding
   only where it stands;
 - an AMR that stands in the way of a waiting one and may be moved (idle, parked, or waiting
@@ -44,7 +48,8 @@ MOVING_STATES = frozenset({"driving", "docking", "undocking"})
 _AT_NODE = 0.12  # m: an AMR this close to a node is at it
 _RETRY = 1.0  # s before a refused or failed command is sent again
 BLOCKED_ALARM = 3  # moves in a row ended blocked before an alarm says so
-_EVICT_PENALTY = 25.0  # m: a route through a movable AMR counts this much longer
+_EVICT_PENALTY = 25.0
+_FOLLOW_PENALTY = 3.0  # m: a route behind another AMR counts this much longer  # m: a route through a movable AMR counts this much longer
 
 
 def dock_place(dock: str) -> str:
@@ -119,15 +124,31 @@ class Reservations:
                     self.conflicts[s].append(r)
         self.holder: dict[Resource, str] = {}
         self.held: dict[str, set[Resource]] = {}
+        # resources an AMR following another waits for, in turn: nobody else takes them
+        self.queued: dict[Resource, str] = {}
 
     def blockers(self, amr: str, r: Resource) -> set[str]:
         """The other AMRs holding something that conflicts with `r`."""
         holder = self.holder
         return {h for c in self.conflicts[r] if (h := holder.get(c)) is not None and h != amr}
 
+    def queued_by_others(self, amr: str, r: Resource) -> bool:
+        queued = self.queued
+        return any(queued.get(c, amr) != amr for c in self.conflicts[r])
+
     def free_for(self, amr: str, r: Resource) -> bool:
-        holder = self.holder
-        return all(holder.get(c, amr) == amr for c in self.conflicts[r])
+        holder, queued = self.holder, self.queued
+        return all(
+            holder.get(c, amr) == amr and queued.get(c, amr) == amr for c in self.conflicts[r]
+        )
+
+    def queue(self, amr: str, resources: Iterable[Resource]) -> None:
+        for r in resources:
+            self.queued[r] = amr
+
+    def unqueue(self, amr: str) -> None:
+        for r in [r for r, a in self.queued.items() if a == amr]:
+            del self.queued[r]
 
     def acquire(self, amr: str, resources: Iterable[Resource]) -> bool:
         """All of `resources` for `amr`, or none (False) if any is not free for it."""
@@ -235,6 +256,9 @@ class _Amr:
     target: str | None = None  # where the current steps end (the goal, or a place to evade to)
     waiting_since: float | None = None
     blocked: int = 0  # moves in a row that ended blocked
+    pending: list[list[Resource]] = field(default_factory=list)  # following: still to take
+    held_to: int = 0  # following: the last route index it holds
+    sent_to: int = 0  # the route index the go_along under way ends at
     signals: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -309,10 +333,11 @@ class TrafficManager:
             a.signals = signals[a.id]
             if a.place is None and not a.moving:
                 self._locate(a)
+            if a.moving and a.pending and self._extend(a):
+                self._more_route(a)
             if a.moving:
                 self._follow(a)
-            if a.moving and a.goal is not None and a.goal != a.target:
-                self._redirect(a)
+            # (a goal changed on the way waits for the move's end: others may follow it)
         waiting = [
             a
             for a in self.amrs.values()
@@ -361,7 +386,13 @@ class TrafficManager:
 
     # moving ----------------------------------------------------------------------------
     def _plan(
-        self, a: _Amr, target: str, *, through_movable: bool, ignoring: str = ""
+        self,
+        a: _Amr,
+        target: str,
+        *,
+        through_movable: bool,
+        ignoring: str = "",
+        follow: bool = False,
     ) -> tuple[list[_Step], list[Resource], list[str]] | None:
         """The steps and resources from where `a` stands to `target`; with `through_movable`
         the route may pass AMRs that could be moved away (to find them)."""
@@ -376,7 +407,7 @@ class TrafficManager:
             res += [("d", dock), ("p", dock)]
             start = self.net.docks[dock].node
         goal_node = self.node_of(target)
-        route = self._route(a, start, goal_node, through_movable, ignoring)
+        route = self._route(a, start, goal_node, through_movable, ignoring, follow)
         if route is None:
             return None
         res += [_node(n) for n in route]
@@ -390,21 +421,38 @@ class TrafficManager:
         return steps, res, route
 
     def _usable(
-        self, a: _Amr, r: Resource, through_movable: bool, ignoring: str = ""
+        self,
+        a: _Amr,
+        r: Resource,
+        through_movable: bool,
+        ignoring: str = "",
+        follow: bool = False,
     ) -> tuple[bool, float]:
         blockers = self.table.blockers(a.id, r)
         blockers.discard(ignoring)
         if not blockers:
             return True, 0.0
+        if (
+            follow
+            and not self.table.queued_by_others(a.id, r)
+            and all(self._followable(self.amrs[b], r) for b in blockers)
+        ):
+            return True, _FOLLOW_PENALTY
         if through_movable and all(self._movable_for(a, self.amrs[b]) for b in blockers):
             return True, _EVICT_PENALTY
         return False, 0.0
 
     def _route(
-        self, a: _Amr, start: str, goal: str, through_movable: bool, ignoring: str = ""
+        self,
+        a: _Amr,
+        start: str,
+        goal: str,
+        through_movable: bool,
+        ignoring: str = "",
+        follow: bool = False,
     ) -> list[str] | None:
         """Shortest route over resources usable by `a` (Dijkstra on the network)."""
-        if not self._usable(a, _node(start), through_movable, ignoring)[0]:
+        if not self._usable(a, _node(start), through_movable, ignoring, follow)[0]:
             return None
         best = {start: 0.0}
         came: dict[str, str] = {}
@@ -419,8 +467,8 @@ class TrafficManager:
             if d > best[n]:
                 continue
             for m, leg in self.net.out[n].items():
-                ok_n, pen_n = self._usable(a, _node(m), through_movable, ignoring)
-                ok_l, pen_l = self._usable(a, _lane(n, m), through_movable, ignoring)
+                ok_n, pen_n = self._usable(a, _node(m), through_movable, ignoring, follow)
+                ok_l, pen_l = self._usable(a, _lane(n, m), through_movable, ignoring, follow)
                 if not (ok_n and ok_l):
                     continue
                 nd = d + leg.length + max(pen_n, pen_l)
@@ -432,11 +480,13 @@ class TrafficManager:
 
     def _start_move(self, a: _Amr, target: str) -> bool:
         planned = self._plan(a, target, through_movable=False)
-        if planned is None:
-            return False
-        steps, res, route = planned
-        if not self.table.acquire(a.id, res):
-            return False
+        if planned is not None and self.table.acquire(a.id, planned[1]):
+            a.pending = []
+        else:
+            planned = self._plan(a, target, through_movable=False, follow=True)
+            if planned is None or not self._start_following(a, planned[2], target):
+                return False
+        steps, _, route = planned
         a.steps, a.route, a.passed, a.target = steps, route, 0, target
         a.place = None if steps else target
         if not steps:
@@ -445,7 +495,57 @@ class TrafficManager:
             self._send_next(a)
         return True
 
+    def _groups(self, a: _Amr, route: list[str], target: str) -> list[list[Resource]]:
+        """A move's resources in the order it needs them: where it starts (and its undocking),
+        then each lane with the node it leads to, then the docking."""
+        here = a.place or ""
+        first: list[Resource] = [("d", here[1:]), ("p", here[1:])] if is_dock(here) else []
+        groups = [[*first, _node(route[0])]]
+        groups += [[_lane(x, y), _node(y)] for x, y in zip(route, route[1:], strict=False)]
+        if is_dock(target):
+            groups.append([("p", target[1:]), ("d", target[1:])])
+        return groups
+
+    def _start_following(self, a: _Amr, route: list[str], target: str) -> bool:
+        """Set off behind AMRs driving the same way: hold what is free from the start on
+        (at least the first lane), take the rest as they leave it."""
+        groups = self._groups(a, route, target)
+        if len(groups) < 2 or not all(self.table.free_for(a.id, r) for g in groups[:2] for r in g):
+            return False
+        later = [r for g in groups[2:] for r in g]
+        if any(self.table.queued_by_others(a.id, r) for r in later):
+            return False
+        self.table.acquire(a.id, [r for g in groups[:2] for r in g])
+        a.pending = groups[2:]
+        a.held_to = 1
+        self.table.queue(a.id, later)
+        self._extend(a)
+        return True
+
+    def _extend(self, a: _Amr) -> bool:
+        """Take the next resources of a followed route that have come free, in order."""
+        got = False
+        while a.pending and all(self.table.free_for(a.id, r) for r in a.pending[0]):
+            group = a.pending.pop(0)
+            self.table.acquire(a.id, group)
+            for r in group:
+                self.table.queued.pop(r, None)
+            a.held_to += 1
+            got = True
+        return got
+
+    def _followable(self, b: _Amr, r: Resource) -> bool:
+        """Will `b` leave `r` (and all near it) behind? Yes if it is on a move and `r` is
+        not near where that move ends; then one may follow it through `r`."""
+        if not b.moving or b.target is None:
+            return False
+        target = b.target
+        end: Resource = ("d", target[1:]) if is_dock(target) else _node(target)
+        return r not in self.table.conflicts[end]
+
     def _arrive(self, a: _Amr) -> None:
+        self.table.unqueue(a.id)
+        a.pending = []
         target = a.target or ""
         a.place, a.steps, a.route, a.target = target, [], [], None
         keep = [("d", target[1:])] if is_dock(target) else [_node(target)]
@@ -457,7 +557,12 @@ class TrafficManager:
             return
         if step.command == "go_along":
             rest = self._rest_of_route(a)
-            if len(rest) < 2 and (a.signals.get("node") or "") == rest[-1]:
+            if a.pending:  # following: only as far as it holds
+                held = set(a.route[: a.held_to + 1])
+                rest = [n for n in rest if n in held]
+                if not rest or (len(rest) < 2 and (a.signals.get("node") or "") == rest[-1]):
+                    return  # at the end of what it holds: wait for more
+            elif len(rest) < 2 and (a.signals.get("node") or "") == rest[-1]:
                 self._step_done(a)  # already at its end
                 return
             args: dict[str, Any] = {"nodes": rest}
@@ -472,6 +577,8 @@ class TrafficManager:
             self._error(f"{a.id}: {step.command} refused: {e.message}")
             return
         step.sent_at_moves = int(a.signals.get("moves_done", 0))
+        if step.command == "go_along":
+            a.sent_to = a.route.index(args["nodes"][-1])
 
     def _rest_of_route(self, a: _Amr) -> list[str]:
         """The route still to drive: from the node it stands on, or, stopped on a lane (the
@@ -502,8 +609,11 @@ class TrafficManager:
                 self._on_alarm(a.id, False, a.blocked, f"{a.id}: moving again")
             a.blocked = 0
             if step.command == "go_along":
-                a.passed = len(a.route) - 1
+                a.passed = a.sent_to
                 self._release_behind(a)
+                if a.sent_to < len(a.route) - 1 or a.pending:
+                    step.sent_at_moves = None  # as far as it held: the rest when it is free
+                    return
             self._step_done(a)
             return
         # blocked, halted, ...: the reservation still stands, send the rest of it again
@@ -525,6 +635,25 @@ class TrafficManager:
                     f"{a.target}: something not an AMR is in its path",
                 )
 
+    def _more_route(self, a: _Amr) -> None:
+        """A follower got more of its route while driving: extend the move it is on."""
+        step = a.steps[0]
+        if step.command != "go_along" or step.sent_at_moves is None:
+            return  # not driving yet (or stopped): the next send takes the new part along
+        if a.signals.get("state") not in MOVING_STATES:
+            return
+        rest = self._rest_of_route(a)
+        held = set(a.route[: a.held_to + 1])
+        rest = [n for n in rest if n in held]
+        if not rest or a.route.index(rest[-1]) <= a.sent_to:
+            return
+        try:
+            self.port.send(a.id, "go_along", {"nodes": rest})
+        except CommandError as e:
+            self._error(f"{a.id}: go_along (more of the route) refused: {e.message}")
+            return
+        a.sent_to = a.route.index(rest[-1])
+
     def _redirect(self, a: _Amr) -> None:
         """Its goal changed on the way: end the move at the next node (keeping what is
         reserved up to there, freeing the rest); from there it goes to the new goal."""
@@ -538,6 +667,7 @@ class TrafficManager:
         except CommandError:
             return  # it carries on to where it was going
         step.sent_at_moves = int(a.signals.get("moves_done", 0))
+        a.sent_to = end
         dropped = a.route[end + 1 :]
         res: list[Resource] = [_node(n) for n in dropped]
         res += [_lane(x, y) for x, y in zip(a.route[end:], dropped, strict=False)]
