@@ -8,16 +8,22 @@ dock's path (from its approach node to the dock). Two resources conflict when th
 come closer than `clearance`. An AMR may hold a resource only while no other AMR holds one
 that conflicts with it, so two bodies can never meet.
 
-No deadlock:
-- a move reserves ALL of its route at once (its current place, every lane and node to the
-  goal, the dock path and dock): a moving AMR never waits for another, so it always arrives;
-  it frees what it has passed as it goes;
-- or it follows AMRs driving ahead of it: it holds its start and first lane, and the rest of
-  its route is queued for it (nobody else may take it) and taken as those ahead leave it,
-  never near where they stop; so it waits only for AMRs that are on their way (a waiting
-  chain always ends at one that holds all of its route), never in a circle;
-- a route is planned around resources others hold; an AMR with no free route waits holding
-  only where it stands;
+Two kinds of move, and no deadlock:
+- a short move (at most `WHOLE_MAX` m) holds ALL of its route at once (its place, every
+  lane and node to the goal, the dock path and dock), even where others are only queued: it
+  never waits for another, so it always arrives, freeing what it passes as it goes; it may
+  not end where anyone is queued;
+- a longer move gets in line for its whole route at once, behind the moves booked before
+  it, and takes its route part by part as it comes free, at most `HORIZON` m ahead: it
+  follows AMRs driving ahead of it, and may pass through places others will use later. It
+  queues only behind AMRs on their way, never near where they stop. Every resource goes to
+  the moves in line for it in booking order, so a move in line waits only for older moves
+  or short ones, never in a circle;
+- a move in line whose next part is taken by an AMR standing still (one that stopped short
+  of its goal), or that waits `FOLLOW_PATIENCE` s, ends where what it holds ends, leaves
+  the line, and plans again from there;
+- a route is planned around resources others hold; an AMR with no route waits holding only
+  where it stands;
 - an AMR that stands in the way of a waiting one and may be moved (idle, parked, or waiting
   itself and younger in the queue) is sent to the nearest free node off the waiting AMR's
   route; the oldest waiting AMR always gets its way, so every wait ends.
@@ -48,8 +54,11 @@ MOVING_STATES = frozenset({"driving", "docking", "undocking"})
 _AT_NODE = 0.12  # m: an AMR this close to a node is at it
 _RETRY = 1.0  # s before a refused or failed command is sent again
 BLOCKED_ALARM = 3  # moves in a row ended blocked before an alarm says so
-_EVICT_PENALTY = 25.0
-_FOLLOW_PENALTY = 3.0  # m: a route behind another AMR counts this much longer  # m: a route through a movable AMR counts this much longer
+_EVICT_PENALTY = 25.0  # m: a route through a movable AMR counts this much longer
+_FOLLOW_PENALTY = 3.0  # m: a route behind another AMR counts this much longer
+FOLLOW_PATIENCE = 15.0  # s a follower waits for the next part of its route before it stops
+WHOLE_MAX = 6.0  # m: a move this short may hold all of its route at once, ahead of a queue
+HORIZON = 4.0  # m ahead of an AMR that a longer move holds; the rest it queues for
 
 
 def dock_place(dock: str) -> str:
@@ -124,31 +133,60 @@ class Reservations:
                     self.conflicts[s].append(r)
         self.holder: dict[Resource, str] = {}
         self.held: dict[str, set[Resource]] = {}
-        # resources an AMR following another waits for, in turn: nobody else takes them
-        self.queued: dict[Resource, str] = {}
+        # resources AMRs following others wait for, each in the order the moves were booked
+        self.queued: dict[Resource, list[str]] = {}
+        self.ticket: dict[str, int] = {}  # when each queued move was booked
+        self._booked = 0
 
     def blockers(self, amr: str, r: Resource) -> set[str]:
         """The other AMRs holding something that conflicts with `r`."""
         holder = self.holder
         return {h for c in self.conflicts[r] if (h := holder.get(c)) is not None and h != amr}
 
-    def queued_by_others(self, amr: str, r: Resource) -> bool:
+    def queuers(self, amr: str, r: Resource) -> set[str]:
+        """The other AMRs queued for something that conflicts with `r`."""
         queued = self.queued
-        return any(queued.get(c, amr) != amr for c in self.conflicts[r])
+        return {q for c in self.conflicts[r] for q in queued.get(c, ()) if q != amr}
 
     def free_for(self, amr: str, r: Resource) -> bool:
+        """Nobody else holds or waits in line for anything that conflicts with `r`."""
         holder, queued = self.holder, self.queued
         return all(
-            holder.get(c, amr) == amr and queued.get(c, amr) == amr for c in self.conflicts[r]
+            holder.get(c, amr) == amr and all(q == amr for q in queued.get(c, ()))
+            for c in self.conflicts[r]
+        )
+
+    def takeable(self, amr: str, r: Resource) -> bool:
+        """Nobody else holds anything that conflicts with `r` (some may wait in line)."""
+        holder = self.holder
+        return all(holder.get(c, amr) == amr for c in self.conflicts[r])
+
+    def grantable(self, amr: str, r: Resource) -> bool:
+        """Nobody else holds anything that conflicts with `r`, and nobody who booked before
+        `amr` still waits in line for such a thing."""
+        holder, mine = self.holder, self.ticket.get(amr, math.inf)
+        return all(holder.get(c, amr) == amr for c in self.conflicts[r]) and not any(
+            self.ticket[q] < mine for q in self.queuers(amr, r)
         )
 
     def queue(self, amr: str, resources: Iterable[Resource]) -> None:
+        """Put `amr` in line, behind everyone already there, for each of `resources`."""
+        self._booked += 1
+        self.ticket[amr] = self._booked
         for r in resources:
-            self.queued[r] = amr
+            self.queued.setdefault(r, []).append(amr)
+
+    def dequeue(self, amr: str, resources: Iterable[Resource]) -> None:
+        for r in resources:
+            line = self.queued.get(r)
+            if line and amr in line:
+                line.remove(amr)
+                if not line:
+                    del self.queued[r]
 
     def unqueue(self, amr: str) -> None:
-        for r in [r for r, a in self.queued.items() if a == amr]:
-            del self.queued[r]
+        self.dequeue(amr, [r for r, line in self.queued.items() if amr in line])
+        self.ticket.pop(amr, None)
 
     def acquire(self, amr: str, resources: Iterable[Resource]) -> bool:
         """All of `resources` for `amr`, or none (False) if any is not free for it."""
@@ -259,6 +297,10 @@ class _Amr:
     pending: list[list[Resource]] = field(default_factory=list)  # following: still to take
     held_to: int = 0  # following: the last route index it holds
     sent_to: int = 0  # the route index the go_along under way ends at
+    follow_wait_since: float | None = None  # following: since when the next part is taken
+    aim: str | None = None  # the goal when the move under way was planned
+    start: str | None = None  # following: where the move under way set off from
+    along: list[float] = field(default_factory=list)  # following: route distance to each node
     signals: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -333,11 +375,12 @@ class TrafficManager:
             a.signals = signals[a.id]
             if a.place is None and not a.moving:
                 self._locate(a)
-            if a.moving and a.pending and self._extend(a):
-                self._more_route(a)
+            if a.moving and a.pending:
+                self._keep_following(a)
             if a.moving:
                 self._follow(a)
-            # (a goal changed on the way waits for the move's end: others may follow it)
+            if a.moving and a.goal is not None and a.goal != a.aim:
+                self._redirect(a)
         waiting = [
             a
             for a in self.amrs.values()
@@ -430,14 +473,14 @@ class TrafficManager:
     ) -> tuple[bool, float]:
         blockers = self.table.blockers(a.id, r)
         blockers.discard(ignoring)
+        if follow:  # behind those driving through `r` (and in line for it) without stopping
+            ahead = blockers | self.table.queuers(a.id, r)
+            if not ahead:
+                return True, 0.0
+            if all(self._followable(self.amrs[b], r) for b in ahead):
+                return True, _FOLLOW_PENALTY
         if not blockers:
             return True, 0.0
-        if (
-            follow
-            and not self.table.queued_by_others(a.id, r)
-            and all(self._followable(self.amrs[b], r) for b in blockers)
-        ):
-            return True, _FOLLOW_PENALTY
         if through_movable and all(self._movable_for(a, self.amrs[b]) for b in blockers):
             return True, _EVICT_PENALTY
         return False, 0.0
@@ -480,19 +523,34 @@ class TrafficManager:
 
     def _start_move(self, a: _Amr, target: str) -> bool:
         planned = self._plan(a, target, through_movable=False)
-        if planned is not None and self.table.acquire(a.id, planned[1]):
+        if planned is not None and self._book_whole(a, planned[1], planned[2], target):
             a.pending = []
         else:
             planned = self._plan(a, target, through_movable=False, follow=True)
             if planned is None or not self._start_following(a, planned[2], target):
                 return False
         steps, _, route = planned
-        a.steps, a.route, a.passed, a.target = steps, route, 0, target
+        a.steps, a.route, a.passed, a.target, a.aim = steps, route, 0, target, a.goal
         a.place = None if steps else target
         if not steps:
             self._arrive(a)
         else:
             self._send_next(a)
+        return True
+
+    def _book_whole(self, a: _Amr, res: list[Resource], route: list[str], target: str) -> bool:
+        """Hold all of a short move's route at once, ahead of AMRs only queued for parts of
+        it: it never waits, so it always arrives and frees them; where it ends must be clear
+        of every queue (those queued there would wait for it for ever)."""
+        length = sum(self.net.out[x][y].length for x, y in zip(route, route[1:], strict=False))
+        if length > WHOLE_MAX:
+            return False
+        table = self.table
+        end: Resource = ("d", target[1:]) if is_dock(target) else _node(target)
+        if table.queuers(a.id, end) or not all(table.takeable(a.id, r) for r in res):
+            return False
+        for r in res:
+            table.force(a.id, r)
         return True
 
     def _groups(self, a: _Amr, route: list[str], target: str) -> list[list[Resource]]:
@@ -507,32 +565,88 @@ class TrafficManager:
         return groups
 
     def _start_following(self, a: _Amr, route: list[str], target: str) -> bool:
-        """Set off behind AMRs driving the same way: hold what is free from the start on
-        (at least the first lane), take the rest as they leave it."""
+        """Set off behind AMRs driving the same way: hold where it starts (and its way off
+        a dock), get in line for the rest and take it as those ahead leave it."""
         groups = self._groups(a, route, target)
-        if len(groups) < 2 or not all(self.table.free_for(a.id, r) for g in groups[:2] for r in g):
+        if len(groups) < 2 or not self.table.acquire(a.id, groups[0]):
             return False
-        later = [r for g in groups[2:] for r in g]
-        if any(self.table.queued_by_others(a.id, r) for r in later):
-            return False
-        self.table.acquire(a.id, [r for g in groups[:2] for r in g])
-        a.pending = groups[2:]
-        a.held_to = 1
-        self.table.queue(a.id, later)
+        a.pending = groups[1:]
+        a.held_to = 0
+        a.start = a.place
+        a.route, a.passed = route, 0
+        a.along = [0.0]
+        for x, y in zip(route, route[1:], strict=False):
+            a.along.append(a.along[-1] + self.net.out[x][y].length)
+        self.table.queue(a.id, [r for g in a.pending for r in g])
         self._extend(a)
         return True
+
+    def _keep_following(self, a: _Amr) -> None:
+        """Take what has come free of a followed route; stop following when the next part is
+        held by an AMR that is not on its way (it stopped there: it may be waiting for this
+        one), or after `FOLLOW_PATIENCE` s without progress."""
+        if self._extend(a):
+            a.follow_wait_since = None
+            self._more_route(a)
+        if not a.pending or not self._in_reach(a):
+            a.follow_wait_since = None
+            return
+        if a.follow_wait_since is None:
+            a.follow_wait_since = self.now
+        blockers = {b for r in a.pending[0] for b in self.table.blockers(a.id, r)}
+        standing = any(not self.amrs[b].moving for b in blockers)
+        if standing or self.now - a.follow_wait_since > FOLLOW_PATIENCE:
+            self._stop_following(a)
+
+    def _stop_following(self, a: _Amr) -> None:
+        """Give up the queued rest of a followed route: the move ends at the last node it
+        holds; from there it plans again like any waiting AMR."""
+        self.table.unqueue(a.id)
+        a.pending, a.follow_wait_since = [], None
+        if a.held_to >= len(a.route):
+            return  # it holds all of it, the dock too
+        first = a.steps[0] if a.steps else None
+        start = a.start or ""
+        set_off = first is None or first.sent_at_moves is not None
+        if is_dock(start) and first is not None and first.command != "undock":
+            set_off = True  # off the dock already
+        if a.held_to == 0 and not set_off:
+            # it has not set off: the move is called off, it stays where it stood
+            keep = [("d", start[1:])] if is_dock(start) else [_node(start)]
+            self.table.release_all_but(a.id, keep)
+            a.place, a.steps, a.route, a.target = start, [], [], None
+            return
+        a.route = a.route[: a.held_to + 1]
+        a.steps = [step for step in a.steps if step.command != "dock"]
+        for step in a.steps:
+            if step.command == "go_along":
+                step.nodes = a.route
+        a.target = a.route[-1]
+        if a.steps and len(a.route) < 2:
+            a.steps = [step for step in a.steps if step.command != "go_along"]
+        if not a.steps:
+            self._arrive(a)
 
     def _extend(self, a: _Amr) -> bool:
         """Take the next resources of a followed route that have come free, in order."""
         got = False
-        while a.pending and all(self.table.free_for(a.id, r) for r in a.pending[0]):
+        table = self.table
+        while (
+            a.pending and self._in_reach(a) and all(table.grantable(a.id, r) for r in a.pending[0])
+        ):
             group = a.pending.pop(0)
-            self.table.acquire(a.id, group)
             for r in group:
-                self.table.queued.pop(r, None)
+                table.force(a.id, r)
+            table.dequeue(a.id, group)
             a.held_to += 1
             got = True
         return got
+
+    def _in_reach(self, a: _Amr) -> bool:
+        """Is the next part of its route within `HORIZON` of where it is (or is it the part
+        right after where it stands)?"""
+        k = min(a.held_to + 1, len(a.along) - 1)  # the dock counts as at the route's end
+        return a.held_to <= a.passed or a.along[k] - a.along[a.passed] <= HORIZON
 
     def _followable(self, b: _Amr, r: Resource) -> bool:
         """Will `b` leave `r` (and all near it) behind? Yes if it is on a move and `r` is
@@ -656,7 +770,12 @@ class TrafficManager:
 
     def _redirect(self, a: _Amr) -> None:
         """Its goal changed on the way: end the move at the next node (keeping what is
-        reserved up to there, freeing the rest); from there it goes to the new goal."""
+        reserved up to there, freeing the rest); from there it goes to the new goal. A
+        follower ends it where what it holds ends."""
+        if a.pending:
+            a.aim = a.goal
+            self._stop_following(a)
+            return
         step = a.steps[0]
         end = a.passed + 1
         if step.command != "go_along" or step.sent_at_moves is None or end >= len(a.route) - 1:
@@ -673,7 +792,7 @@ class TrafficManager:
         res += [_lane(x, y) for x, y in zip(a.route[end:], dropped, strict=False)]
         res += [r for r in self.table.held.get(a.id, set()) if r[0] in "dp"]
         self.table.release(a.id, res)
-        a.route, a.steps, a.target = a.route[: end + 1], [step], node
+        a.route, a.steps, a.target, a.aim = a.route[: end + 1], [step], node, a.goal
         step.nodes = a.route
 
     def _step_done(self, a: _Amr) -> None:
