@@ -4,12 +4,14 @@ what it does with bad input (garbage, floods, oversized frames, a client that ne
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hmi_helpers import HmiProcess
@@ -19,6 +21,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from twin.client import Client
 from twin.gateways.hmi.security import role_for
+from twin.gateways.hmi.session import CHANGE_HZ, STATE_HZ, Newest
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +169,29 @@ def test_a_client_that_never_reads_does_not_hold_up_the_others(setup) -> None:  
         stalled.close()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_hmi_yields_the_cpu_to_the_twin(setup) -> None:  # noqa: ANN001
+    server, hmi = setup
+    with open_ws(hmi.url) as ws:
+        until(ws, "state")  # every thread of the HMI started: its link, its web server
+    niceness, policies = {}, {}
+    for task in Path(f"/proc/{hmi.proc.pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        thread = stat[: stat.rfind(")") + 1]
+        niceness[thread] = int(stat[stat.rfind(")") + 2 :].split()[16])
+        policies[thread] = os.sched_getscheduler(int(task.name))
+    # every thread below the twin's priority, none preempting it when it wakes up
+    assert len(niceness) > 1 and set(niceness.values()) == {10}, niceness
+    assert set(policies.values()) == {os.SCHED_BATCH}, policies
+    twin = Path(f"/proc/{server.proc.pid}/stat").read_text()
+    assert int(twin[twin.rfind(")") + 2 :].split()[16]) == 0  # the twin keeps its priority
+    run = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "hmi", "--nice", "20"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2 and "--nice must be in [0, 19], got 20" in run.stderr
+
+
 def test_foreign_origins_and_remote_addresses_are_refused(setup) -> None:  # noqa: ANN001
     _, hmi = setup
     with pytest.raises(InvalidStatus) as refused:
@@ -300,3 +326,16 @@ def test_pages_get_the_lines_camera_images_while_they_look(serve) -> None:  # no
                 assert image.size == (msg["width"], msg["height"])
                 assert image.size == (cameras[camera]["camera"]["intrinsics"]["width"],
                                       cameras[camera]["camera"]["intrinsics"]["height"])  # fmt: skip
+
+
+def test_a_page_gets_ten_states_a_second_and_a_packml_change_at_once() -> None:
+    states = Newest(lambda: "state", STATE_HZ, CHANGE_HZ)
+    assert states.wait(0.0) is None  # nothing new: nothing to send
+    states.pending = True
+    assert states.wait(0.0) == 0.0 and states.take(0.0) == "state"
+    states.pending = True  # an ordinary state waits for the period (10 a second) ...
+    assert states.wait(0.01) == pytest.approx(1 / STATE_HZ - 0.01)
+    states.urgent = True  # ... one with a changed PackML state only for 1/20 s
+    assert states.wait(0.01) == pytest.approx(1 / CHANGE_HZ - 0.01)
+    assert states.wait(0.06) == 0.0 and states.take(0.06) == "state"
+    assert not states.urgent and states.wait(0.06) is None

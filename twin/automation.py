@@ -40,6 +40,7 @@ class AutomatedLine:
         self._executing = False  # the line was in Execute at the last step
         self._estop_script = sorted((w.at, w.at + w.duration) for w in line.cfg.estops)
         self._scripted_estop_until: float | None = None
+        self._view = SignalView(line)  # one view, refreshed at every scan
 
     @property
     def has_builtin_controller(self) -> bool:
@@ -66,7 +67,7 @@ class AutomatedLine:
                         self._executing = True
                         controller.restart()  # outputs are written again from a clean image
                     if world.step_index % controller.period == 0:
-                        controller.tick(SignalView(line))
+                        controller.tick(self._view.refresh())
                 else:
                     self._executing = False
             line.finish_step()

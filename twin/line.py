@@ -40,7 +40,7 @@ LINE_SIGNALS = (  # the line's own signals (line_signals())
         type="str",
         choices=tuple(s.value for s in State),
         doc="PackML state",
-        attr="packml.state.value",
+        attr="packml.state_value",
     ),
     SignalSpec(name="estopped", type="bool", doc="e-stop active"),
 )
@@ -362,6 +362,11 @@ class SignalView(Mapping[str, dict[str, Any]]):
     def __init__(self, line: Line) -> None:
         self._line = line
         self._read: dict[str, dict[str, Any]] = {}
+
+    def refresh(self) -> SignalView:
+        """The view for the next scan: what it read so far is forgotten."""
+        self._read.clear()
+        return self
 
     def __getitem__(self, device_id: str) -> dict[str, Any]:
         values = self._read.get(device_id)

@@ -144,10 +144,13 @@ class LostPartDetector:
     def check(self) -> int:
         """Scrap every part found off the line; returns how many."""
         c, pool, bounds = self.world.client, self.pool, self.bounds
+        if not pool.active:
+            return 0  # no part on the line: none can be lost
         candidates: set[int] = set()
+        by_body = pool.by_body
         for lo, hi in self._regions:
             for body, _link in c.getOverlappingObjects(lo, hi) or ():
-                part_id = pool.part_at_body(body)
+                part_id = by_body.get(body)
                 if part_id is not None:
                     candidates.add(part_id)
         if not candidates:

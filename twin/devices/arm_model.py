@@ -83,6 +83,8 @@ class RobotModel:
         )
         self.base_yaw = cfg.yaw
         self._tool_offset: list[float] | None = None
+        # the last (yaw, quaternion, sign of yaw) tool_orientation gave
+        self._orientation: tuple[float, tuple[float, ...], float] | None = None
 
     def set_pose(self, q: list[float] | np.ndarray) -> None:
         c = self.client
@@ -109,7 +111,13 @@ class RobotModel:
 
     def tool_orientation(self, yaw: float) -> tuple[float, ...]:
         """Cup pointing down, turned by `yaw` about the world z axis."""
-        return self.client.getQuaternionFromEuler([math.pi, 0, yaw])
+        last = self._orientation
+        # most motions keep their yaw: one conversion per yaw (-0.0 is not 0.0 here)
+        if last is not None and last[0] == yaw and math.copysign(1.0, yaw) == last[2]:
+            return last[1]
+        quat = self.client.getQuaternionFromEuler([math.pi, 0, yaw])
+        self._orientation = (yaw, quat, math.copysign(1.0, yaw))
+        return quat
 
     def ik(self, point: np.ndarray, yaw: float, iterations: int = 8) -> np.ndarray:
         """Joint positions that put the tool at `point`, cup down, with `yaw`; seeded from
@@ -127,7 +135,8 @@ class RobotModel:
             maxNumIterations=iterations,
             residualThreshold=1e-4,
         )
-        return np.clip(np.array(q)[self._ik_index], self.lower, self.upper)
+        # np.clip's values, without its Python-level argument handling
+        return np.minimum(np.maximum(np.array(q)[self._ik_index], self.lower), self.upper)
 
     def jacobian(self) -> np.ndarray:
         """6 x n at the current joint state: the tool frame's linear and angular velocity

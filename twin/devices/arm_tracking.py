@@ -35,6 +35,7 @@ class Follower:
         self._t0 = self._t1 = 0.0
         self._q0: np.ndarray | None = None
         self._q1: np.ndarray | None = None
+        self._dq: np.ndarray | None = None  # _q1 - _q0, once per knot
 
     @property
     def searching(self) -> bool:
@@ -64,10 +65,11 @@ class Follower:
                 self._t1 = min(traj.duration, self._t0 + self.knot_steps * self.dt)
                 point, yaw = traj.pose(self._t1)
                 self._q1 = ik(point, yaw)
-            assert self._q0 is not None
+                self._dq = self._q1 - self._q0
+            assert self._q0 is not None and self._dq is not None
             span = self._t1 - self._t0
             frac = min(1.0, (self.t - self._t0) / span) if span > 0 else 1.0
-            return self._q0 + (self._q1 - self._q0) * frac, yaw
+            return self._q0 + self._dq * frac, yaw
         # settling: refine the end point from where the arm now is
         knot = round(self.settling / self.dt) % self.knot_steps == 0
         self.settling += self.dt

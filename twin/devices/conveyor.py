@@ -277,15 +277,34 @@ class Conveyor(Device):
             return  # at rest: nothing to wrap, nothing to measure
         c = world.client
         states = c.getJointStates(self.body, self.joints)
-        # the surface speed is the fastest zone's (all zones' on a plain belt)
-        v = max((s[1] for s in states), key=abs)
+        # the surface speed is the fastest zone's (all zones' on a plain belt); the first
+        # of equally fast zones, as max() would pick it
+        v = states[0][1]
+        for s in states[1:]:
+            if abs(s[1]) > abs(v):
+                v = s[1]
         if not self.running and abs(v) < 1e-9:
             v = 0.0
         self.surface_speed = v
         wrap = self._wrap
+        wrapped = None
         for j, (q, vj, *_) in zip(self.joints, states):
-            if abs(q) > wrap:
-                c.resetJointState(self.body, j, q - math.copysign(wrap, q), targetVelocity=vj)
+            if q > wrap or q < -wrap:
+                if wrapped is None:
+                    wrapped = []
+                wrapped.append((j, q - math.copysign(wrap, q), vj))
+        if wrapped is None:
+            return
+        if len(wrapped) == 1:
+            j, q, vj = wrapped[0]
+            c.resetJointState(self.body, j, q, targetVelocity=vj)
+        else:  # zones running together wrap together: one call
+            c.resetJointStatesMultiDof(
+                self.body,
+                [j for j, _, _ in wrapped],
+                [[q] for _, q, _ in wrapped],
+                [[vj] for _, _, vj in wrapped],
+            )
 
 
 def conveyor_of(ctx: BuildContext, device_id: str, conveyor_id: str) -> Conveyor:

@@ -47,8 +47,9 @@ class Sink(Device):
         hits = c.getOverlappingObjects(self.aabb_min, self.aabb_max)
         if not hits:
             return
+        by_body = pool.by_body
         for body, _link in hits:
-            part_id = pool.part_at_body(body)
+            part_id = by_body.get(body)
             if part_id is None or not self._inside(c.getBasePositionAndOrientation(body)[0]):
                 continue  # broadphase boxes can be a step stale: trust the part's real position
             self._complete(part_id)

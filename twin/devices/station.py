@@ -63,7 +63,7 @@ class Station(Device):
             name="state",
             type="str",
             choices=tuple(s.value for s in State),
-            attr="machine.state.value",
+            attr="machine.state_value",
             doc="PackML state",
         ),
         SignalSpec(name="part_present", type="bool"),

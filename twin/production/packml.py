@@ -194,36 +194,29 @@ class PackMLMachine:
     """
 
     def __init__(self, initial: State = State.STOPPED) -> None:
-        self._state = State(initial)
+        # plain attributes, kept by _set: the step loop reads them several times a step
+        self.state: State = State(initial)  # the current state (change it by command)
+        self.state_value: str = self.state.value  # its name
+        self.is_acting: bool = self.state in ACTING_STATES  # one that ends on its own (SC)
         self.on_transition: TransitionListener | None = None
 
     def __repr__(self) -> str:
-        return f"PackMLMachine(state={self._state.value})"
-
-    @property
-    def state(self) -> State:
-        """The current state."""
-        return self._state
-
-    @property
-    def is_acting(self) -> bool:
-        """True in an acting state (one that ends on its own via SC; Execute excluded)."""
-        return self._state in ACTING_STATES
+        return f"PackMLMachine(state={self.state.value})"
 
     def allowed_commands(self) -> tuple[Command, ...]:
         """Commands accepted in the current state, in ``Command`` enum order."""
-        return allowed_commands(self._state)
+        return allowed_commands(self.state)
 
     def can(self, cmd: Command | str) -> bool:
         """Whether ``cmd`` would be accepted now (unknown names still raise ValueError)."""
-        return (self._state, parse_command(cmd)) in TRANSITIONS
+        return (self.state, parse_command(cmd)) in TRANSITIONS
 
     def command(self, cmd: Command | str) -> State:
         """Apply ``cmd`` and return the new state; raise IllegalCommand (no change) if illegal."""
         command = parse_command(cmd)
-        target = TRANSITIONS.get((self._state, command))
+        target = TRANSITIONS.get((self.state, command))
         if target is None:
-            raise IllegalCommand(command, self._state, self.allowed_commands())
+            raise IllegalCommand(command, self.state, self.allowed_commands())
         self._set(target, command.value)
         return target
 
@@ -232,10 +225,10 @@ class PackMLMachine:
 
         Raises ValueError (no change) in a wait state that has no SC, e.g. Idle or Held.
         """
-        target = STATE_COMPLETE.get(self._state)
+        target = STATE_COMPLETE.get(self.state)
         if target is None:
             raise ValueError(
-                f"state {self._state.value} has no state-complete transition "
+                f"state {self.state.value} has no state-complete transition "
                 f"(it waits for a command; allowed: "
                 f"{', '.join(c.value for c in self.allowed_commands()) or 'none'})"
             )
@@ -248,11 +241,13 @@ class PackMLMachine:
         Bypasses the table on purpose; the listener still sees it with cause ``"force"``.
         """
         self._set(State(state), "force")
-        return self._state
+        return self.state
 
     def _set(self, new: State, cause: str) -> None:
-        old = self._state
+        old = self.state
         # Update before notifying so a listener reading ``state`` sees the new value.
-        self._state = new
+        self.state = new
+        self.state_value = new.value
+        self.is_acting = new in ACTING_STATES
         if self.on_transition is not None:
             self.on_transition(old, new, cause)

@@ -115,11 +115,14 @@ class Dispatcher:
             if kind not in _OPEN:
                 lock.check(client, lease, user)
                 checked = lock.lease
-            step, sim_time = self.host.line.step_index, self.host.line.sim_time
+            told = self.on_accepted is not None  # a recorder: it learns when the request came
+            if told:
+                line = self.host.line
+                step, sim_time = line.step_index, line.sim_time
             reply = self._handlers[kind](client, request, now, user)
             if isinstance(reply, m.HelloReply):
                 reply.role = role
-            if self.on_accepted is not None:
+            if told:
                 self._accepted(client, request, reply, step, sim_time)
         except (ProtocolError, Refused, CommandError, LeaseRefused) as e:
             if isinstance(e, ProtocolError):

@@ -22,9 +22,11 @@ class RayBank:
     """All beam sensors of the line, cast in one rayTestBatch call per step.
 
     Devices register their rays at build time and read their slice of the results, so the
-    per-step cost is one C call however many sensors there are. A ray can be switched off
-    while nobody needs it (a suction cup's beam matters only while it seeks a part): an
-    inactive ray is not cast and reads as no hit.
+    per-step cost is one C call however many sensors there are. Rays that coincide (a
+    photo-eye where a zoned belt has its last zone's eye) are cast once: each ray's result
+    depends on that ray alone. A ray can be switched off while nobody needs it (a suction
+    cup's beam matters only while it seeks a part): an inactive ray is not cast and reads as
+    no hit.
     """
 
     def __init__(self) -> None:
@@ -32,9 +34,14 @@ class RayBank:
         self._from: list[list[float]] = []
         self._to: list[list[float]] = []
         self._active: list[bool] = []
-        self._cast: list[int] | None = []  # indices of the active rays (None: recompute)
-        self._cast_from: list[list[float]] = []  # their ends, kept in step with _from/_to
+        self._planned = True  # the cast lists below match the rays (False: recompute)
+        # the distinct active rays, as cast; each ray's slot among them; which slots more
+        # than one ray shares
+        self._cast_from: list[list[float]] = []
         self._cast_to: list[list[float]] = []
+        self._slot: list[int] = []  # -1: inactive
+        self._shared: set[int] = set()
+        self._pairs: list[tuple[int, int]] = []  # (ray, slot) of the active rays
         self.hit_body: list[int] = []
         self.hit_fraction: list[float] = []
 
@@ -43,7 +50,7 @@ class RayBank:
         self._from.append([float(v) for v in start])
         self._to.append([float(v) for v in end])
         self._active.append(active)
-        self._cast = None
+        self._planned = False
         self.hit_body.append(-1)
         self.hit_fraction.append(1.0)
         return len(self._from) - 1
@@ -52,34 +59,54 @@ class RayBank:
         """Move a ray that follows a moving device (e.g. a suction cup)."""
         self._from[index] = start
         self._to[index] = end
-        if self._cast is not None and self._active[index]:
-            k = self._cast.index(index)
+        if not (self._planned and self._active[index]):
+            return
+        k = self._slot[index]
+        if k in self._shared:
+            self._planned = False  # it leaves the rays it coincided with
+        else:
             self._cast_from[k], self._cast_to[k] = start, end
 
     def set_active(self, index: int, active: bool) -> None:
         if self._active[index] != active:
             self._active[index] = active
-            self._cast = None
+            self._planned = False
             if not active:
                 self.hit_body[index], self.hit_fraction[index] = -1, 1.0
 
+    def _plan(self) -> None:
+        slots: dict[tuple[float, ...], int] = {}
+        self._cast_from, self._cast_to, self._slot = [], [], []
+        shared: set[int] = set()
+        for start, end, on in zip(self._from, self._to, self._active):
+            if not on:
+                self._slot.append(-1)
+                continue
+            key = (*start, *end)
+            k = slots.get(key)
+            if k is None:
+                k = slots[key] = len(self._cast_from)
+                self._cast_from.append(start)
+                self._cast_to.append(end)
+            else:
+                shared.add(k)
+            self._slot.append(k)
+        self._shared = shared
+        self._pairs = [(i, k) for i, k in enumerate(self._slot) if k >= 0]
+        self._planned = True
+
     def cast(self, client_id: int) -> None:
-        cast = self._cast
-        if cast is None:
-            cast = self._cast = [i for i, on in enumerate(self._active) if on]
-            self._cast_from = [self._from[i] for i in cast]
-            self._cast_to = [self._to[i] for i in cast]
-        if not cast:
-            return
-        if len(cast) == len(self._from):
-            results = pybullet.rayTestBatch(self._from, self._to, physicsClientId=client_id)
-            self.hit_body = [r[0] for r in results]
-            self.hit_fraction = [r[2] for r in results]
+        if not self._planned:
+            self._plan()
+        if not self._cast_from:
             return
         results = pybullet.rayTestBatch(self._cast_from, self._cast_to, physicsClientId=client_id)
+        # a plain loop: faster than comprehensions for a handful of rays
         hit_body, hit_fraction = self.hit_body, self.hit_fraction
-        for i, r in zip(cast, results):
-            hit_body[i], hit_fraction[i] = r[0], r[2]
+        for i, k in self._pairs:
+            r = results[k]
+            hit_body[i] = r[0]
+            hit_fraction[i] = r[2]
 
 
 class World:

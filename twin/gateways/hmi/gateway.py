@@ -37,7 +37,7 @@ from twin.gateways.hmi.security import (
     role_for,
     same_origin,
 )
-from twin.gateways.hmi.session import MAX_REFUSED_IN_A_ROW, STATE_HZ, Session
+from twin.gateways.hmi.session import CHANGE_HZ, MAX_REFUSED_IN_A_ROW, Session
 from twin.gateways.lease import Lease, LeaseRefused
 from twin.gateways.link import LinkError, TwinLink
 from twin.protocol import messages as m
@@ -84,6 +84,8 @@ class HmiGateway:
         self.twin_role = "controller"
         self.welcome: dict[str, Any] = {}
         self._state: m.State | None = None
+        self._discrete: tuple[Any, ...] = ()  # what of the last state a change of is urgent
+        self._packml: list[str] = []  # the line and its stations
         self._state_json: str | None = None
         self._kpis: m.Kpis | None = None
         self._kpis_json: str | None = None
@@ -99,13 +101,17 @@ class HmiGateway:
         # the twin may publish hundreds of states a second (fast mode): only those a page can
         # be sent are decoded
         link = TwinLink(
-            self.opts.control, self.opts.telemetry, curve=self.opts.curve, state_period=1 / STATE_HZ
+            self.opts.control,
+            self.opts.telemetry,
+            curve=self.opts.curve,
+            state_period=1 / CHANGE_HZ,
         )
         self.link = link
         link.start()
         hello = await link.request(m.Hello(client="hmi"))
         describe = await link.request(m.Describe())
         self.twin_role = hello.role
+        self._packml = [d["id"] for d in describe.devices if d.get("kind") in ("station", "line")]
         self.lease = Lease(link, watchdog=self.opts.watchdog, idle_timeout=self.opts.idle_timeout)
         self.welcome = {
             "type": "welcome",
@@ -144,6 +150,9 @@ class HmiGateway:
             lifespan="off",
             ws="websockets-sansio",  # a send waits for a full socket buffer: see session.py
             ws_max_size=ops.MAX_MESSAGE_BYTES,
+            # a page gets about 25 kB/s (states of 2 kB, 10 a second; camera images are JPEG):
+            # deflating them would cost the HMI and the browser CPU for nothing
+            ws_per_message_deflate=False,
             limit_concurrency=2 * MAX_SESSIONS,  # beyond: HTTP 503, not unbounded work
             ws_ping_interval=5.0,
             ws_ping_timeout=10.0,
@@ -190,8 +199,10 @@ class HmiGateway:
         self._step, self._time = state.step, state.time
         self._state = state
         self._state_json = None  # encoded when a page is sent it, once for all pages
+        discrete = _discrete(state, self._packml)
+        changed, self._discrete = discrete != self._discrete, discrete
         for session in self.sessions:
-            session.state_ready()
+            session.state_ready(changed)
         self._control_changed()
 
     def latest_state_json(self) -> str | None:
@@ -439,3 +450,10 @@ class HmiGateway:
                 self._step, self._time, device, f"{what} refused ({code}): {message}"
             )
             self._broadcast_alarm(entry)
+
+
+def _discrete(state: m.State, packml: list[str]) -> tuple[Any, ...]:
+    """What of a state a page shows at once (the PackML states of the line and its stations,
+    e-stop, pause, who controls): a change in it is sent without waiting for the next period."""
+    states = tuple(state.signals.get(device, {}).get("state") for device in packml)
+    return (state.estopped, state.paused, state.controlled, states)

@@ -1,7 +1,8 @@
 """One browser connected to the HMI: its role, its outgoing queue, its request budget.
 
 Telemetry must never wait for a browser. Each session sends only the newest `state`, at most
-STATE_HZ times a second, and the newest `kpis`, at most KPI_HZ times a second (a slow page
+STATE_HZ times a second (CHANGE_HZ when a device's discrete state changed: a PackML state, an
+e-stop), and the newest `kpis`, at most KPI_HZ times a second (a slow page
 skips frames instead of falling behind; a twin in fast mode publishes hundreds of states and
 tens of KPIs a second, more than a page can show), and a bounded queue of other messages
 (oldest dropped when full); its own task sends them, and a send that does not complete within
@@ -23,9 +24,13 @@ MAX_QUEUED = 256  # non-state messages waiting for a slow page
 RATE_PER_S = 10.0  # requests a page may send per second on average ...
 BURST = 20  # ... and at once
 MAX_REFUSED_IN_A_ROW = 200  # a page that keeps sending what is refused is disconnected
-# states sent to a page per second at most (the newest each time): the page paints at most 20
-# frames a second (static/hmi.js), more states would only be parsed and dropped
-STATE_HZ = 20.0
+# states sent to a page per second at most (the newest each time): the twin's own telemetry
+# rate in real time (10 Hz), which the page's numbers (5 a second) and 3D view follow; more
+# would only be parsed and dropped
+STATE_HZ = 10.0
+# ... but a state in which a device's discrete state changed (a PackML state, an e-stop) goes
+# out as soon as one is due at this rate, so that an operator sees the change within a frame
+CHANGE_HZ = 20.0
 KPI_HZ = 2.0  # the page draws its KPI cards twice a second
 
 _ids = itertools.count(1)
@@ -50,18 +55,24 @@ class TokenBucket:
 class Newest:
     """A stream of which a page needs only the newest message, at most `hz` a second."""
 
-    def __init__(self, latest: Callable[[], str | None], hz: float) -> None:
+    def __init__(
+        self, latest: Callable[[], str | None], hz: float, urgent_hz: float | None = None
+    ) -> None:
         self.latest = latest  # the newest message as JSON (encoded once, shared by the pages)
         self.period = 1.0 / hz
+        self.urgent_period = 1.0 / (urgent_hz or hz)
         self.pending = False
+        self.urgent = False  # a pending message that should not wait a full period
         self.sent_at = -1e9
 
     def wait(self, now: float) -> float | None:
         """Seconds until the newest message may be sent; None if there is none to send."""
-        return max(0.0, self.sent_at + self.period - now) if self.pending else None
+        if not self.pending:
+            return None
+        return max(0.0, self.sent_at + (self.urgent_period if self.urgent else self.period) - now)
 
     def take(self, now: float) -> str | None:
-        self.pending = False
+        self.pending = self.urgent = False
         self.sent_at = now
         return self.latest()
 
@@ -85,7 +96,7 @@ class Session:
         self.budget = TokenBucket(RATE_PER_S, BURST)
         self.refused_in_a_row = 0
         self._queue: deque[str] = deque(maxlen=MAX_QUEUED)
-        self._state = Newest(latest_state, STATE_HZ)
+        self._state = Newest(latest_state, STATE_HZ, CHANGE_HZ)
         self._kpis = Newest(latest_kpis, KPI_HZ)
         self._latest_camera = latest_camera  # a camera's newest image message
         self._cameras_pending: set[str] = set()
@@ -102,9 +113,11 @@ class Session:
         self._queue.append(text)
         self._wake.set()
 
-    def state_ready(self) -> None:
-        """A new state: the page gets the newest one when its turn comes (older are skipped)."""
+    def state_ready(self, changed: bool = False) -> None:
+        """A new state: the page gets the newest one when its turn comes (older are skipped);
+        sooner if `changed` (a device's discrete state differs from the last state's)."""
         self._state.pending = True
+        self._state.urgent |= changed
         self._wake.set()
 
     def kpis_ready(self) -> None:

@@ -224,7 +224,30 @@ function onState(state) {
   hmi.received = performance.timeOrigin + hmi.stateAt;
   hmi.newState = true;
   hmi.scene?.update(state);
-  requestPaint();
+  const key = discrete(state), changed = key !== hmi.discrete;
+  hmi.discrete = key;
+  requestPaint(changed ? 0 : nextDue(hmi.stateAt));
+}
+
+// What of a state is painted as soon as it changes (the PackML states of the line and its
+// stations, e-stop, pause, control); anything else waits for the frame in which the numbers or
+// the 3D view are due.
+function discrete(state) {
+  let key = `${state.estopped} ${state.paused} ${state.controlled}`;
+  for (const tile of hmi.tiles) if (tile.station) key += ` ${state.signals[tile.id]?.state}`;
+  return key;
+}
+
+// In how many ms a frame would paint something of a new state or KPIs that changes nothing
+// discrete: while the 3D view draws, its next frame (numbers and cards go with it), otherwise
+// when the numbers, the cards or the view are next due.
+function nextDue(now) {
+  const scene = hmi.scene ? hmi.scene.wait(now) : null;
+  if (scene !== null && now - hmi.scene.drawnAt() < 1.5 * TEXT_EVERY_MS) return scene;
+  let due = paint.textAt + TEXT_EVERY_MS - now;
+  if (hmi.newKpis) due = Math.min(due, paint.kpiAt + KPI_EVERY_MS - now);
+  if (scene !== null) due = Math.min(due, scene);
+  return Math.max(0, due);
 }
 
 function paintState(state, full) {
@@ -328,7 +351,7 @@ function onKpis(k) {
   }
   hmi.kpis = k;
   hmi.newKpis = true;
-  requestPaint();
+  requestPaint(nextDue(performance.now()));
 }
 
 function drawKpis(k) {

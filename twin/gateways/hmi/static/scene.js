@@ -193,7 +193,9 @@ export function createScene(container, welcome, requestFrame) {
     }
   }
 
-  return { update, draw, drawnAt: () => drawnAt, renderer, camera };
+  // in how many ms the view may draw its next frame
+  const wait = (now) => Math.max(0, drawnAt + minFrameMs - now);
+  return { update, draw, wait, drawnAt: () => drawnAt, renderer, camera };
 }
 
 // What of a state the view shows, to the mm and mrad: equal for two states, no new frame.
