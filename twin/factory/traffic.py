@@ -459,6 +459,10 @@ class TrafficManager:
             steps.append(_Step("go_along", nodes=route))
         if is_dock(target):
             dock = target[1:]
+            if follow and not all(
+                self._usable(a, r, False, ignoring, follow)[0] for r in [("p", dock), ("d", dock)]
+            ):
+                return None  # the dock is taken by one that stays
             steps.append(_Step("dock", dock=dock))
             res += [("p", dock), ("d", dock)]
         return steps, res, route
@@ -681,6 +685,8 @@ class TrafficManager:
                 return
             args: dict[str, Any] = {"nodes": rest}
         elif step.command == "dock":
+            if a.pending:
+                return  # in line for the dock: docked once it has it
             args = {"dock": step.dock}
         else:
             args = {}
