@@ -287,24 +287,10 @@ class Conveyor(Device):
             v = 0.0
         self.surface_speed = v
         wrap = self._wrap
-        wrapped = None
         for j, (q, vj, *_) in zip(self.joints, states):
-            if q > wrap or q < -wrap:
-                if wrapped is None:
-                    wrapped = []
-                wrapped.append((j, q - math.copysign(wrap, q), vj))
-        if wrapped is None:
-            return
-        if len(wrapped) == 1:
-            j, q, vj = wrapped[0]
-            c.resetJointState(self.body, j, q, targetVelocity=vj)
-        else:  # zones running together wrap together: one call
-            c.resetJointStatesMultiDof(
-                self.body,
-                [j for j, _, _ in wrapped],
-                [[q] for _, q, _ in wrapped],
-                [[vj] for _, _, vj in wrapped],
-            )
+            if abs(q) > wrap:
+                # one call per joint: a multi-joint reset is not bit-identical to these
+                c.resetJointState(self.body, j, q - math.copysign(wrap, q), targetVelocity=vj)
 
 
 def conveyor_of(ctx: BuildContext, device_id: str, conveyor_id: str) -> Conveyor:
