@@ -49,6 +49,10 @@ class FakeAmr:
         }
 
     def command(self, name: str, args: dict[str, Any]) -> None:
+        ahead = self._nodes_ahead[0] if self._nodes_ahead else None
+        if self.state == "driving" and name == "go_along" and args["nodes"][0] == ahead:
+            self._extend(args["nodes"])  # as the AMR device: the lane being driven, then on
+            return
         if self.state in ("driving", "docking", "undocking"):
             raise CommandError("busy", f"{self.id} is moving")
         if name == "go_along":
@@ -82,6 +86,14 @@ class FakeAmr:
             self.dock, self.state = "", "undocking"
         else:
             raise CommandError("unknown_command", name)
+
+    def _extend(self, nodes: list[str]) -> None:
+        for a, b in zip(nodes, nodes[1:], strict=False):
+            if b not in self.net.out[a]:
+                raise CommandError("bad_value", f"no lane {a}->{b}")
+        self.path = self.path[:1] + [self.net.nodes[n] for n in nodes[1:]]
+        self._nodes_ahead = list(nodes)
+        self._end = (nodes[-1], "")
 
     def step(self, dt: float, speed: float = 1.0) -> None:
         if not self.path:

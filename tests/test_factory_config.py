@@ -102,8 +102,8 @@ def test_factory_small_expands_into_prefixed_cells():
     # the fleet: amr1, amr2 on the first park spots, with the fleet's AMR settings
     amrs = [d for d in cfg.devices if isinstance(d, AmrConfig)]
     assert [(a.id, a.start, a.max_speed) for a in amrs] == [
-        ("amr1", "park1", 1.2),
-        ("amr2", "park2", 1.2),
+        ("amr1", "park1", 1.5),
+        ("amr2", "park2", 1.5),
     ]
 
 

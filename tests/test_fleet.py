@@ -140,6 +140,34 @@ def test_docking_amrs_take_turns_at_one_dock() -> None:
     assert sorted(docked) == ["amr1", "amr2"]
 
 
+def test_an_amr_follows_one_driving_ahead_instead_of_waiting_for_it_to_arrive() -> None:
+    """Two AMRs one behind the other on a long one-way corridor: the second sets off right
+    behind the first (it queues for the lanes the first still holds), never closer than the
+    reservations allow, and both arrive."""
+    nodes = {f"n{i}": (2.0 * i, 0.0) for i in range(7)}
+    net = RouteNetwork(dict(nodes), {n: {} for n in nodes})
+    for i in range(6):
+        net._add(f"n{i}", f"n{i + 1}", None)  # one way, eastbound
+    starts = {"amr1": "n1", "amr2": "n0"}
+    fleet = FakeFleet(net, starts)
+    traffic = TrafficManager(net, amrs(starts), fleet)
+    traffic.send("amr1", "n6")
+    traffic.send("amr2", "n5")
+    t, set_off = 0.0, None
+    while t < 40.0 and not (traffic.arrived("amr1") and traffic.arrived("amr2")):
+        traffic.tick(t, fleet.signals())
+        assert traffic.table.violations() == []
+        fleet.step(DT)
+        t += DT
+        if set_off is None and fleet.amrs["amr2"].pos[0] > 0.1:
+            set_off = t
+        gap = fleet.amrs["amr1"].pos[0] - fleet.amrs["amr2"].pos[0]
+        assert gap > amrs(starts)[0].size[0], (t, gap)
+    assert traffic.arrived("amr1") and traffic.arrived("amr2"), traffic.errors
+    # whole-route reservations would hold it at n0 until the first had passed n5 (~9 s)
+    assert set_off is not None and set_off < 4.0, set_off
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_traffic_on_a_grid_never_collides_or_deadlocks(seed: int) -> None:
     """Four AMRs on a 4 x 3 grid, each sent to 12 random nodes in turn."""

@@ -224,9 +224,12 @@ class FleetManager:
         if not options:
             return None
         here = self.net.docks[near_dock].node
+        # a cell with a free station first: at one whose part is only on its way out, the
+        # AMR would wait docked, loaded, until that part has left
         return min(
             options,
             key=lambda c: (
+                c.role == "process" and self.occupancy[c.id] >= c.capacity,
                 self.net.distance(here, self.net.docks[c.in_dock or ""].node),
                 self.occupancy[c.id],
                 c.id,

@@ -8,12 +8,22 @@ dock's path (from its approach node to the dock). Two resources conflict when th
 come closer than `clearance`. An AMR may hold a resource only while no other AMR holds one
 that conflicts with it, so two bodies can never meet.
 
-No deadlock:
-- a move reserves ALL of its route at once (its current place, every lane and node to the
-  goal, the dock path and dock): a moving AMR never waits for another, so it always arrives;
-  it frees what it has passed as it goes;
-- a route is planned around resources others hold; an AMR with no free route waits holding
-  only where it stands;
+Two kinds of move, and no deadlock:
+- a short move (at most `WHOLE_MAX` m) holds ALL of its route at once (its place, every
+  lane and node to the goal, the dock path and dock), even where others are only queued: it
+  never waits for another, so it always arrives, freeing what it passes as it goes; it may
+  not end where anyone is queued;
+- a longer move gets in line for its whole route at once, behind the moves booked before
+  it, and takes its route part by part as it comes free, at most `HORIZON` m ahead: it
+  follows AMRs driving ahead of it, and may pass through places others will use later. It
+  queues only behind AMRs on their way, never near where they stop. Every resource goes to
+  the moves in line for it in booking order, so a move in line waits only for older moves
+  or short ones, never in a circle;
+- a move in line whose next part is taken by an AMR standing still (one that stopped short
+  of its goal), or that waits `FOLLOW_PATIENCE` s, ends where what it holds ends, leaves
+  the line, and plans again from there;
+- a route is planned around resources others hold; an AMR with no route waits holding only
+  where it stands;
 - an AMR that stands in the way of a waiting one and may be moved (idle, parked, or waiting
   itself and younger in the queue) is sent to the nearest free node off the waiting AMR's
   route; the oldest waiting AMR always gets its way, so every wait ends.
@@ -45,6 +55,10 @@ _AT_NODE = 0.12  # m: an AMR this close to a node is at it
 _RETRY = 1.0  # s before a refused or failed command is sent again
 BLOCKED_ALARM = 3  # moves in a row ended blocked before an alarm says so
 _EVICT_PENALTY = 25.0  # m: a route through a movable AMR counts this much longer
+_FOLLOW_PENALTY = 3.0  # m: a route behind another AMR counts this much longer
+FOLLOW_PATIENCE = 15.0  # s a follower waits for the next part of its route before it stops
+WHOLE_MAX = 6.0  # m: a move this short may hold all of its route at once, ahead of a queue
+HORIZON = 4.0  # m ahead of an AMR that a longer move holds; the rest it queues for
 
 
 def dock_place(dock: str) -> str:
@@ -119,15 +133,60 @@ class Reservations:
                     self.conflicts[s].append(r)
         self.holder: dict[Resource, str] = {}
         self.held: dict[str, set[Resource]] = {}
+        # resources AMRs following others wait for, each in the order the moves were booked
+        self.queued: dict[Resource, list[str]] = {}
+        self.ticket: dict[str, int] = {}  # when each queued move was booked
+        self._booked = 0
 
     def blockers(self, amr: str, r: Resource) -> set[str]:
         """The other AMRs holding something that conflicts with `r`."""
         holder = self.holder
         return {h for c in self.conflicts[r] if (h := holder.get(c)) is not None and h != amr}
 
+    def queuers(self, amr: str, r: Resource) -> set[str]:
+        """The other AMRs queued for something that conflicts with `r`."""
+        queued = self.queued
+        return {q for c in self.conflicts[r] for q in queued.get(c, ()) if q != amr}
+
     def free_for(self, amr: str, r: Resource) -> bool:
+        """Nobody else holds or waits in line for anything that conflicts with `r`."""
+        holder, queued = self.holder, self.queued
+        return all(
+            holder.get(c, amr) == amr and all(q == amr for q in queued.get(c, ()))
+            for c in self.conflicts[r]
+        )
+
+    def takeable(self, amr: str, r: Resource) -> bool:
+        """Nobody else holds anything that conflicts with `r` (some may wait in line)."""
         holder = self.holder
         return all(holder.get(c, amr) == amr for c in self.conflicts[r])
+
+    def grantable(self, amr: str, r: Resource) -> bool:
+        """Nobody else holds anything that conflicts with `r`, and nobody who booked before
+        `amr` still waits in line for such a thing."""
+        holder, mine = self.holder, self.ticket.get(amr, math.inf)
+        return all(holder.get(c, amr) == amr for c in self.conflicts[r]) and not any(
+            self.ticket[q] < mine for q in self.queuers(amr, r)
+        )
+
+    def queue(self, amr: str, resources: Iterable[Resource]) -> None:
+        """Put `amr` in line, behind everyone already there, for each of `resources`."""
+        self._booked += 1
+        self.ticket[amr] = self._booked
+        for r in resources:
+            self.queued.setdefault(r, []).append(amr)
+
+    def dequeue(self, amr: str, resources: Iterable[Resource]) -> None:
+        for r in resources:
+            line = self.queued.get(r)
+            if line and amr in line:
+                line.remove(amr)
+                if not line:
+                    del self.queued[r]
+
+    def unqueue(self, amr: str) -> None:
+        self.dequeue(amr, [r for r, line in self.queued.items() if amr in line])
+        self.ticket.pop(amr, None)
 
     def acquire(self, amr: str, resources: Iterable[Resource]) -> bool:
         """All of `resources` for `amr`, or none (False) if any is not free for it."""
@@ -235,6 +294,13 @@ class _Amr:
     target: str | None = None  # where the current steps end (the goal, or a place to evade to)
     waiting_since: float | None = None
     blocked: int = 0  # moves in a row that ended blocked
+    pending: list[list[Resource]] = field(default_factory=list)  # following: still to take
+    held_to: int = 0  # following: the last route index it holds
+    sent_to: int = 0  # the route index the go_along under way ends at
+    follow_wait_since: float | None = None  # following: since when the next part is taken
+    aim: str | None = None  # the goal when the move under way was planned
+    start: str | None = None  # following: where the move under way set off from
+    along: list[float] = field(default_factory=list)  # following: route distance to each node
     signals: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -309,9 +375,11 @@ class TrafficManager:
             a.signals = signals[a.id]
             if a.place is None and not a.moving:
                 self._locate(a)
+            if a.moving and a.pending:
+                self._keep_following(a)
             if a.moving:
                 self._follow(a)
-            if a.moving and a.goal is not None and a.goal != a.target:
+            if a.moving and a.goal is not None and a.goal != a.aim:
                 self._redirect(a)
         waiting = [
             a
@@ -361,7 +429,13 @@ class TrafficManager:
 
     # moving ----------------------------------------------------------------------------
     def _plan(
-        self, a: _Amr, target: str, *, through_movable: bool, ignoring: str = ""
+        self,
+        a: _Amr,
+        target: str,
+        *,
+        through_movable: bool,
+        ignoring: str = "",
+        follow: bool = False,
     ) -> tuple[list[_Step], list[Resource], list[str]] | None:
         """The steps and resources from where `a` stands to `target`; with `through_movable`
         the route may pass AMRs that could be moved away (to find them)."""
@@ -376,7 +450,7 @@ class TrafficManager:
             res += [("d", dock), ("p", dock)]
             start = self.net.docks[dock].node
         goal_node = self.node_of(target)
-        route = self._route(a, start, goal_node, through_movable, ignoring)
+        route = self._route(a, start, goal_node, through_movable, ignoring, follow)
         if route is None:
             return None
         res += [_node(n) for n in route]
@@ -385,15 +459,30 @@ class TrafficManager:
             steps.append(_Step("go_along", nodes=route))
         if is_dock(target):
             dock = target[1:]
+            if follow and not all(
+                self._usable(a, r, False, ignoring, follow)[0] for r in [("p", dock), ("d", dock)]
+            ):
+                return None  # the dock is taken by one that stays
             steps.append(_Step("dock", dock=dock))
             res += [("p", dock), ("d", dock)]
         return steps, res, route
 
     def _usable(
-        self, a: _Amr, r: Resource, through_movable: bool, ignoring: str = ""
+        self,
+        a: _Amr,
+        r: Resource,
+        through_movable: bool,
+        ignoring: str = "",
+        follow: bool = False,
     ) -> tuple[bool, float]:
         blockers = self.table.blockers(a.id, r)
         blockers.discard(ignoring)
+        if follow:  # behind those driving through `r` (and in line for it) without stopping
+            ahead = blockers | self.table.queuers(a.id, r)
+            if not ahead:
+                return True, 0.0
+            if all(self._followable(self.amrs[b], r) for b in ahead):
+                return True, _FOLLOW_PENALTY
         if not blockers:
             return True, 0.0
         if through_movable and all(self._movable_for(a, self.amrs[b]) for b in blockers):
@@ -401,10 +490,16 @@ class TrafficManager:
         return False, 0.0
 
     def _route(
-        self, a: _Amr, start: str, goal: str, through_movable: bool, ignoring: str = ""
+        self,
+        a: _Amr,
+        start: str,
+        goal: str,
+        through_movable: bool,
+        ignoring: str = "",
+        follow: bool = False,
     ) -> list[str] | None:
         """Shortest route over resources usable by `a` (Dijkstra on the network)."""
-        if not self._usable(a, _node(start), through_movable, ignoring)[0]:
+        if not self._usable(a, _node(start), through_movable, ignoring, follow)[0]:
             return None
         best = {start: 0.0}
         came: dict[str, str] = {}
@@ -419,8 +514,8 @@ class TrafficManager:
             if d > best[n]:
                 continue
             for m, leg in self.net.out[n].items():
-                ok_n, pen_n = self._usable(a, _node(m), through_movable, ignoring)
-                ok_l, pen_l = self._usable(a, _lane(n, m), through_movable, ignoring)
+                ok_n, pen_n = self._usable(a, _node(m), through_movable, ignoring, follow)
+                ok_l, pen_l = self._usable(a, _lane(n, m), through_movable, ignoring, follow)
                 if not (ok_n and ok_l):
                     continue
                 nd = d + leg.length + max(pen_n, pen_l)
@@ -432,12 +527,14 @@ class TrafficManager:
 
     def _start_move(self, a: _Amr, target: str) -> bool:
         planned = self._plan(a, target, through_movable=False)
-        if planned is None:
-            return False
-        steps, res, route = planned
-        if not self.table.acquire(a.id, res):
-            return False
-        a.steps, a.route, a.passed, a.target = steps, route, 0, target
+        if planned is not None and self._book_whole(a, planned[1], planned[2], target):
+            a.pending = []
+        else:
+            planned = self._plan(a, target, through_movable=False, follow=True)
+            if planned is None or not self._start_following(a, planned[2], target):
+                return False
+        steps, _, route = planned
+        a.steps, a.route, a.passed, a.target, a.aim = steps, route, 0, target, a.goal
         a.place = None if steps else target
         if not steps:
             self._arrive(a)
@@ -445,7 +542,128 @@ class TrafficManager:
             self._send_next(a)
         return True
 
+    def _book_whole(self, a: _Amr, res: list[Resource], route: list[str], target: str) -> bool:
+        """Hold all of a short move's route at once, ahead of AMRs only queued for parts of
+        it: it never waits, so it always arrives and frees them; where it ends must be clear
+        of every queue (those queued there would wait for it for ever)."""
+        length = sum(self.net.out[x][y].length for x, y in zip(route, route[1:], strict=False))
+        if length > WHOLE_MAX:
+            return False
+        table = self.table
+        end: Resource = ("d", target[1:]) if is_dock(target) else _node(target)
+        if table.queuers(a.id, end) or not all(table.takeable(a.id, r) for r in res):
+            return False
+        for r in res:
+            table.force(a.id, r)
+        return True
+
+    def _groups(self, a: _Amr, route: list[str], target: str) -> list[list[Resource]]:
+        """A move's resources in the order it needs them: where it starts (and its undocking),
+        then each lane with the node it leads to, then the docking."""
+        here = a.place or ""
+        first: list[Resource] = [("d", here[1:]), ("p", here[1:])] if is_dock(here) else []
+        groups = [[*first, _node(route[0])]]
+        groups += [[_lane(x, y), _node(y)] for x, y in zip(route, route[1:], strict=False)]
+        if is_dock(target):
+            groups.append([("p", target[1:]), ("d", target[1:])])
+        return groups
+
+    def _start_following(self, a: _Amr, route: list[str], target: str) -> bool:
+        """Set off behind AMRs driving the same way: hold where it starts (and its way off
+        a dock), get in line for the rest and take it as those ahead leave it."""
+        groups = self._groups(a, route, target)
+        if len(groups) < 2 or not self.table.acquire(a.id, groups[0]):
+            return False
+        a.pending = groups[1:]
+        a.held_to = 0
+        a.start = a.place
+        a.route, a.passed = route, 0
+        a.along = [0.0]
+        for x, y in zip(route, route[1:], strict=False):
+            a.along.append(a.along[-1] + self.net.out[x][y].length)
+        self.table.queue(a.id, [r for g in a.pending for r in g])
+        self._extend(a)
+        return True
+
+    def _keep_following(self, a: _Amr) -> None:
+        """Take what has come free of a followed route; stop following when the next part is
+        held by an AMR that is not on its way (it stopped there: it may be waiting for this
+        one), or after `FOLLOW_PATIENCE` s without progress."""
+        if self._extend(a):
+            a.follow_wait_since = None
+            self._more_route(a)
+        if not a.pending or not self._in_reach(a):
+            a.follow_wait_since = None
+            return
+        if a.follow_wait_since is None:
+            a.follow_wait_since = self.now
+        blockers = {b for r in a.pending[0] for b in self.table.blockers(a.id, r)}
+        standing = any(not self.amrs[b].moving for b in blockers)
+        if standing or self.now - a.follow_wait_since > FOLLOW_PATIENCE:
+            self._stop_following(a)
+
+    def _stop_following(self, a: _Amr) -> None:
+        """Give up the queued rest of a followed route: the move ends at the last node it
+        holds; from there it plans again like any waiting AMR."""
+        self.table.unqueue(a.id)
+        a.pending, a.follow_wait_since = [], None
+        if a.held_to >= len(a.route):
+            return  # it holds all of it, the dock too
+        first = a.steps[0] if a.steps else None
+        start = a.start or ""
+        set_off = first is None or first.sent_at_moves is not None
+        if is_dock(start) and first is not None and first.command != "undock":
+            set_off = True  # off the dock already
+        if a.held_to == 0 and not set_off:
+            # it has not set off: the move is called off, it stays where it stood
+            keep = [("d", start[1:])] if is_dock(start) else [_node(start)]
+            self.table.release_all_but(a.id, keep)
+            a.place, a.steps, a.route, a.target = start, [], [], None
+            return
+        a.route = a.route[: a.held_to + 1]
+        a.steps = [step for step in a.steps if step.command != "dock"]
+        for step in a.steps:
+            if step.command == "go_along":
+                step.nodes = a.route
+        a.target = a.route[-1]
+        if a.steps and len(a.route) < 2:
+            a.steps = [step for step in a.steps if step.command != "go_along"]
+        if not a.steps:
+            self._arrive(a)
+
+    def _extend(self, a: _Amr) -> bool:
+        """Take the next resources of a followed route that have come free, in order."""
+        got = False
+        table = self.table
+        while (
+            a.pending and self._in_reach(a) and all(table.grantable(a.id, r) for r in a.pending[0])
+        ):
+            group = a.pending.pop(0)
+            for r in group:
+                table.force(a.id, r)
+            table.dequeue(a.id, group)
+            a.held_to += 1
+            got = True
+        return got
+
+    def _in_reach(self, a: _Amr) -> bool:
+        """Is the next part of its route within `HORIZON` of where it is (or is it the part
+        right after where it stands)?"""
+        k = min(a.held_to + 1, len(a.along) - 1)  # the dock counts as at the route's end
+        return a.held_to <= a.passed or a.along[k] - a.along[a.passed] <= HORIZON
+
+    def _followable(self, b: _Amr, r: Resource) -> bool:
+        """Will `b` leave `r` (and all near it) behind? Yes if it is on a move and `r` is
+        not near where that move ends; then one may follow it through `r`."""
+        if not b.moving or b.target is None:
+            return False
+        target = b.target
+        end: Resource = ("d", target[1:]) if is_dock(target) else _node(target)
+        return r not in self.table.conflicts[end]
+
     def _arrive(self, a: _Amr) -> None:
+        self.table.unqueue(a.id)
+        a.pending = []
         target = a.target or ""
         a.place, a.steps, a.route, a.target = target, [], [], None
         keep = [("d", target[1:])] if is_dock(target) else [_node(target)]
@@ -457,11 +675,18 @@ class TrafficManager:
             return
         if step.command == "go_along":
             rest = self._rest_of_route(a)
-            if len(rest) < 2 and (a.signals.get("node") or "") == rest[-1]:
+            if a.pending:  # following: only as far as it holds
+                held = set(a.route[: a.held_to + 1])
+                rest = [n for n in rest if n in held]
+                if not rest or (len(rest) < 2 and (a.signals.get("node") or "") == rest[-1]):
+                    return  # at the end of what it holds: wait for more
+            elif len(rest) < 2 and (a.signals.get("node") or "") == rest[-1]:
                 self._step_done(a)  # already at its end
                 return
             args: dict[str, Any] = {"nodes": rest}
         elif step.command == "dock":
+            if a.pending:
+                return  # in line for the dock: docked once it has it
             args = {"dock": step.dock}
         else:
             args = {}
@@ -472,6 +697,8 @@ class TrafficManager:
             self._error(f"{a.id}: {step.command} refused: {e.message}")
             return
         step.sent_at_moves = int(a.signals.get("moves_done", 0))
+        if step.command == "go_along":
+            a.sent_to = a.route.index(args["nodes"][-1])
 
     def _rest_of_route(self, a: _Amr) -> list[str]:
         """The route still to drive: from the node it stands on, or, stopped on a lane (the
@@ -502,8 +729,11 @@ class TrafficManager:
                 self._on_alarm(a.id, False, a.blocked, f"{a.id}: moving again")
             a.blocked = 0
             if step.command == "go_along":
-                a.passed = len(a.route) - 1
+                a.passed = a.sent_to
                 self._release_behind(a)
+                if a.sent_to < len(a.route) - 1 or a.pending:
+                    step.sent_at_moves = None  # as far as it held: the rest when it is free
+                    return
             self._step_done(a)
             return
         # blocked, halted, ...: the reservation still stands, send the rest of it again
@@ -525,9 +755,33 @@ class TrafficManager:
                     f"{a.target}: something not an AMR is in its path",
                 )
 
+    def _more_route(self, a: _Amr) -> None:
+        """A follower got more of its route while driving: extend the move it is on."""
+        step = a.steps[0]
+        if step.command != "go_along" or step.sent_at_moves is None:
+            return  # not driving yet (or stopped): the next send takes the new part along
+        if a.signals.get("state") not in MOVING_STATES:
+            return
+        rest = self._rest_of_route(a)
+        held = set(a.route[: a.held_to + 1])
+        rest = [n for n in rest if n in held]
+        if not rest or a.route.index(rest[-1]) <= a.sent_to:
+            return
+        try:
+            self.port.send(a.id, "go_along", {"nodes": rest})
+        except CommandError as e:
+            self._error(f"{a.id}: go_along (more of the route) refused: {e.message}")
+            return
+        a.sent_to = a.route.index(rest[-1])
+
     def _redirect(self, a: _Amr) -> None:
         """Its goal changed on the way: end the move at the next node (keeping what is
-        reserved up to there, freeing the rest); from there it goes to the new goal."""
+        reserved up to there, freeing the rest); from there it goes to the new goal. A
+        follower ends it where what it holds ends."""
+        if a.pending:
+            a.aim = a.goal
+            self._stop_following(a)
+            return
         step = a.steps[0]
         end = a.passed + 1
         if step.command != "go_along" or step.sent_at_moves is None or end >= len(a.route) - 1:
@@ -538,12 +792,13 @@ class TrafficManager:
         except CommandError:
             return  # it carries on to where it was going
         step.sent_at_moves = int(a.signals.get("moves_done", 0))
+        a.sent_to = end
         dropped = a.route[end + 1 :]
         res: list[Resource] = [_node(n) for n in dropped]
         res += [_lane(x, y) for x, y in zip(a.route[end:], dropped, strict=False)]
         res += [r for r in self.table.held.get(a.id, set()) if r[0] in "dp"]
         self.table.release(a.id, res)
-        a.route, a.steps, a.target = a.route[: end + 1], [step], node
+        a.route, a.steps, a.target, a.aim = a.route[: end + 1], [step], node, a.goal
         step.nodes = a.route
 
     def _step_done(self, a: _Amr) -> None:
