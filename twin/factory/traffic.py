@@ -881,6 +881,16 @@ class TrafficManager:
                 self._evade(a, set(theirs[1]), other)
                 if a.moving:
                     return
+        # a movable one boxed in by `a` itself: `a` steps off its way out, then it moves aside
+        for b in blockers:
+            other = self.amrs[b]
+            if not self._movable_for(a, other):
+                continue
+            way = self._refuge(other, set(wanted), None, passing=a.id)
+            if way is not None:
+                self._evade(a, set(way[1]), other)
+                if a.moving:
+                    return
 
     def _evade(self, b: _Amr, keep_clear: set[Resource], root: _Amr, depth: int = 0) -> None:
         """Send `b` to the nearest node it can reach that is clear of `keep_clear`; if every
@@ -905,11 +915,11 @@ class TrafficManager:
                 self._evade(c, clear, root, depth + 1)
 
     def _refuge(
-        self, b: _Amr, keep_clear: set[Resource], through_for: _Amr | None
+        self, b: _Amr, keep_clear: set[Resource], through_for: _Amr | None, passing: str = ""
     ) -> tuple[str, list[Resource]] | None:
         """The nearest node clear of `keep_clear` that `b` can drive to over free resources
-        (or, with `through_for`, over resources held by AMRs movable for that one), with the
-        resources of the way there."""
+        (or, with `through_for`, over resources held by AMRs movable for that one; or over
+        what `passing` holds, as if it had gone), with the resources of the way there."""
         conflicts, table = self.table.conflicts, self.table
         here = b.place or ""
         start = self.node_of(here)
@@ -917,6 +927,8 @@ class TrafficManager:
 
         def usable(r: Resource) -> bool:
             if table.free_for(b.id, r):
+                return True
+            if passing and table.blockers(b.id, r) == {passing} and not table.queuers(b.id, r):
                 return True
             if through_for is None:
                 return False
