@@ -4,15 +4,12 @@ the twin's cells and order book keep running, the AMRs do what the client says."
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
+
+from processes import run_example
 
 from tests.factory_mini import mini_factory_toml
 from twin.client import Client
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_an_external_fleet_manager_moves_parts_between_cells(serve, tmp_path: Path) -> None:
@@ -31,22 +28,15 @@ def test_an_external_fleet_manager_moves_parts_between_cells(serve, tmp_path: Pa
             idle.signals[a]["moves_done"] == before.signals[a]["moves_done"] == 0
             for a in ("amr1", "amr2")
         )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "fleet_manager.py"),
-            str(config),
-            "--control",
-            server.control,
-            "--steps",
-            "13000",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_example(
+        "fleet_manager.py",
+        str(config),
+        "--control",
+        server.control,
+        "--steps",
+        "13000",
         timeout=80,
     )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["transports"] >= 2, result  # receiving -> mill, mill -> shipping
     assert result["parts_completed"] >= 1, result
     with Client(server.control, timeout=20) as client:

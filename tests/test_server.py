@@ -3,16 +3,14 @@ watchdog and control ownership. Every receive has a timeout; every process is ki
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
-import sys
 import time
 
 import msgspec
 import pytest
 import zmq
-from processes import ROOT, SERVE, ServeProcess, run_script
+from processes import ROOT, SERVE, ServeProcess, run_example, run_script
 
 from twin.client import Client, TwinError
 from twin.protocol import messages as m
@@ -65,21 +63,14 @@ def test_subscriber_receives_state_and_events(serve):
 
 
 def test_external_controller_produces_parts_in_lockstep(lockstep_server):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "external_controller.py"),
-            "--control",
-            lockstep_server.control,
-            "--steps",
-            "9000",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_example(
+        "external_controller.py",
+        "--control",
+        lockstep_server.control,
+        "--steps",
+        "9000",
         timeout=75,
     )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["steps"] == 9000
     assert result["parts_completed"] > 0, result
 
