@@ -546,8 +546,7 @@ class TrafficManager:
         """Hold all of a short move's route at once, ahead of AMRs only queued for parts of
         it: it never waits, so it always arrives and frees them; where it ends must be clear
         of every queue (those queued there would wait for it for ever)."""
-        length = sum(self.net.out[x][y].length for x, y in zip(route, route[1:], strict=False))
-        if length > WHOLE_MAX:
+        if self._along(route)[-1] > WHOLE_MAX:
             return False
         table = self.table
         end: Resource = ("d", target[1:]) if is_dock(target) else _node(target)
@@ -556,6 +555,13 @@ class TrafficManager:
         for r in res:
             table.force(a.id, r)
         return True
+
+    def _along(self, route: list[str]) -> list[float]:
+        """The distance along `route` to each of its nodes, in m."""
+        along = [0.0]
+        for x, y in zip(route, route[1:], strict=False):
+            along.append(along[-1] + self.net.out[x][y].length)
+        return along
 
     def _groups(self, a: _Amr, route: list[str], target: str) -> list[list[Resource]]:
         """A move's resources in the order it needs them: where it starts (and its undocking),
@@ -577,10 +583,7 @@ class TrafficManager:
         a.pending = groups[1:]
         a.held_to = 0
         a.start = a.place
-        a.route, a.passed = route, 0
-        a.along = [0.0]
-        for x, y in zip(route, route[1:], strict=False):
-            a.along.append(a.along[-1] + self.net.out[x][y].length)
+        a.route, a.passed, a.along = route, 0, self._along(route)
         self.table.queue(a.id, [r for g in a.pending for r in g])
         self._extend(a)
         return True
