@@ -58,6 +58,8 @@ _MAX_COORD = 1e3  # m: targets further from the origin than this are refused out
 _IK_KNOT_PERIOD = 0.03  # s
 _PLAN_SAMPLES = 3  # intervals per leg at which the joint motion is sampled when planning
 _PLAN_ITERATIONS = 20  # IK iterations per sample (from the current pose: far points need more)
+_PLAN_DECIMALS = 3  # legs are told apart to the mm (and mrad of yaw) when planning
+_PLAN_MEMO_SIZE = 1024  # legs' sampled joint rates kept per robot
 _REPLAN = 0.003  # m: a motion starting further than this from its planned start is replanned
 # a leg this short (and turning the cup this little) from where the tool is is planned from
 # the Jacobian at the current joints (one call) instead of IK along it (three solutions):
@@ -131,6 +133,7 @@ class Arm(Device):
         self._sent_target: np.ndarray | None = None
         self._was_still = False
         self._knot_steps = max(1, round(_IK_KNOT_PERIOD / world.dt))
+        self._plan_memo: dict[tuple[float, ...], np.ndarray] = {}  # leg -> joint rates
         self.touch = ContactWatch(c, self.body, {self.pedestal} if self.pedestal else set())
 
     # compatibility: what the cup holds is the arm's to report
@@ -326,22 +329,30 @@ class Arm(Device):
         return np.abs(dq)
 
     def _sampled_rate(self, leg: Leg) -> np.ndarray:
-        """max |dq/du| per joint from IK at a few points along the leg. A leg's end is the
-        next leg's start: solved once."""
+        """max |dq/du| per joint from IK at a few points along the leg. A robot's jobs come
+        back to the same legs between teach points: each leg is sampled once (to the mm)."""
+        key = (
+            *leg.start.round(_PLAN_DECIMALS).tolist(),
+            *leg.end.round(_PLAN_DECIMALS).tolist(),
+            round(leg.yaw0, _PLAN_DECIMALS),
+            round(leg.yaw1, _PLAN_DECIMALS),
+        )
+        memo = self._plan_memo
+        rate = memo.get(key)
+        if rate is not None:
+            return rate
         qs = []
         for k in range(_PLAN_SAMPLES + 1):
             u = k / _PLAN_SAMPLES
             point = leg.start + (leg.end - leg.start) * u
             yaw = leg.yaw0 + (leg.yaw1 - leg.yaw0) * u
-            key = (*point.round(6).tolist(), round(yaw, 6))
-            q = self._plan_memo.get(key)
-            if q is None:
-                q = self._plan_memo[key] = self.model.ik(point, yaw, _PLAN_ITERATIONS)
-            qs.append(q)
-        return np.max(np.abs(np.diff(qs, axis=0)), axis=0) * _PLAN_SAMPLES
+            qs.append(self.model.ik(point, yaw, _PLAN_ITERATIONS))
+        if len(memo) >= _PLAN_MEMO_SIZE:
+            memo.clear()  # a policy's ever-new legs: keep the memory bounded
+        rate = memo[key] = np.max(np.abs(np.diff(qs, axis=0)), axis=0) * _PLAN_SAMPLES
+        return rate
 
     def _trajectory(self, step: jobs.Motion | jobs.JointMotion, q0: np.ndarray) -> Any:
-        self._plan_memo: dict[tuple, np.ndarray] = {}
         if isinstance(step, jobs.JointMotion):
             return JointTrajectory(q0, step.target, self.joint_limits)
         return CartesianTrajectory(step.legs, self.cart_limits, self.joint_limits, self._joint_rate)
