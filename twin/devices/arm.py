@@ -134,6 +134,7 @@ class Arm(Device):
         self._was_still = False
         self._knot_steps = max(1, round(_IK_KNOT_PERIOD / world.dt))
         self._plan_memo: dict[tuple[float, ...], np.ndarray] = {}  # leg -> joint rates
+        self._plan_points: dict[tuple[float, ...], np.ndarray] = {}  # of the motion planned
         self.touch = ContactWatch(c, self.body, {self.pedestal} if self.pedestal else set())
 
     # compatibility: what the cup holds is the arm's to report
@@ -342,17 +343,23 @@ class Arm(Device):
         if rate is not None:
             return rate
         qs = []
+        points = self._plan_points  # a leg's end is the next leg's start: solved once
         for k in range(_PLAN_SAMPLES + 1):
             u = k / _PLAN_SAMPLES
             point = leg.start + (leg.end - leg.start) * u
             yaw = leg.yaw0 + (leg.yaw1 - leg.yaw0) * u
-            qs.append(self.model.ik(point, yaw, _PLAN_ITERATIONS))
+            at = (*point.round(6).tolist(), round(yaw, 6))
+            q = points.get(at)
+            if q is None:
+                q = points[at] = self.model.ik(point, yaw, _PLAN_ITERATIONS)
+            qs.append(q)
         if len(memo) >= _PLAN_MEMO_SIZE:
             memo.clear()  # a policy's ever-new legs: keep the memory bounded
         rate = memo[key] = np.max(np.abs(np.diff(qs, axis=0)), axis=0) * _PLAN_SAMPLES
         return rate
 
     def _trajectory(self, step: jobs.Motion | jobs.JointMotion, q0: np.ndarray) -> Any:
+        self._plan_points = {}
         if isinstance(step, jobs.JointMotion):
             return JointTrajectory(q0, step.target, self.joint_limits)
         return CartesianTrajectory(step.legs, self.cart_limits, self.joint_limits, self._joint_rate)
