@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from twin.config import load
+from twin.devices.arm_jobs import Motion
 from twin.devices.arm_motion import CartesianTrajectory, Leg
 from twin.line import Line
 
@@ -99,3 +100,36 @@ def test_policy_sized_moves_arrive_and_keep_the_joint_speed_limits(cell):
         assert robot.result == "ok"
         assert np.linalg.norm(np.array(robot.tool_position) - target) < 0.004
     assert np.all(peak <= limit)
+
+
+def test_a_leg_planned_before_is_planned_again_without_ik(cell, monkeypatch):
+    """A robot's jobs come back to the same legs between its teach points: a leg sampled
+    once is planned again from the joint rates kept for it, to the same trajectory; a leg
+    that ends elsewhere is sampled anew."""
+    _go(cell, [0.35, -0.25, 0.95])
+    robot = cell.devices["robot"]
+    solves = 0
+    ik = robot.model.ik
+
+    def counted(*args, **kwargs):
+        nonlocal solves
+        solves += 1
+        return ik(*args, **kwargs)
+
+    monkeypatch.setattr(robot.model, "ik", counted)
+    start, yaw = robot.tool.copy(), robot.cmd_yaw
+
+    def plan(end: list[float]) -> tuple[int, float]:
+        nonlocal solves
+        solves = 0
+        motion = Motion([Leg(start.copy(), np.array(end), yaw, yaw, 0.8)], "moving")
+        duration = robot._trajectory(motion, robot.q_target).duration
+        return solves, duration
+
+    first = plan([0.45, 0.2, 0.85])
+    again = plan([0.45, 0.2, 0.85])
+    elsewhere = plan([0.45, 0.1, 0.85])
+    assert first[0] == 4  # the start, two points between, the end
+    assert again == (0, first[1])
+    assert elsewhere[0] == 4
+    assert elsewhere[1] != first[1]
