@@ -21,6 +21,7 @@ NAMES = [
     "lockstep",
     "lockstep_batched",
     "lockstep_image",
+    "lockstep_image_no_spin",
     "parts_scaling",
     "slow_subscriber",
     "startup",
@@ -161,6 +162,21 @@ def test_breakdown_prints_a_table() -> None:
     assert lines[0].startswith("free run, 400 steps:")
     assert any(line.endswith("bullet stepSimulation") for line in lines)
     assert lines[-1].startswith("  ratio bare / served:")
+
+
+@pytest.mark.parametrize(
+    "name", ["lockstep", "lockstep_batched", "lockstep_image", "lockstep_image_no_spin"]
+)
+def test_lockstep_reports_the_cpu_of_server_and_baseline(
+    quick_results: dict[str, dict], name: str
+) -> None:
+    details = quick_results[name]["details"]
+    # each process's CPU over the timed blocks: at most its wall time (a core each at most:
+    # a server and its sockets' thread could take two, the peer's too)
+    for key in ("server_cpu_us_per_step", "baseline_peer_cpu_us_per_step"):
+        assert _positive(details[key]), key
+    cycle_us = 1e6 / quick_results[name]["ours"]
+    assert details["server_cpu_us_per_step"] < 2 * cycle_us
 
 
 def test_lockstep_image_splits_a_cycle(quick_results: dict[str, dict]) -> None:

@@ -5,20 +5,26 @@ measured in one run, block by block in turn, against the same server and baselin
 
 - `lockstep`: a `command` request, then a `step n=1` request (two round trips);
 - `lockstep_batched`: one `step n=1` request carrying the command (one round trip);
-- `lockstep_image`: one process-image cycle (see twin.bench.lockstep_image).
+- `lockstep_image`: one process-image cycle (see twin.bench.lockstep_image);
+- `lockstep_image_no_spin`: the same against a second server run with `--spin-us 0`, which
+  sleeps on its socket as soon as it has replied (no target: it shows what the default
+  server's short look for the next request gains, see twin.server.spin).
+
+Each line's details give the CPU per step of the server (all its threads) and of the baseline
+peer over the timed blocks: looking for the next request costs CPU while the controller keeps
+the pace.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import partial
 
 from twin.bench.hosted import bare_rate, line_rate
 from twin.bench.lockstep_image import INPUTS, OUTPUTS, ImageLoop, image_result, image_sizes
 from twin.bench.peers import WARMUP_S
 from twin.bench.pingpong import RECV_TIMEOUT_MS, SPEEDS, TARGET, PingPong
-from twin.bench.processes import peer, twin_serve
+from twin.bench.processes import CpuPerStep, peer, twin_serve
 from twin.bench.result import BenchResult, interleave, median
 from twin.client import Client
 from twin.config import load
@@ -96,34 +102,52 @@ def line_overhead_us(config: str, *, block: int, reps: int) -> float:
     return 1e6 / median(ours) - 1e6 / median(bare)
 
 
+def cpu_details(served: CpuPerStep, echoed: CpuPerStep) -> dict[str, float | None]:
+    """CPU µs per step of the server (all its threads: the step, the sockets, the wait for
+    the next request) and of the baseline peer, over the timed blocks."""
+    return {
+        "server_cpu_us_per_step": served.us_per_step,
+        "baseline_peer_cpu_us_per_step": echoed.us_per_step,
+    }
+
+
 def lockstep(config: str, *, quick: bool) -> list[BenchResult]:
     block, reps = (100, 4) if quick else (150, 30)  # short blocks: the VM's drift cancels
+    serve = (config, "--mode", "lockstep", "--no-builtin-controller")
     with (
-        twin_serve(config, "--mode", "lockstep", "--no-builtin-controller") as server,
+        twin_serve(*serve) as server,
+        twin_serve(*serve, "--spin-us", "0") as sleeper,
         peer("stepping-echo", config) as echo,
+        Client(server.wait_for("control").split()[1], timeout=RECV_TIMEOUT_MS / 1000) as client,
+        Client(sleeper.wait_for("control").split()[1], timeout=RECV_TIMEOUT_MS / 1000) as other,
     ):
-        control = server.wait_for("control").split()[1]
         echo_addr = echo.wait_for("control").split()[1]
-        with Client(control, timeout=RECV_TIMEOUT_MS / 1000) as client:
-            client.hello("twin.bench")
-            client.take_control()
-            plain, batched = ControllerLoop(client), ControllerLoop(client, batched=True)
-            image = ImageLoop(client.declare_image(INPUTS, OUTPUTS))
-            sizes = [message_sizes(plain), message_sizes(batched), image_sizes(image)]
-            exchanges = [*(_exchanges(s) for s in sizes[:2]), image.exchanges(sizes[2])]
-            pings = [PingPong(echo_addr, e) for e in exchanges]
-            rates: list[Callable[[int], float]] = [plain.rate, batched.rate, image.rate]
-            try:
-                for rate, ping in zip(rates, pings):
-                    rate(20)
-                    ping.rate(20)
-                measures: list[Callable[[], float]] = []
-                for rate, ping in zip(rates, pings):
-                    measures += [partial(rate, block), partial(ping.rate, block)]
-                values = interleave(measures, reps)
-            finally:
-                for ping in pings:
-                    ping.close()
+        for c in (client, other):
+            c.hello("twin.bench")
+            c.take_control()
+        plain, batched = ControllerLoop(client), ControllerLoop(client, batched=True)
+        image = ImageLoop(client.declare_image(INPUTS, OUTPUTS))
+        image_asleep = ImageLoop(other.declare_image(INPUTS, OUTPUTS))
+        sizes = [message_sizes(plain), message_sizes(batched), image_sizes(image)]
+        exchanges = [*(_exchanges(s) for s in sizes[:2]), image.exchanges(sizes[2])]
+        exchanges.append(exchanges[-1])  # the image against the server that never spins
+        pings = [PingPong(echo_addr, e) for e in exchanges]
+        loops: list[ControllerLoop | ImageLoop] = [plain, batched, image, image_asleep]
+        servers = [server, server, server, sleeper]
+        cpu: list[tuple[CpuPerStep, CpuPerStep]] = []  # (server, baseline peer) per line
+        try:
+            for loop, ping in zip(loops, pings):
+                loop.rate(20)
+                ping.rate(20)
+            measures: list[Callable[[], float]] = []
+            for loop, ping, served in zip(loops, pings, servers):
+                ours, peers = CpuPerStep(served.proc.pid), CpuPerStep(echo.proc.pid)
+                cpu.append((ours, peers))
+                measures += [ours.of(loop.rate, block), peers.of(ping.rate, block)]
+            values = interleave(measures, reps)
+        finally:
+            for ping in pings:
+                ping.close()
     line_us = line_overhead_us(config, block=40, reps=10 if quick else 100)
     results = [
         BenchResult(
@@ -137,6 +161,7 @@ def lockstep(config: str, *, quick: bool) -> list[BenchResult]:
                 # the most ours may add for the target, and what the line alone adds
                 "target_budget_us": (1 / TARGET - 1) * 1e6 / median(values[2 * i + 1]),
                 "line_without_controller_us_over_bare": line_us,
+                **cpu_details(*cpu[i]),
                 "bytes": sizes[i],
                 "steps_per_block": block,
                 "repetitions": reps,
@@ -145,6 +170,29 @@ def lockstep(config: str, *, quick: bool) -> list[BenchResult]:
         for i, name in enumerate(("lockstep", "lockstep_batched"))
     ]
     results.append(
-        image_result(config, median(values[4]), median(values[5]), sizes[2], block, reps)
+        image_result(
+            config,
+            median(values[4]),
+            median(values[5]),
+            sizes[2],
+            block,
+            reps,
+            cpu_details(*cpu[2]),
+        )
+    )
+    results.append(
+        BenchResult(
+            name="lockstep_image_no_spin",
+            ours=median(values[6]),
+            baseline=median(values[7]),
+            unit="steps/s",
+            details={
+                "server": "twin serve --spin-us 0: sleeps on its socket as soon as it has replied",
+                "cycle_us": 1e6 / median(values[6]),
+                **cpu_details(*cpu[3]),
+                "steps_per_block": block,
+                "repetitions": reps,
+            },
+        )
     )
     return results

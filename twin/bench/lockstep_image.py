@@ -191,7 +191,13 @@ def cycle_split(config: str, served_us: float, *, block: int, reps: int) -> dict
 
 
 def image_result(
-    config: str, ours: float, baseline: float, sizes: dict[str, int], block: int, reps: int
+    config: str,
+    ours: float,
+    baseline: float,
+    sizes: dict[str, int],
+    block: int,
+    reps: int,
+    cpu: dict[str, float | None],
 ) -> BenchResult:
     """The lockstep_image line, with the cost of one cycle split by where it goes."""
     split = cycle_split(config, 1e6 / ours, block=block, reps=reps)
@@ -206,6 +212,7 @@ def image_result(
             "target_budget_us": (1 / TARGET - 1) * 1e6 / baseline,
             "cycle_us": 1e6 / ours,
             "cycle_split_us": split,
+            **cpu,
             "inputs": len(INPUTS),
             "outputs": len(OUTPUTS),
             "bytes": sizes,

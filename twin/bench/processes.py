@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from twin.serve_process import ServeProcess
@@ -129,3 +130,54 @@ def rss_kib(pid: int | None = None) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_s(pid: int) -> float | None:
+    """CPU seconds a process's threads have run so far (Linux /proc, ns resolution), or None
+    where /proc does not say."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    total = 0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:
+            continue  # a thread that ended meanwhile
+        except (OSError, ValueError, IndexError):
+            return None
+    return total * 1e-9
+
+
+class CpuPerStep:
+    """The CPU a process (the server, a baseline peer) spends per step over the timed blocks
+    it is told of: what a rate alone does not show, such as a server that looks for the next
+    request rather than sleeping."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.cpu_s = 0.0
+        self.steps = 0
+        self.known = True
+
+    def of(self, rate: Callable[[int], float], steps: int) -> Callable[[], float]:
+        """`rate(steps)` as a measurement, with the process's CPU over it counted."""
+
+        def measure() -> float:
+            before = cpu_s(self.pid)
+            value = rate(steps)
+            after = cpu_s(self.pid)
+            if before is None or after is None:
+                self.known = False
+            else:
+                self.cpu_s += after - before
+                self.steps += steps
+            return value
+
+        return measure
+
+    @property
+    def us_per_step(self) -> float | None:
+        return self.cpu_s / self.steps * 1e6 if self.known and self.steps else None

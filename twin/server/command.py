@@ -13,6 +13,7 @@ from twin.server.curve import CurveSetupError
 from twin.server.endpoints import DEFAULT_CONTROL, DEFAULT_TELEMETRY, RemoteBindRefused
 from twin.server.limits import DEFAULT_BURST, DEFAULT_MAX_QUEUED, DEFAULT_RATE
 from twin.server.loop import ServeOptions
+from twin.server.spin import DEFAULT_SPIN_US
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "default_line.toml")
 
@@ -108,6 +109,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         f"unless its watchdog says otherwise (default {DEFAULT_LEASE_S:g})",
     )
     p.add_argument(
+        "--spin-us",
+        type=_non_negative,
+        default=DEFAULT_SPIN_US,
+        metavar="US",
+        help="lockstep: µs to keep looking for the next request after each reply before "
+        "sleeping, while the controller answers within them (0 = always sleep; default "
+        f"{DEFAULT_SPIN_US:g})",
+    )
+    p.add_argument(
         "--no-builtin-controller",
         dest="builtin_controller",
         action="store_false",
@@ -186,6 +196,7 @@ def run_serve(args: argparse.Namespace) -> int:
         rate_burst=args.rate_burst,
         max_queued=args.max_queued,
         lease_timeout=args.lease_timeout,
+        spin_us=args.spin_us,
         opcua=args.opcua,
         modbus=args.modbus,
         hmi=args.hmi,

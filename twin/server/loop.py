@@ -27,6 +27,7 @@ from twin.server.dispatch import Dispatcher
 from twin.server.endpoints import Endpoints, open_endpoints, remote_warning
 from twin.server.host import LineHost
 from twin.server.limits import DEFAULT_BURST, DEFAULT_MAX_QUEUED, DEFAULT_RATE, RateLimiter
+from twin.server.spin import DEFAULT_SPIN_US, SpinWait
 
 FAST_STEPS_PER_POLL = 8  # fast mode: steps between two zero-timeout polls (~5 ms of work)
 IDLE_POLL_MS = 10  # when not stepping (lockstep, paused): how long to wait for a request
@@ -61,6 +62,7 @@ class ServeOptions:
     rate_burst: int = DEFAULT_BURST  # requests a client may send at once
     max_queued: int = DEFAULT_MAX_QUEUED  # requests queued per client (ROUTER RCVHWM)
     lease_timeout: float = DEFAULT_LEASE_S  # s of silence after which a holder loses control
+    spin_us: float = DEFAULT_SPIN_US  # lockstep: µs to look for the next request after a reply
     opcua: str | None = None  # OPC UA endpoint: run the gateway next to the twin (own process)
     modbus: str | None = None  # Modbus TCP address (host:port): the same for Modbus
     hmi: str | None = None  # host:port: serve the browser HMI (own process)
@@ -96,6 +98,10 @@ class Server:
             raise
         self.lock = ControlLock(opts.lease_timeout)
         self._rcvtimeo = -1  # the control socket's receive timeout (ms) as last set
+        router = self.endpoints.control
+        self._request_waiting = lambda: cast(int, router.get(_EVENTS)) & _POLLIN
+        # lockstep looks for the next request a while before sleeping (see twin.server.spin)
+        self.spin = SpinWait(opts.spin_us * 1e-6 if opts.mode == "lockstep" else 0.0)
         self.dispatcher = Dispatcher(self.host, self.lock)
         self.dispatcher.defer_telemetry = True  # settled below, as soon as a reply is sent
         # what the composing code attaches (a recorder): told of watchdog trips
@@ -134,12 +140,16 @@ class Server:
         for i in range(limit):
             try:
                 if i == 0 and timeout_ms > 0:
-                    # a blocking receive with a timeout: the kernel wakes this thread as the
-                    # request lands, with no poll call and its list of sockets in between
-                    if self._rcvtimeo != timeout_ms:
-                        router.setsockopt(_RCVTIMEO, timeout_ms)
-                        self._rcvtimeo = timeout_ms
-                    frames, user = self._receive(router, 0)
+                    if self.spin.wait(self._request_waiting):
+                        frames, user = self._receive(router, _NOBLOCK)
+                    else:
+                        # a blocking receive with a timeout: the kernel wakes this thread as
+                        # the request lands, with no poll call and its list of sockets between
+                        if self._rcvtimeo != timeout_ms:
+                            router.setsockopt(_RCVTIMEO, timeout_ms)
+                            self._rcvtimeo = timeout_ms
+                        frames, user = self._receive(router, 0)
+                        self.spin.woke()
                 elif not cast(int, router.get(_EVENTS)) & _POLLIN:
                     return  # look before taking one without waiting (no exception raised)
                 else:
@@ -170,6 +180,7 @@ class Server:
                 _send(router, reply, _NOBLOCK)
             except zmq.ZMQError:
                 pass  # the client is gone or not reading: its loss, not the line's
+            self.spin.sent()
             self._settle()  # the telemetry the request's steps left due, now it is answered
             self.check_watchdog()
 
