@@ -11,10 +11,14 @@ within the window again.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
 DEFAULT_SPIN_US = 300.0  # lockstep: a cycle's round trip from the reply to the next request
+# between two looks, any other thread that wants this core gets it (its own socket thread,
+# which delivers the request, may be one); where there is no such call, nothing
+_yield: Callable[[], object] = getattr(os, "sched_yield", lambda: None)
 
 
 class SpinWait:
@@ -30,8 +34,9 @@ class SpinWait:
         whether one came. When none came, spinning stops until one comes in time again."""
         if not self.armed:
             return False
-        clock, end = time.perf_counter, self.replied + self.window
+        clock, end, give_way = time.perf_counter, self.replied + self.window, _yield
         while not ready():
+            give_way()
             if clock() > end:
                 self.armed = False
                 return False
