@@ -3,8 +3,11 @@ controller answers within the window, and a slow controller costs the server no 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +16,8 @@ from twin.client import Client
 from twin.serve_process import ServeProcess
 from twin.server.spin import SpinWait
 
-WINDOW_S = 0.02
+WINDOW_S = 0.01  # the longest a server may look
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Ready:
@@ -64,17 +68,32 @@ def test_a_zero_window_never_looks() -> None:
     assert spin.wait(ready) is False and ready.calls == 0
 
 
-def test_a_negative_window_is_refused() -> None:
-    with pytest.raises(ValueError, match="spin window"):
-        SpinWait(-1e-6)
+def test_a_window_out_of_range_is_refused() -> None:
+    for bad in (-1e-6, 0.011, float("nan")):
+        with pytest.raises(ValueError, match="spin window"):
+            SpinWait(bad)
+
+
+@pytest.mark.parametrize("bad", ["-1", "20000", "nan", "inf", "soon"])
+def test_serve_refuses_a_spin_window_out_of_range(bad: str) -> None:
+    """Longer than the loop's idle wait, a look would hold off lease and watchdog checks."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "serve", "--mode", "lockstep", "--spin-us", bad],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert "--spin-us" in proc.stderr and bad in proc.stderr, proc.stderr
 
 
 def test_a_slow_controller_costs_the_server_no_cpu_for_looking(
     serve: Callable[..., ServeProcess],
 ) -> None:
-    """A window of 20 ms and a controller that steps every 60 ms: the server looks once for
-    20 ms, then sleeps after every reply. Looking after each reply would burn 20 ms a cycle."""
-    server = serve("--mode", "lockstep", "--no-builtin-controller", "--spin-us", "20000")
+    """A window of 10 ms and a controller that steps every 40 ms: the server looks once for
+    10 ms, then sleeps after every reply. Looking after each reply would burn 10 ms a cycle."""
+    server = serve("--mode", "lockstep", "--no-builtin-controller", "--spin-us", "10000")
     cycles = 15
     with Client(server.control, timeout=10) as client:
         client.hello()
@@ -84,7 +103,7 @@ def test_a_slow_controller_costs_the_server_no_cpu_for_looking(
         if before is None:
             pytest.skip("no per-thread CPU times in /proc here")
         for _ in range(cycles):
-            time.sleep(0.06)
+            time.sleep(0.04)
             client.step(1)
         used = cpu_s(server.proc.pid) - before
     assert used < cycles * WINDOW_S / 2, f"the server used {used * 1e3:.0f} ms of CPU"

@@ -13,7 +13,7 @@ from twin.server.curve import CurveSetupError
 from twin.server.endpoints import DEFAULT_CONTROL, DEFAULT_TELEMETRY, RemoteBindRefused
 from twin.server.limits import DEFAULT_BURST, DEFAULT_MAX_QUEUED, DEFAULT_RATE
 from twin.server.loop import ServeOptions
-from twin.server.spin import DEFAULT_SPIN_US
+from twin.server.spin import DEFAULT_SPIN_US, MAX_SPIN_US
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "default_line.toml")
 
@@ -29,6 +29,13 @@ def _non_negative(text: str) -> float:
     value = float(text)
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _spin_us(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= MAX_SPIN_US:
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_SPIN_US:g} µs, got {text}")
     return value
 
 
@@ -110,12 +117,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--spin-us",
-        type=_non_negative,
+        type=_spin_us,
         default=DEFAULT_SPIN_US,
         metavar="US",
         help="lockstep: µs to keep looking for the next request after each reply before "
-        "sleeping, while the controller answers within them (0 = always sleep; default "
-        f"{DEFAULT_SPIN_US:g})",
+        "sleeping, while the controller answers within them (0 = always sleep; at most "
+        f"{MAX_SPIN_US:g}; default {DEFAULT_SPIN_US:g})",
     )
     p.add_argument(
         "--no-builtin-controller",

@@ -16,6 +16,9 @@ import time
 from collections.abc import Callable
 
 DEFAULT_SPIN_US = 300.0  # lockstep: a cycle's round trip from the reply to the next request
+# the server loop checks leases, watchdogs and subscriptions between two waits: a look is
+# never longer than its idle wait on the socket (10 ms)
+MAX_SPIN_US = 10_000.0
 # between two looks, any other thread that wants this core gets it (its own socket thread,
 # which delivers the request, may be one); where there is no such call, nothing
 _yield: Callable[[], object] = getattr(os, "sched_yield", lambda: None)
@@ -23,8 +26,10 @@ _yield: Callable[[], object] = getattr(os, "sched_yield", lambda: None)
 
 class SpinWait:
     def __init__(self, window_s: float) -> None:
-        if not window_s >= 0:
-            raise ValueError(f"the spin window must be >= 0 s, got {window_s}")
+        if not 0 <= window_s <= MAX_SPIN_US * 1e-6:
+            raise ValueError(
+                f"the spin window must be 0 to {MAX_SPIN_US * 1e-6:g} s, got {window_s}"
+            )
         self.window = window_s
         self.armed = window_s > 0  # the last request came within the window
         self.replied = -float("inf")  # perf_counter when the last reply went out
