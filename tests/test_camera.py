@@ -315,6 +315,14 @@ def camera_recording(tmp_path_factory) -> Path:
     return path
 
 
+def pybullet_rotation(q: list[float]) -> list[list[float]]:
+    """The 3x3 rotation of a quaternion [x, y, z, w], rows of the matrix."""
+    import pybullet
+
+    m = pybullet.getMatrixFromQuaternion(q)
+    return [list(m[0:3]), list(m[3:6]), list(m[6:9])]
+
+
 def _protobuf_class(schema):
     """The message class a protobuf schema (a FileDescriptorSet) describes, as a viewer
     builds it."""
@@ -339,9 +347,11 @@ def test_recorded_frames_are_foxglove_images_with_calibration(camera_recording):
             "camera/overhead/depth": "foxglove.RawImage",
             "camera/overhead/segmentation": "foxglove.RawImage",
             "camera/overhead/calibration": "foxglove.CameraCalibration",
+            "camera/overhead/pose": "foxglove.FrameTransform",
             "camera/wrist/rgb": "foxglove.CompressedImage",
             "camera/wrist/depth": "foxglove.RawImage",
             "camera/wrist/calibration": "foxglove.CameraCalibration",
+            "camera/wrist/pose": "foxglove.FrameTransform",
         }
         for topic, schema_name in expected.items():
             schema = summary.schemas[channels[topic].schema_id]
@@ -351,12 +361,28 @@ def test_recorded_frames_are_foxglove_images_with_calibration(camera_recording):
             summary.channels[c].topic: n
             for c, n in summary.statistics.channel_message_counts.items()
         }
-        # 2 s: 10 frames at 5 Hz, 20 at 10 Hz, one calibration per frame instant
-        assert counts["camera/overhead/rgb"] == counts["camera/overhead/calibration"] == 10
-        assert counts["camera/wrist/depth"] == counts["camera/wrist/calibration"] == 20
+        # 2 s: 10 frames at 5 Hz, 20 at 10 Hz, one calibration and one pose per frame instant
+        for camera, n in (("overhead", 10), ("wrist", 20)):
+            for kind in ("rgb", "calibration", "pose"):
+                assert counts[f"camera/{camera}/{kind}"] == n, (camera, kind)
         decoded = {}
+        poses: dict[str, list] = {"overhead": [], "wrist": []}
         for schema, channel, message in reader.iter_messages(topics=list(expected)):
             decoded[channel.topic] = (_protobuf_class(schema).FromString(message.data), message)
+            if channel.topic.endswith("/pose"):
+                poses[channel.topic.split("/")[1]].append(decoded[channel.topic][0])
+    # each pose places the camera's optical frame (z forward) in the world
+    for camera, transforms in poses.items():
+        for tf in transforms:
+            assert (tf.parent_frame_id, tf.child_frame_id) == ("world", camera)
+            q = [tf.rotation.x, tf.rotation.y, tf.rotation.z, tf.rotation.w]
+            assert np.linalg.norm(q) == pytest.approx(1.0)
+    overhead = poses["overhead"][-1]
+    t = overhead.translation
+    assert [t.x, t.y, t.z] == pytest.approx([0.05, -0.45, 1.45])  # where the config puts it
+    r = overhead.rotation
+    forward = np.array(pybullet_rotation([r.x, r.y, r.z, r.w]))[:, 2]
+    assert forward == pytest.approx([0.0, 0.0, -1.0], abs=1e-6)  # looking down at the belt
     rgb, message = decoded["camera/overhead/rgb"]
     assert (rgb.width, rgb.height, rgb.encoding, rgb.step) == (64, 48, "rgb8", 192)
     assert rgb.frame_id == "overhead" and len(rgb.data) == 64 * 48 * 3
@@ -382,11 +408,39 @@ def test_replay_verifies_the_recorded_images(camera_recording, tmp_path):
     assert "70 camera images identical" in done.stdout  # 3 x 10 overhead, 2 x 20 wrist
 
     # one pixel of one depth image changed: verify names the frame
+    def flip_middle_bit(data: bytes) -> bytes:
+        middle = len(data) // 2
+        return data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :]
+
+    tampered = tmp_path / "tampered.mcap"
+    # the frame at 0.8 s, step 80
+    _rewrite(camera_recording, tampered, "camera/overhead/depth", 4, flip_middle_bit)
+    done = _twin("replay", str(tampered), "--verify")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "step 80: camera 'overhead' depth: the image differs" in done.stdout
+
+    # the wrist camera's pose at 0.5 s moved by a nanometre: verify names the instant
+    moved = tmp_path / "moved.mcap"
+    _rewrite(camera_recording, moved, "camera/wrist/pose", 5, _nudge_pose)
+    done = _twin("replay", str(moved), "--verify")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "step 50: camera 'wrist' rgb: the camera's pose differs" in done.stdout
+
+
+def _nudge_pose(data: bytes) -> bytes:
+    from foxglove.messages import FrameTransform
+
+    tf = _protobuf_class(FrameTransform.get_schema()).FromString(data)
+    tf.translation.x += 1e-9
+    return tf.SerializeToString()
+
+
+def _rewrite(source: Path, target: Path, topic: str, nth: int, change) -> None:  # noqa: ANN001
+    """Copy a recording with the nth message (1-based) of `topic` changed."""
     from mcap.reader import NonSeekingReader
     from mcap.writer import Writer
 
-    tampered = tmp_path / "tampered.mcap"
-    with open(camera_recording, "rb") as f, open(tampered, "wb") as out:
+    with open(source, "rb") as f, open(target, "wb") as out:
         writer = Writer(out)
         writer.start()
         schemas: dict[int, int] = {}
@@ -402,16 +456,12 @@ def test_replay_verifies_the_recorded_images(camera_recording, tmp_path):
                     ch.topic, ch.message_encoding, schemas[schema.id]
                 )
             data = msg.data
-            if ch.topic == "camera/overhead/depth":
+            if ch.topic == topic:
                 seen += 1
-                if seen == 4:  # the frame at 0.8 s, step 80
-                    middle = len(data) // 2
-                    data = data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :]
+                if seen == nth:
+                    data = change(data)
             writer.add_message(channels[ch.id], msg.log_time, data, msg.publish_time)
         writer.finish()
-    done = _twin("replay", str(tampered), "--verify")
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "step 80: camera 'overhead' depth: the image differs" in done.stdout
 
 
 def test_jpeg_frames_decode_close_to_the_raw_image_and_record_as_compressed_images():

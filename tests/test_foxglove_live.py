@@ -160,24 +160,31 @@ def test_camera_channels_decode_as_in_a_recording(serve) -> None:  # noqa: ANN00
         url = wait_for_line(server._lines, "foxglove ", "twin serve --foxglove").split()[1]
         with open_client(url) as (ws, channels):
             by_topic = {c["topic"]: c for c in channels.values()}
-            rgb, calibration = (
+            rgb, calibration, pose = (
                 by_topic["camera/overhead/rgb"],
                 by_topic["camera/overhead/calibration"],
+                by_topic["camera/overhead/pose"],
             )
             assert (rgb["encoding"], rgb["schemaName"]) == ("protobuf", "foxglove.RawImage")
             assert calibration["schemaName"] == "foxglove.CameraCalibration"
+            assert pose["schemaName"] == "foxglove.FrameTransform"
             assert "camera/overhead/depth" in by_topic and "camera/wrist/rgb" in by_topic
+            wanted = [rgb, calibration, pose]
             ws.send(json.dumps({"op": "subscribe", "subscriptions": [
-                {"id": 0, "channelId": rgb["id"]}, {"id": 1, "channelId": calibration["id"]}]}))  # fmt: skip
-            image_class, calibration_class = protobuf_class(rgb), protobuf_class(calibration)
+                {"id": i, "channelId": ch["id"]} for i, ch in enumerate(wanted)]}))  # fmt: skip
+            classes = [protobuf_class(ch) for ch in wanted]
             got: dict[int, object] = {}
             deadline = time.monotonic() + 20
-            while len(got) < 2 and time.monotonic() < deadline:
+            while len(got) < 3 and time.monotonic() < deadline:
                 msg = ws.recv(timeout=10)
                 if isinstance(msg, bytes):
                     sub = struct.unpack_from("<BIQ", msg)[1]
-                    got[sub] = (image_class if sub == 0 else calibration_class).FromString(msg[13:])
-            image, calib = got[0], got[1]
+                    got[sub] = classes[sub].FromString(msg[13:])
+            image, calib, where = got[0], got[1], got[2]
             assert (image.width, image.height, image.encoding) == (320, 240, "rgb8")
             assert len(image.data) == 320 * 240 * 3 and image.frame_id == "overhead"
             assert calib.width == 320 and calib.K[0] > 0
+            # the image's frame in the scene's: the camera where the config puts it
+            assert (where.parent_frame_id, where.child_frame_id) == ("world", "overhead")
+            t = where.translation
+            assert [t.x, t.y, t.z] == pytest.approx([0.05, -0.45, 1.45])

@@ -95,10 +95,16 @@ class _Checker:
         # order as both arrive (a frame is replayed before the file is read up to it)
         self.expected_frames: deque[tuple[str, int, bytes]] = deque()
         self.replayed_frames: deque[m.CameraFrame] = deque()
+        # recorded camera poses, (log time, bytes) by camera: each comes before its instant's
+        # images, and is dropped once an image of a later instant is matched
+        self.expected_poses: dict[str, deque[tuple[int, bytes]]] = {}
         self.frames = 0
         self.compared = 0
         self.last_step = 0
         self.problem = ""
+
+    def expect_pose(self, camera: str, log_ns: int, data: bytes) -> None:
+        self.expected_poses.setdefault(camera, deque()).append((log_ns, data))
 
     def expect_frame(self, channel: str, log_ns: int, data: bytes) -> None:
         self.expected_frames.append((channel, log_ns, data))
@@ -113,8 +119,20 @@ class _Checker:
                 self.problem = f"{where}: replayed where the recording has {channel}"
             elif images.image_message(frame, log_ns) != recorded:
                 self.problem = f"{where}: the image differs from the recorded one"
+            elif self._pose_differs(frame, log_ns):
+                self.problem = f"{where}: the camera's pose differs from the recorded one"
             else:
                 self.frames += 1
+
+    def _pose_differs(self, frame: m.CameraFrame, log_ns: int) -> bool:
+        """Whether the instant's recorded pose is not the replayed frame's (a recording made
+        before poses were recorded has none: nothing to compare)."""
+        poses = self.expected_poses.get(frame.camera)
+        while poses and poses[0][0] < log_ns:
+            poses.popleft()
+        if not poses or poses[0][0] != log_ns:
+            return False
+        return images.pose_message(frame, log_ns) != poses[0][1]
 
     def unmatched_frames(self) -> str:
         """What is left unmatched once the replay has reached the recording's end."""
@@ -262,6 +280,8 @@ def verify(path: str | Path) -> VerifyResult:
                 if eager:
                     advance_to(decode_state(rec.data).step)
                     checker.check()
+            elif rec.topic.startswith("camera/") and rec.topic.endswith("/pose"):
+                checker.expect_pose(rec.topic.split("/")[1], rec.log_time, rec.data)
             elif rec.topic.startswith("camera/") and not rec.topic.endswith("/calibration"):
                 checker.expect_frame(rec.topic, rec.log_time, rec.data)
                 checker.check()

@@ -86,7 +86,7 @@ class Recorder:
                 topic, MESSAGE_ENCODING, schema_id
             )
         self._schemas: dict[str, int] = {}  # protobuf schemas of camera channels, by name
-        self._calibrated: dict[str, int] = {}  # camera -> log time of its last calibration
+        self._calibrated: dict[str, int] = {}  # camera -> log time of its last calibration, pose
         self._base_ns = 0  # log time of the current line's t = 0 (moves on at each reset)
         self._last_step = 0
         self._last_ns = 0  # last telemetry time on the current line (its own clock)
@@ -114,13 +114,16 @@ class Recorder:
             self._add(channel, self._base_ns + t_ns, json_encoder.encode(msg))
 
     def _camera_frame(self, frame: m.CameraFrame, log_ns: int) -> None:
-        """A frame on its Foxglove image channel, with the camera's calibration once per
-        instant (channels are added as their first frame comes)."""
-        calibration = images.calibration_channel(frame.camera)
+        """A frame on its Foxglove image channel, with the camera's calibration and pose once
+        per instant (channels are added as their first frame comes)."""
         if self._calibrated.get(frame.camera) != log_ns:
             self._calibrated[frame.camera] = log_ns
+            calibration = images.calibration_channel(frame.camera)
             self._protobuf_channel(calibration, images.calibration_schema())
             self._add(calibration, log_ns, images.calibration_message(frame, log_ns))
+            pose = images.pose_channel(frame.camera)
+            self._protobuf_channel(pose, images.pose_schema())
+            self._add(pose, log_ns, images.pose_message(frame, log_ns))
         channel = images.image_channel(frame)
         self._protobuf_channel(channel, images.image_schema(frame))
         self._add(channel, log_ns, images.image_message(frame, log_ns))

@@ -1,6 +1,7 @@
 """Camera channels on Foxglove live, as in a recording (twin.record.images): for each camera
-modality `camera/<id>/<modality>` (foxglove.RawImage, or CompressedImage for PNG) and
-`camera/<id>/calibration` (foxglove.CameraCalibration).
+modality `camera/<id>/<modality>` (foxglove.RawImage, or CompressedImage for PNG),
+`camera/<id>/calibration` (foxglove.CameraCalibration) and `camera/<id>/pose`
+(foxglove.FrameTransform from `world`, the scene's frame).
 
 The twin renders a camera only for a subscriber to its topic, so the bridge subscribes to a
 camera's topics only while a Foxglove client subscribes to one of its channels.
@@ -46,6 +47,7 @@ class CameraChannels:
         self.log_ns = log_ns
         self.images: dict[str, Channel] = {}  # topic -> channel
         self.calibrations: dict[str, Channel] = {}  # camera -> channel
+        self.poses: dict[str, Channel] = {}  # camera -> channel
         for dev in devices:
             info = dev.get("camera") if dev.get("kind") == "camera" else None
             if not info:
@@ -53,6 +55,8 @@ class CameraChannels:
             camera = dev["id"]
             name, data = images.calibration_schema()
             self.calibrations[camera] = _protobuf(images.calibration_channel(camera), name, data, context)  # fmt: skip
+            name, data = images.pose_schema()
+            self.poses[camera] = _protobuf(images.pose_channel(camera), name, data, context)
             for modality in info.get("modalities", []):
                 png = modality == "rgb" and info.get("encoding") == "png"
                 schema = (CompressedImage if png else RawImage).get_schema()
@@ -78,7 +82,11 @@ class CameraChannels:
         while True:
             for topic, channel in self.images.items():
                 camera = topic.split("/")[1]
-                wanted = channel.has_sinks() or self.calibrations[camera].has_sinks()
+                wanted = (
+                    channel.has_sinks()
+                    or self.calibrations[camera].has_sinks()
+                    or self.poses[camera].has_sinks()
+                )
                 if wanted != (topic in self._subscribed):
                     option = zmq.SUBSCRIBE if wanted else zmq.UNSUBSCRIBE
                     self._sub.setsockopt(option, topic.encode())
@@ -102,6 +110,9 @@ class CameraChannels:
             calibration = self.calibrations[frame.camera]
             if calibration.has_sinks():
                 calibration.log(images.calibration_message(frame, ns), log_time=ns)
+            pose = self.poses[frame.camera]
+            if pose.has_sinks():
+                pose.log(images.pose_message(frame, ns), log_time=ns)
 
     async def close(self) -> None:
         await cancel_and_wait(self._tasks)
