@@ -171,6 +171,61 @@ def test_station_fault_raises_and_clears_an_alarm(tmp_path: Path) -> None:
     assert any(e.get("message", "").startswith("mill: Stopped -> Resetting") for e in events)
 
 
+def test_a_state_older_than_the_events_does_not_bring_back_a_cleared_alarm(serve) -> None:
+    """The gateway handles events as they come, and states at most a few times a second
+    (the newest waiting): a state taken before a breakdown was repaired may be handled after
+    the repair's event. It must not raise the alarm again."""
+    import msgspec
+
+    from twin.gateways.opcua.gateway import OpcUaGateway
+    from twin.gateways.opcua.options import OpcUaOptions
+    from twin.protocol import messages as m
+
+    def fault(step: int, active: bool) -> m.EventMsg:
+        data = {"fault": "breakdown", "active": active}
+        return m.EventMsg(step=step, time=step / 100, kind="fault", device="mill", data=data)
+
+    with serve("--mode", "lockstep", "--no-builtin-controller") as server:
+        opts = OpcUaOptions(
+            endpoint=f"opc.tcp://127.0.0.1:{free_port()}/twin",
+            control=server.control,
+            telemetry=server.telemetry,
+        )
+
+        async def scenario() -> list[bool]:
+            gateway = OpcUaGateway(opts)
+            await gateway.start()
+            try:
+                alarms = gateway.alarms
+                assert alarms is not None
+                first = await gateway.link.request(m.GetState())
+
+                def state(step: int, broken: bool) -> m.State:
+                    mill = {**first.signals["mill"], "fault": "breakdown" if broken else None}
+                    signals = {**first.signals, "mill": mill}
+                    return msgspec.structs.replace(first, step=step, signals=signals)
+
+                seen = []
+                for feed in (
+                    alarms.on_event(fault(100, True)),
+                    alarms.on_event(fault(300, False)),
+                    alarms.on_state(state(290, True)),  # from before the repair: stale
+                    alarms.on_state(state(310, False)),
+                    alarms.on_state(state(320, True)),  # newer than every event: believed
+                ):
+                    await feed
+                    seen.append(alarms.conditions[("mill", "breakdown")].active)
+                return seen
+            finally:
+                await gateway.stop()
+
+        try:
+            seen = asyncio.run(scenario())
+        finally:
+            assert server.stop() == 0
+    assert seen == [True, False, False, False, True]
+
+
 async def _watch_alarms(endpoint: str, twin: TwinClient) -> list[dict]:
     events: list[dict] = []
 

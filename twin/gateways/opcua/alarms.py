@@ -38,6 +38,10 @@ class Alarms:
         self.by_node: dict[ua.NodeId, _Condition] = {}
         self._state_gens: dict[str, Any] = {}
         self._from_state: set[tuple[str, str]] = set()  # station faults seen in signals
+        # the step of the last event handled: events are handled as they come, states at
+        # most a few times a second, the newest waiting; a state from before that step shows
+        # faults as they were before the events since (a breakdown the event just cleared)
+        self._event_step = -1
 
     async def setup(self) -> None:
         self.server.iserver.isession.add_method_callback(
@@ -145,7 +149,10 @@ class Alarms:
 
     # from telemetry --------------------------------------------------------------------------
     async def on_state(self, state: m.State) -> None:
-        """Station faults and the e-stop from the state (also right after the gateway starts)."""
+        """Station faults and the e-stop from the state (also right after the gateway starts),
+        unless events newer than the state have been handled."""
+        if state.step < self._event_step:
+            return
         for st in self.model.stations:
             fault = (state.signals.get(st.id) or {}).get("fault")
             if fault:
@@ -157,6 +164,7 @@ class Alarms:
         await self.set("line", "estop", bool(state.estopped))
 
     async def on_event(self, ev: m.EventMsg) -> None:
+        self._event_step = ev.step  # in order; after a reset the new line's steps start at 0
         if ev.kind == "fault":
             fault = str(ev.data.get("fault", "fault"))
             await self.set(ev.device, fault, bool(ev.data.get("active", True)))
