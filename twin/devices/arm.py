@@ -58,6 +58,7 @@ _MAX_COORD = 1e3  # m: targets further from the origin than this are refused out
 _IK_KNOT_PERIOD = 0.03  # s
 _PLAN_SAMPLES = 3  # intervals per leg at which the joint motion is sampled when planning
 _PLAN_ITERATIONS = 20  # IK iterations per sample (from the current pose: far points need more)
+_FULL_TURN = 2 * math.pi
 _PLAN_DECIMALS = 3  # legs are told apart to the mm (and mrad of yaw) when planning
 _PLAN_MEMO_SIZE = 1024  # legs' sampled joint rates kept per robot
 _REPLAN = 0.003  # m: a motion starting further than this from its planned start is replanned
@@ -115,7 +116,10 @@ class Arm(Device):
         )
         self.q, self.qd, self.tool, self.yaw = m.read()
         self.q_target = self.q.copy()
-        self.cmd_yaw = self.yaw  # the tool yaw the controller commands (follows the plan)
+        # the tool yaw the controller commands (follows the plan). Yaws are kept continuous
+        # and near the base's: a leg turns the wrist by the difference of its two yaws, so the
+        # same heading read as -3.1 instead of 3.2 would turn it all the way round
+        self.cmd_yaw = nearest_turn(self.yaw, cfg.yaw, _FULL_TURN)
         self.cup = VacuumCup(world, ctx.pool, self.body, m.tool_index, cfg)
         self.queue: deque[jobs.Step] = deque()
         self.running: Follower | None = None
@@ -253,7 +257,12 @@ class Arm(Device):
         if self.holding is None:
             raise CommandError("not_holding", f"arm '{self.id}': place needs a part on the cup")
         part = self.ctx.pool.active[self.holding]
-        part_yaw = self.cfg.yaw if yaw is None else yaw
+        # the turn of the asked yaw nearest to how the part hangs: the same heading
+        part_yaw = (
+            self.cfg.yaw
+            if yaw is None
+            else nearest_turn(yaw, self.cmd_yaw + self.cup.grip_yaw, _FULL_TURN)
+        )
         if yaw is None:  # square to the base: the turn of the part nearest to how it hangs
             period = math.pi / 2 if abs(part.size[0] - part.size[1]) < 1e-6 else math.pi
             part_yaw = nearest_turn(self.cfg.yaw, self.cmd_yaw + self.cup.grip_yaw, period)

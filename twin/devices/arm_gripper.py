@@ -130,7 +130,8 @@ class VacuumCup:
         self.grip_pos = np.array(rel_pos)
         tool_rot = c.getMatrixFromQuaternion(tool_orn)
         part_rot = c.getMatrixFromQuaternion(part_orn)
-        self.grip_yaw = math.atan2(part_rot[3], part_rot[0]) - math.atan2(tool_rot[3], tool_rot[0])
+        turn = math.atan2(part_rot[3], part_rot[0]) - math.atan2(tool_rot[3], tool_rot[0])
+        self.grip_yaw = math.remainder(turn, 2 * math.pi)  # both read in (-pi, pi]: the short way
         self.holding = part_id
         return True
 
