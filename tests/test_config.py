@@ -171,3 +171,41 @@ def test_layout_change_is_a_config_edit():
     two = load(ROOT / "configs" / "two_robot_line.toml")
     arms = lambda cfg: [d.id for d in cfg.devices if type(d).__struct_config__.tag == "arm"]  # noqa: E731
     assert len(arms(default)) == 1 and len(arms(two)) == 2
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "distance"),
+    [
+        # the mill 1 m further out: the robot's pick from it is the first transfer to need it
+        (
+            'id = "mill"\nposition = [0.55, 0.0, 0.0]',
+            'id = "mill"\nposition = [1.55, 0.0, 0.0]',
+            "controller.transfers[0].pick: the pick point [1.550, 0.000, 0.750] at 'mill'",
+            "1.561 m",
+        ),
+        # the outfeed moved away: placing on it is out of reach, the mill still within
+        (
+            'id = "outfeed"\nposition = [0.75, 0.45, 0.0]',
+            'id = "outfeed"\nposition = [1.75, 1.45, 0.0]',
+            "controller.transfers[0].place: the place point [1.030, 1.450, 0.750] at 'outfeed'",
+            "1.788 m",
+        ),
+    ],
+)
+def test_a_teach_point_beyond_the_arms_reach_is_refused(old, new, where, distance):
+    """The arm refuses commands beyond its reach, so such a line could never move a part:
+    the config is refused, naming the transfer, the point and how far it is."""
+    text = (ROOT / "configs" / "default_line.toml").read_text()
+    assert old in text
+    with pytest.raises(ConfigError) as err:
+        loads(text.replace(old, new, 1), "far.toml")
+    message = str(err.value)
+    for fragment in (where, distance, "shoulder of arm 'robot'", "reach of 0.82 m"):
+        assert fragment in message, message
+
+
+def test_every_shipped_line_has_its_teach_points_within_reach():
+    for path in CONFIGS:
+        load(path)  # would raise naming the transfer
+    factory = load(ROOT / "configs" / "factory_6cell.toml")
+    assert factory.controller is not None and len(factory.controller.transfers) > 10

@@ -10,6 +10,7 @@ from conservation import assert_parts_conserved, summary_counts
 from twin.analytics.monitor import ProductionMonitor
 from twin.automation import build_line
 from twin.config import load, loads
+from twin.devices.base import CommandError
 from twin.line import Line
 from twin.run import run_line
 
@@ -378,9 +379,12 @@ def test_station_execute_time_is_its_processing_time(faulty_run):
 class _Port:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, dict | None]] = []
+        self.refuse: set[str] = set()  # commands the arm refuses (sent, then refused)
 
     def send(self, device: str, command: str, args: dict | None = None) -> None:
         self.sent.append((device, command, args))
+        if command in self.refuse:
+            raise CommandError("out_of_reach", f"arm '{device}': {command} target is too far")
 
 
 def _plant() -> dict[str, dict]:
@@ -485,6 +489,27 @@ def test_a_place_that_does_not_arrive_is_retried_a_bounded_number_of_times():
     # the place, its halted repeat, two retries after not_reached and collision, then an alarm
     assert _robot_jobs(port) == ["pick"] + ["place"] * 4
     assert [(d, a["alarm"], a["tries"]) for d, a in alarms] == [("robot", "place_failed", 3)]
+
+
+@pytest.mark.parametrize("refused", ["pick", "place"])
+def test_a_refused_pick_or_place_is_retried_then_alarmed_not_waited_on(refused):
+    """A command the arm refuses is a failed try like a job that ends badly: retried after
+    retry_delay, then one alarm naming the refusal. Before, a refused place left the arm
+    holding its part with the line stalled and no alarm."""
+    seq, port, alarms = _sequencer()
+    port.refuse.add(refused)
+    s = _plant()
+    seq.tick(s)  # pick from the infeed for the mill
+    if refused == "place":
+        s["robot"] = {"busy": False, "jobs_done": 1, "result": "ok", "holding": 5}
+    for _ in range(round(10 / 0.01)):
+        seq.tick(s)
+    # the first try, two retries a retry_delay apart, then an alarm and no more
+    assert _robot_jobs(port).count(refused) == 3
+    ((device, alarm),) = [(d, a) for d, a in alarms]
+    assert alarm["alarm"] == f"{refused}_failed" and alarm["tries"] == 3
+    assert f"robot: {refused} refused: arm 'robot': {refused} target is too far" in alarm["message"]
+    assert device == ("infeed_pick_eye" if refused == "pick" else "robot")
 
 
 def test_a_part_too_heavy_for_the_cup_ends_in_one_alarm_on_the_real_line():

@@ -615,6 +615,7 @@ def loads(
             raise ConfigError(f"{source}: {str(e)[len(head) :]}") from None
         raise
     _check_models(cfg, source)
+    _check_reach(cfg, source)
     return cfg
 
 
@@ -810,6 +811,36 @@ def _check_camera(cam: CameraConfig, here: str, fail: Any, expect: Any) -> None:
         if cam.look_at is not None:
             fail(f"{here}.look_at", "a mounted camera is aimed by rpy in its link's frame")
         expect(f"{here}.mount.arm", cam.mount.arm, ArmConfig, "arm")
+
+
+def _check_reach(cfg: LineConfig, source: str) -> None:
+    """Every transfer's pick and place points are within its arm's reach (from the shoulder
+    at the home pose, as the arm measures it): the arm refuses a command beyond it, so such a
+    line could never move a part."""
+    from twin.geometry import pick_point, place_point
+    from twin.sim.models import shoulder_offset
+
+    for i, t in enumerate(cfg.controller.transfers if cfg.controller else []):
+        arm = cfg.device(t.arm)
+        assert isinstance(arm, ArmConfig)
+        dx, dy, dz = shoulder_offset(arm.model, arm.held_joints, arm.home)
+        c, s = math.cos(arm.yaw), math.sin(arm.yaw)
+        x, y, z = arm.position
+        shoulder = (x + c * dx - s * dy, y + s * dx + c * dy, z + arm.pedestal_height + dz)
+        ends = (
+            ("pick", pick_point(cfg, t), t.pick.eye or t.pick.station or t.pick.dock),
+            ("place", place_point(cfg, t), t.place.station or t.place.conveyor or t.place.dock),
+        )
+        for end, point, device in ends:
+            distance = math.dist(point, shoulder)
+            if distance > arm.reach:
+                at = ", ".join(f"{v:.3f}" for v in point)
+                raise ConfigError(
+                    f"{source}: controller.transfers[{i}].{end}: the {end} point [{at}] at "
+                    f"'{device}' is {distance:.3f} m from the shoulder of arm '{arm.id}', "
+                    f"beyond its reach of {arm.reach:g} m (move the arm or the {end} point "
+                    "closer, or raise the arm's reach if its model allows)"
+                )
 
 
 def _check_models(cfg: LineConfig, source: str) -> None:

@@ -80,6 +80,8 @@ class Sequencer:
         self._transfers = {arm: [t for t in cfg.transfers if t.arm == arm] for arm in self._jobs}
         self._on_alarm = on_alarm
         self._waiting_at: dict[str, str | None] = {}  # arm -> station it waits above
+        # arm -> (transfer, phase) of a place it was refused, with the part still on its cup
+        self._unplaced: dict[str, tuple[Transfer, str]] = {}
         self._now = 0.0
         self._failures: dict[str, int] = {}  # source/destination key -> failed tries in a row
         self._retry_at: dict[str, float] = {}  # key -> no new try before this time
@@ -208,10 +210,23 @@ class Sequencer:
         command: str,
         point: list[float],
         a: Mapping[str, Any],
+        s: Signals,
     ) -> None:
         self._waiting_at[arm] = None
         if self._send(arm, command, {"position": point}):
             self._jobs[arm] = _ArmJob(t, phase, a["jobs_done"])
+            return
+        # refused (out of reach, a limit): a failed try like a job that ends badly, so it
+        # is retried and then raises an alarm instead of waiting in silence
+        message = f"{arm}: {command} refused: {self.errors[-1]}"
+        if command == "pick":
+            self._reserved.pop(self._dest_key(t), None)
+            key = self._source_key(t) if phase == "picking" else f"{t.place.station}/seat"
+            device = t.pick.eye or t.pick.station or t.pick.dock or self._dest_key(t)
+            self._failed(key, "pick_failed", device, message, s)
+        else:
+            self._failed(self._dest_key(t), "place_failed", arm, message, s)
+            self._unplaced[arm] = (t, phase)  # placed again when a retry is due
 
     def _job_done(self, arm: str, job: _ArmJob, a: Mapping[str, Any], s: Signals) -> None:
         """The arm finished `job` with `a["result"]`: go on, retry or raise an alarm."""
@@ -225,7 +240,7 @@ class Sequencer:
                 if job.phase == "picking":
                     self._succeeded(key)
                 phase = "placing" if job.phase == "picking" else "reseat_place"
-                self._start(arm, t, phase, "place", self._place_points[id(t)], a)
+                self._start(arm, t, phase, "place", self._place_points[id(t)], a, s)
                 return
             self._reserved.pop(self._dest_key(t), None)
             if result == "halted":
@@ -239,7 +254,7 @@ class Sequencer:
             if result != "halted":  # a safe stop is no failure: just place again
                 self._failed(dest, "place_failed", arm, f"{arm}: place ended {result}", s)
             if dest not in self._alarms:
-                self._start(arm, t, job.phase, "place", self._place_points[id(t)], a)
+                self._start(arm, t, job.phase, "place", self._place_points[id(t)], a, s)
             return
         self._reserved.pop(dest, None)
         if result == "ok":
@@ -254,17 +269,25 @@ class Sequencer:
             self._job_done(arm, job, a, s)
             if self._jobs[arm] is not None:
                 return
-        if a["busy"] or a["holding"] is not None:
+        if a["busy"]:
             return
+        if a["holding"] is not None:
+            unplaced = self._unplaced.get(arm)
+            if unplaced is not None and self._may_try(self._dest_key(unplaced[0])):
+                del self._unplaced[arm]
+                t, phase = unplaced
+                self._start(arm, t, phase, "place", self._place_points[id(t)], a, s)
+            return
+        self._unplaced.pop(arm, None)  # its part was taken off the cup
         transfers = self._transfers[arm]
         for t in transfers:
             if self._reseat_needed(t, s):
                 self._reserved[self._dest_key(t)] = arm
-                self._start(arm, t, "reseat_pick", "pick", self._place_points[id(t)], a)
+                self._start(arm, t, "reseat_pick", "pick", self._place_points[id(t)], a, s)
                 return
             if self._source_ready(t, s) and self._dest_ready(t, s):
                 self._reserved[self._dest_key(t)] = arm
-                self._start(arm, t, "picking", "pick", self._pick_points[id(t)], a)
+                self._start(arm, t, "picking", "pick", self._pick_points[id(t)], a, s)
                 return
         if self.cfg.prepare_next:
             self._wait_above_busy_station(arm, transfers, a, s)

@@ -13,6 +13,7 @@ import numpy as np
 import pybullet
 
 from twin.config import ArmConfig
+from twin.sim.models import shoulder_point
 
 # a joint without a speed or force limit in its URDF gets these (URDF 0 means "unset")
 _DEFAULT_VELOCITY = 2.0  # rad/s
@@ -97,17 +98,8 @@ class RobotModel:
             )
 
     def find_shoulder(self) -> np.ndarray:
-        """World point of the shoulder: the first joint (from the base) whose axis is
-        horizontal in the current pose; the base if the arm has none."""
-        c = self.client
-        for j in self.joints:
-            state = c.getLinkState(self.body, j, computeForwardKinematics=1)
-            axis_local = np.array(c.getJointInfo(self.body, j)[13])
-            rot = np.array(c.getMatrixFromQuaternion(state[5])).reshape(3, 3)
-            axis = rot @ axis_local
-            if abs(axis[2]) < 0.5 * (np.linalg.norm(axis) or 1.0):
-                return np.array(state[4])
-        return np.array(c.getBasePositionAndOrientation(self.body)[0])
+        """World point of the shoulder (twin.sim.models.shoulder_point) in the current pose."""
+        return np.array(shoulder_point(self.client, self.body, self.joints))
 
     def tool_orientation(self, yaw: float) -> tuple[float, ...]:
         """Cup pointing down, turned by `yaw` about the world z axis."""

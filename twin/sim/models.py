@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 import pybullet
+from pybullet_utils.bullet_client import BulletClient
 
 from twin.sim.assets import resolve_asset
 from twin.sim.quiet import quiet_stdout
@@ -103,6 +104,55 @@ def check_arm_model(
                 f"[{joint.lower}, {joint.upper}]",
             )
     return info
+
+
+def shoulder_point(client, body: int, joints: Sequence[int]) -> list[float]:  # noqa: ANN001
+    """World point of the shoulder of a loaded arm: the first of `joints` (from the base)
+    whose axis is horizontal in its current pose; the base if none is. Reach is measured
+    from there."""
+    for j in joints:
+        state = client.getLinkState(body, j, computeForwardKinematics=1)
+        axis = client.rotateVector(state[5], client.getJointInfo(body, j)[13])
+        if abs(axis[2]) < 0.5 * (math.hypot(*axis) or 1.0):
+            return list(state[4])
+    return list(client.getBasePositionAndOrientation(body)[0])
+
+
+def shoulder_offset(
+    model: str, held_joints: Mapping[str, float], home: Sequence[float]
+) -> tuple[float, float, float]:
+    """Where the shoulder of an arm of this (vetted, see check_arm_model) model is at its
+    home pose, in its base frame: what the config's reach checks measure from."""
+    path = resolve_asset(model)
+    stat = path.stat()
+    held = tuple(sorted(held_joints.items()))
+    return _shoulder(str(path), stat.st_mtime_ns, stat.st_size, held, tuple(home))
+
+
+@functools.lru_cache(maxsize=32)
+def _shoulder(
+    path: str, mtime_ns: int, size: int, held: tuple[tuple[str, float], ...], home: tuple
+) -> tuple[float, float, float]:
+    del mtime_ns, size  # only part of the cache key
+    with quiet_stdout():
+        c = BulletClient(connection_mode=pybullet.DIRECT)
+    try:
+        body = c.loadURDF(path, useFixedBase=True, flags=pybullet.URDF_IGNORE_VISUAL_SHAPES)
+        held_by_name = dict(held)
+        arm: list[int] = []
+        for j in range(c.getNumJoints(body)):
+            info = c.getJointInfo(body, j)
+            if info[2] not in _MOVABLE:
+                continue
+            name = info[1].decode()
+            value = held_by_name[name] if name in held_by_name else home[len(arm)]
+            if name not in held_by_name:
+                arm.append(j)
+            c.resetJointState(body, j, value)
+        x, y, z = shoulder_point(c, body, arm)
+        return (x, y, z)
+    finally:
+        c.disconnect()
 
 
 def _within(joint: Joint, value: float) -> bool:
