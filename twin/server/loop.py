@@ -72,6 +72,9 @@ class ServeOptions:
 class Server:
     def __init__(self, cfg: LineConfig, opts: ServeOptions) -> None:
         self.opts = opts
+        # lockstep looks for the next request a while before sleeping (see twin.server.spin);
+        # first, so that a window out of range opens nothing
+        self.spin = SpinWait(opts.spin_us * 1e-6 if opts.mode == "lockstep" else 0.0)
         self.curve: CurveConfig | None = load_server_keys(opts.curve) if opts.curve else None
         # z85 client key -> role with Curve; without it every client may be a controller
         self.roles: dict[str, str] | None = self.curve.roles if self.curve else None
@@ -100,8 +103,6 @@ class Server:
         self._rcvtimeo = -1  # the control socket's receive timeout (ms) as last set
         router = self.endpoints.control
         self._request_waiting = lambda: cast(int, router.get(_EVENTS)) & _POLLIN
-        # lockstep looks for the next request a while before sleeping (see twin.server.spin)
-        self.spin = SpinWait(opts.spin_us * 1e-6 if opts.mode == "lockstep" else 0.0)
         self.dispatcher = Dispatcher(self.host, self.lock)
         self.dispatcher.defer_telemetry = True  # settled below, as soon as a reply is sent
         # what the composing code attaches (a recorder): told of watchdog trips
