@@ -531,3 +531,19 @@ def test_a_part_too_heavy_for_the_cup_ends_in_one_alarm_on_the_real_line():
         assert k["pick_failures"] == 3 and k["alarms"]["pick_failed"] == 1
         assert jobs[-1].time < 35.0, "and then leaves the part alone"
         assert_parts_conserved(line.counts())
+
+
+def test_a_sink_where_the_robot_places_takes_each_part_once_it_is_let_go():
+    """The sink moved to the outfeed's start, under the robot's place point. It used to take
+    the part off the cup as the robot lowered it: a KeyError in the arm, or pybullet crashing
+    the process on the part's dangling grip. A part on a gripper is not on the line."""
+    text = DEFAULT.replace("offset = 0.7\n", "offset = -0.7\n", 1)  # the sink's
+    assert "offset = -0.7\n\n[controller]" in text
+    with build_line(loads(text, "sink_at_place.toml")) as line:
+        completed = []
+        for _ in range(round(150 / 0.5)):
+            line.step(round(0.5 / line.dt))
+            completed += [e.data["part"] for e in line.drain_events() if e.kind == "part_completed"]
+        assert len(completed) >= 3 and len(set(completed)) == len(completed)
+        assert line.line.pool.held <= set(line.line.pool.active)  # held parts stay on the line
+        assert_parts_conserved(line.counts())

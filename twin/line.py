@@ -14,7 +14,6 @@ from typing import Any
 from twin.command_rules import ALLOWED_IN_ESTOP
 from twin.config import CameraConfig, LineConfig
 from twin.description import RECIPES, packml_description
-from twin.devices.arm import Arm
 from twin.devices.base import (
     BuildContext,
     CommandError,
@@ -79,13 +78,11 @@ class Line:
         self._after = [d.after_step for d in self.devices.values() if _overrides(d, "after_step")]
         self._sources = [d for d in self.devices.values() if isinstance(d, Source)]
         self._sinks = [d for d in self.devices.values() if isinstance(d, Sink)]
-        arms = [d for d in self.devices.values() if isinstance(d, Arm)]
         self.lost_parts = LostPartDetector(
             cfg,
             self.world,
             self.pool,
             lambda kind, **data: self.emit(kind, **data),
-            lambda: [a.status().get("holding") for a in arms],  # only when a part is suspect
         )
         self.ctx = ctx
         self.estopped = False

@@ -14,7 +14,7 @@ regions where a lost part would be (below the surfaces, around the cell), run ev
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from twin.config import (
     AmrConfig,
@@ -133,9 +133,8 @@ class LostPartDetector:
         world: World,
         pool: PartPool,
         emit: Callable[..., None],
-        held: Callable[[], Iterable[int | None]],
     ) -> None:
-        self.world, self.pool, self.emit, self.held = world, pool, emit, held
+        self.world, self.pool, self.emit = world, pool, emit
         self.bounds = CellBounds(cfg)
         self._regions = self.bounds.regions()
         self.period = max(1, round(cfg.part_pool.lost_check_period / world.dt))
@@ -155,7 +154,7 @@ class LostPartDetector:
                     candidates.add(part_id)
         if not candidates:
             return 0
-        held = set(self.held())
+        held = pool.held
         found = 0
         for part_id in sorted(candidates):  # sorted: the same order on every run
             if part_id in held:

@@ -48,6 +48,9 @@ class PartPool:
         self._free: dict[str, list[int]] = {t.name: [] for t in part_types}
         self.active: dict[int, Part] = {}  # part id -> part
         self.by_body: dict[int, int] = {}  # body uid -> part id, for active parts only
+        # parts on a gripper: wherever the robot takes them, they are not on the line (a sink
+        # or the search for lost parts leaves them alone); the grippers keep it up to date
+        self.held: set[int] = set()
         self.next_id = 1
         self.bodies_created = 0
 
@@ -119,6 +122,8 @@ class PartPool:
         """Park the part's body for reuse; `outcome` says how it left (see OUTCOMES)."""
         if outcome not in self.left:
             raise ValueError(f"unknown outcome '{outcome}' (known: {OUTCOMES})")
+        if part_id in self.held:
+            raise ValueError(f"part {part_id} is held by a gripper: it cannot leave the line")
         part = self.active.pop(part_id)
         self.left[outcome] += 1
         del self.by_body[part.body]

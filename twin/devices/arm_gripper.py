@@ -133,6 +133,7 @@ class VacuumCup:
         turn = math.atan2(part_rot[3], part_rot[0]) - math.atan2(tool_rot[3], tool_rot[0])
         self.grip_yaw = math.remainder(turn, 2 * math.pi)  # both read in (-pi, pi]: the short way
         self.holding = part_id
+        self.pool.held.add(part_id)
         return True
 
     def release(self) -> int | None:
@@ -141,6 +142,8 @@ class VacuumCup:
             self.world.client.removeConstraint(self.constraint)
             self.constraint = None
         part, self.holding = self.holding, None
+        if part is not None:
+            self.pool.held.discard(part)
         return part
 
     def cup_for_part(self, centre_xy: np.ndarray, part_yaw: float) -> tuple[np.ndarray, float]:

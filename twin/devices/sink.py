@@ -47,10 +47,12 @@ class Sink(Device):
         hits = c.getOverlappingObjects(self.aabb_min, self.aabb_max)
         if not hits:
             return
-        by_body = pool.by_body
+        by_body, held = pool.by_body, pool.held
         for body, _link in hits:
             part_id = by_body.get(body)
-            if part_id is None or not self._inside(c.getBasePositionAndOrientation(body)[0]):
+            if part_id is None or part_id in held:
+                continue  # not a part, or one still on a robot's cup (being placed here)
+            if not self._inside(c.getBasePositionAndOrientation(body)[0]):
                 continue  # broadphase boxes can be a step stale: trust the part's real position
             self._complete(part_id)
 
