@@ -171,13 +171,31 @@ def test_station_fault_raises_and_clears_an_alarm(tmp_path: Path) -> None:
     assert any(e.get("message", "").startswith("mill: Stopped -> Resetting") for e in events)
 
 
+def with_gateway(server: ServeProcess, opts, body):  # noqa: ANN001, ANN201
+    """`body(gateway)` run with an in-process OPC UA gateway started on `opts` for it; the
+    served twin is stopped after, and must stop cleanly."""
+    from twin.gateways.opcua.gateway import OpcUaGateway
+
+    async def scenario():  # noqa: ANN202
+        gateway = OpcUaGateway(opts)
+        await gateway.start()
+        try:
+            return await body(gateway)
+        finally:
+            await gateway.stop()
+
+    try:
+        return asyncio.run(scenario())
+    finally:
+        assert server.stop() == 0
+
+
 def test_a_state_older_than_the_events_does_not_bring_back_a_cleared_alarm(serve) -> None:
     """The gateway handles events as they come, and states at most a few times a second
     (the newest waiting): a state taken before a breakdown was repaired may be handled after
     the repair's event. It must not raise the alarm again."""
     import msgspec
 
-    from twin.gateways.opcua.gateway import OpcUaGateway
     from twin.gateways.opcua.options import OpcUaOptions
     from twin.protocol import messages as m
 
@@ -192,37 +210,28 @@ def test_a_state_older_than_the_events_does_not_bring_back_a_cleared_alarm(serve
             telemetry=server.telemetry,
         )
 
-        async def scenario() -> list[bool]:
-            gateway = OpcUaGateway(opts)
-            await gateway.start()
-            try:
-                alarms = gateway.alarms
-                assert alarms is not None
-                first = await gateway.link.request(m.GetState())
+        async def feed(gateway) -> list[bool]:  # noqa: ANN001
+            alarms = gateway.alarms
+            first = await gateway.link.request(m.GetState())
 
-                def state(step: int, broken: bool) -> m.State:
-                    mill = {**first.signals["mill"], "fault": "breakdown" if broken else None}
-                    signals = {**first.signals, "mill": mill}
-                    return msgspec.structs.replace(first, step=step, signals=signals)
+            def state(step: int, broken: bool) -> m.State:
+                mill = {**first.signals["mill"], "fault": "breakdown" if broken else None}
+                signals = {**first.signals, "mill": mill}
+                return msgspec.structs.replace(first, step=step, signals=signals)
 
-                seen = []
-                for feed in (
-                    alarms.on_event(fault(100, True)),
-                    alarms.on_event(fault(300, False)),
-                    alarms.on_state(state(290, True)),  # from before the repair: stale
-                    alarms.on_state(state(310, False)),
-                    alarms.on_state(state(320, True)),  # newer than every event: believed
-                ):
-                    await feed
-                    seen.append(alarms.conditions[("mill", "breakdown")].active)
-                return seen
-            finally:
-                await gateway.stop()
+            seen = []
+            for message in (
+                alarms.on_event(fault(100, True)),
+                alarms.on_event(fault(300, False)),
+                alarms.on_state(state(290, True)),  # from before the repair: stale
+                alarms.on_state(state(310, False)),
+                alarms.on_state(state(320, True)),  # newer than every event: believed
+            ):
+                await message
+                seen.append(alarms.conditions[("mill", "breakdown")].active)
+            return seen
 
-        try:
-            seen = asyncio.run(scenario())
-        finally:
-            assert server.stop() == 0
+        seen = with_gateway(server, opts, feed)
     assert seen == [True, False, False, False, True]
 
 
@@ -285,7 +294,6 @@ async def _watch_alarms(endpoint: str, twin: TwinClient) -> list[dict]:
 
 
 def test_opcua_security_roles_and_no_anonymous_off_loopback(tmp_path: Path, serve) -> None:
-    from twin.gateways.opcua.gateway import OpcUaGateway
     from twin.gateways.opcua.options import OpcUaOptions
     from twin.gateways.opcua.security import add_user
 
@@ -302,18 +310,10 @@ def test_opcua_security_roles_and_no_anonymous_off_loopback(tmp_path: Path, serv
             pki=str(tmp_path / "pki"),
         )
 
-        async def scenario() -> dict[str, str]:
-            gateway = OpcUaGateway(opts)
-            await gateway.start()
-            try:
-                return await _secure_clients(f"opc.tcp://127.0.0.1:{port}/twin", tmp_path)
-            finally:
-                await gateway.stop()
+        async def clients(gateway) -> dict[str, str]:  # noqa: ANN001
+            return await _secure_clients(f"opc.tcp://127.0.0.1:{port}/twin", tmp_path)
 
-        try:
-            outcome = asyncio.run(scenario())
-        finally:
-            assert server.stop() == 0
+        outcome = with_gateway(server, opts, clients)
     assert outcome["anonymous_plain"] != "ok"
     assert outcome["anonymous_secure"] != "ok"
     assert outcome["wrong_password"] != "ok"
