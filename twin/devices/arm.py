@@ -257,15 +257,12 @@ class Arm(Device):
         if self.holding is None:
             raise CommandError("not_holding", f"arm '{self.id}': place needs a part on the cup")
         part = self.ctx.pool.active[self.holding]
-        # the turn of the asked yaw nearest to how the part hangs: the same heading
-        part_yaw = (
-            self.cfg.yaw
-            if yaw is None
-            else nearest_turn(yaw, self.cmd_yaw + self.cup.grip_yaw, _FULL_TURN)
-        )
+        hangs = self.cmd_yaw + self.cup.grip_yaw
         if yaw is None:  # square to the base: the turn of the part nearest to how it hangs
             period = math.pi / 2 if abs(part.size[0] - part.size[1]) < 1e-6 else math.pi
-            part_yaw = nearest_turn(self.cfg.yaw, self.cmd_yaw + self.cup.grip_yaw, period)
+            part_yaw = nearest_turn(self.cfg.yaw, hangs, period)
+        else:  # the turn of the asked yaw nearest to how the part hangs: the same heading
+            part_yaw = nearest_turn(yaw, hangs, _FULL_TURN)
         cup, cup_yaw = self.cup.cup_for_part(target[:2], part_yaw)
         steps = jobs.place(
             self.tool,
